@@ -1,0 +1,1 @@
+//! kez-auth-callout
