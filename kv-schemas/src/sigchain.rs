@@ -40,7 +40,7 @@ pub enum Endpoint {
 }
 
 /// The `set_shared_files` pointer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct SharedFiles {
     /// BLAKE3 hex of the manifest bytes.
     pub manifest: String,

@@ -1,0 +1,129 @@
+//! Running NATS micro-service endpoints (ADR-32) and calling them.
+//!
+//! Every kez service answers with the reply body on success, or with the
+//! service-API error headers on failure: `Nats-Service-Error-Code` carries the
+//! number of a [`kv_schemas::ErrorCode`], `Nats-Service-Error` carries
+//! `<code>: <message>`. [`call`] turns those back into a typed error, so the
+//! gateway and other services never parse free text.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::service::{self, Service, ServiceExt};
+use bytes::Bytes;
+use futures::{FutureExt, StreamExt};
+use kv_schemas::{ErrorCode, KezError};
+use tokio::sync::Semaphore;
+use tracing::{debug, warn};
+
+/// Most requests one endpoint handles at once per worker; more wait in NATS.
+const MAX_IN_FLIGHT: usize = 256;
+
+/// Starts a service with the standard metadata. Every instance joins the
+/// default queue group, so adding workers spreads requests.
+pub async fn start(
+    client: &async_nats::Client,
+    name: &str,
+    description: &str,
+) -> Result<Service, async_nats::Error> {
+    client
+        .service_builder()
+        .description(description)
+        .metadata([("component".to_string(), name.to_string())].into())
+        .start(name, env!("CARGO_PKG_VERSION"))
+        .await
+}
+
+/// Adds an endpoint named `name` on `subject` and serves it with `handler`
+/// until the service stops. Handler panics become `internal` errors: nothing
+/// a client sends can take the worker down.
+pub async fn serve<H, Fut>(service: &Service, name: &str, subject: &str, handler: H) -> Result<(), async_nats::Error>
+where
+    H: Fn(Bytes) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Bytes, KezError>> + Send + 'static,
+{
+    let mut endpoint = service
+        .endpoint_builder()
+        .name(name)
+        .metadata([("subject".to_string(), subject.to_string())].into())
+        .add(subject)
+        .await?;
+    let handler = Arc::new(handler);
+    let permits = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    let name = name.to_string();
+    tokio::spawn(async move {
+        while let Some(request) = endpoint.next().await {
+            let Ok(permit) = permits.clone().acquire_owned().await else { break };
+            let handler = handler.clone();
+            let name = name.clone();
+            tokio::spawn(async move {
+                let payload = request.message.payload.clone();
+                let result = std::panic::AssertUnwindSafe(handler(payload)).catch_unwind().await;
+                let reply = match result {
+                    Ok(Ok(body)) => Ok(body),
+                    Ok(Err(e)) => {
+                        debug!(endpoint = %name, code = %e.code, "request refused: {}", e.message);
+                        Err(to_service_error(&e))
+                    }
+                    Err(_) => {
+                        warn!(endpoint = %name, "handler panicked; answered internal");
+                        Err(to_service_error(&KezError::new(ErrorCode::Internal, "internal error")))
+                    }
+                };
+                if let Err(e) = request.respond(reply).await {
+                    debug!(endpoint = %name, "reply not delivered: {e}");
+                }
+                drop(permit);
+            });
+        }
+    });
+    Ok(())
+}
+
+fn to_service_error(e: &KezError) -> service::error::Error {
+    // Header values must be one line; messages are ours, but be safe.
+    let message: String = e.message.chars().filter(|c| !c.is_control()).take(300).collect();
+    service::error::Error { status: format!("{}: {}", e.code.as_str(), message), code: e.code.number() as usize }
+}
+
+/// Sends a request to a service subject and maps the reply: success body,
+/// a typed service error, `unavailable` when nobody listens, `timeout`.
+pub async fn call(client: &async_nats::Client, subject: &str, payload: Bytes, timeout: Duration) -> Result<Bytes, KezError> {
+    let request = async_nats::Request::new().payload(payload).timeout(Some(timeout));
+    let message = client.send_request(subject.to_string(), request).await.map_err(|e| {
+        use async_nats::RequestErrorKind as K;
+        match e.kind() {
+            K::NoResponders => KezError::new(ErrorCode::Unavailable, "no service is answering"),
+            K::TimedOut => KezError::new(ErrorCode::Timeout, "the service did not answer in time"),
+            K::MaxPayloadExceeded => KezError::new(ErrorCode::TooLarge, "request is larger than the broker accepts"),
+            K::InvalidSubject => KezError::new(ErrorCode::InvalidRequest, "invalid request subject"),
+            K::Other => KezError::new(ErrorCode::Unavailable, "the message broker is unreachable"),
+        }
+    })?;
+    if let Some(headers) = &message.headers
+        && let Some(code) = headers.get(service::NATS_SERVICE_ERROR_CODE)
+    {
+        let number: u16 = code.as_str().parse().unwrap_or(9500);
+        let code = ErrorCode::from_number(number).unwrap_or(ErrorCode::Internal);
+        let text = headers.get(service::NATS_SERVICE_ERROR).map(|v| v.as_str().to_string()).unwrap_or_default();
+        let message = text.split_once(": ").map(|(_, m)| m.to_string()).unwrap_or(text);
+        return Err(KezError::new(code, message));
+    }
+    Ok(message.payload)
+}
+
+/// Parses a JSON request body into `T`, mapping failures to stable codes.
+pub fn parse_json<T: serde::de::DeserializeOwned>(payload: &[u8]) -> Result<T, KezError> {
+    serde_json::from_slice(payload).map_err(|e| {
+        let code = if e.is_syntax() || e.is_eof() { ErrorCode::InvalidJson } else { ErrorCode::InvalidRequest };
+        KezError::new(code, format!("bad request body: {e}"))
+    })
+}
+
+/// Serialises a reply body.
+pub fn json_reply<T: serde::Serialize>(value: &T) -> Result<Bytes, KezError> {
+    serde_json::to_vec(value)
+        .map(Bytes::from)
+        .map_err(|_| KezError::new(ErrorCode::Internal, "reply could not be encoded"))
+}
