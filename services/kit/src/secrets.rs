@@ -111,7 +111,10 @@ pub enum SecretsError {
     Nkeys(String),
 }
 
-fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> SecretsError + 'a {
+fn io_err<'a>(
+    action: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> SecretsError + 'a {
     move |source| SecretsError::Io {
         action,
         path: path.to_owned(),
@@ -215,7 +218,8 @@ impl Secrets {
                 write_replace(&path, &secrets.to_file_json()?)?;
                 return Ok((secrets, Origin::Extended));
             }
-            Err(SecretsError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {}
+            Err(SecretsError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
         }
         let secrets = Secrets::generate();
@@ -254,7 +258,9 @@ impl Secrets {
         let mut services = BTreeMap::new();
         for (name, seed) in &file.service_seeds {
             let service = ServiceUser::from_name(name).ok_or_else(|| {
-                corrupt(format!("unknown service {name:?} (written by a newer kez?)"))
+                corrupt(format!(
+                    "unknown service {name:?} (written by a newer kez?)"
+                ))
             })?;
             let kp = seed_of(seed, KeyPairType::User)
                 .map_err(|e| corrupt(format!("service_seeds.{name}: {e}")))?;
@@ -280,7 +286,10 @@ impl Secrets {
         let mut seen = std::collections::BTreeSet::new();
         for kp in std::iter::once(&secrets.callout_worker).chain(secrets.services.values()) {
             if !seen.insert(kp.public_key()) {
-                return Err(corrupt(format!("user key {} is used twice", kp.public_key())));
+                return Err(corrupt(format!(
+                    "user key {} is used twice",
+                    kp.public_key()
+                )));
             }
         }
         Ok((secrets, complete))
@@ -377,7 +386,9 @@ fn create_private_dir(dir: &Path) -> Result<(), SecretsError> {
         use std::os::unix::fs::DirBuilderExt as _;
         builder.mode(0o700);
     }
-    builder.create(dir).map_err(io_err("creating directory", dir))
+    builder
+        .create(dir)
+        .map_err(io_err("creating directory", dir))
 }
 
 #[cfg(unix)]
@@ -407,7 +418,11 @@ fn write_temp(path: &Path, contents: &[u8]) -> Result<PathBuf, SecretsError> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| SECRETS_FILE.to_owned());
-    let tmp = dir.join(format!(".{name}.tmp.{}.{:08x}", std::process::id(), rand::rng().next_u32()));
+    let tmp = dir.join(format!(
+        ".{name}.tmp.{}.{:08x}",
+        std::process::id(),
+        rand::rng().next_u32()
+    ));
     let mut opts = fs::OpenOptions::new();
     opts.write(true).create_new(true);
     #[cfg(unix)]
@@ -490,14 +505,23 @@ mod tests {
 
         let (b, origin) = Secrets::load_or_create(&data).unwrap();
         assert_eq!(origin, Origin::Loaded);
-        assert_eq!(a.callout_issuer().public_key(), b.callout_issuer().public_key());
-        assert_eq!(a.callout_worker().public_key(), b.callout_worker().public_key());
+        assert_eq!(
+            a.callout_issuer().public_key(),
+            b.callout_issuer().public_key()
+        );
+        assert_eq!(
+            a.callout_worker().public_key(),
+            b.callout_worker().public_key()
+        );
         for s in ServiceUser::ALL {
             assert_eq!(a.service(s).public_key(), b.service(s).public_key());
         }
         assert_eq!(a.sys_password(), b.sys_password());
         // No temp files left behind.
-        let names: Vec<_> = fs::read_dir(&data).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = fs::read_dir(&data)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names, vec![std::ffi::OsString::from(SECRETS_FILE)]);
     }
 
@@ -538,7 +562,10 @@ mod tests {
         let err = Secrets::load_or_create(dir.path()).unwrap_err().to_string();
         assert!(err.contains("callout_issuer_seed"), "{err}");
         assert!(err.contains("Account"), "{err}");
-        assert!(!err.contains(v["callout_worker_seed"].as_str().unwrap()), "seed leaked: {err}");
+        assert!(
+            !err.contains(v["callout_worker_seed"].as_str().unwrap()),
+            "seed leaked: {err}"
+        );
     }
 
     #[test]
@@ -559,7 +586,10 @@ mod tests {
         let (orig, _) = Secrets::load_or_create(dir.path()).unwrap();
         let path = Secrets::path_in(dir.path());
         let mut v: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
-        v["service_seeds"].as_object_mut().unwrap().remove("gateway");
+        v["service_seeds"]
+            .as_object_mut()
+            .unwrap()
+            .remove("gateway");
         fs::write(&path, serde_json::to_vec(&v).unwrap()).unwrap();
         let (ext, origin) = Secrets::load_or_create(dir.path()).unwrap();
         assert_eq!(origin, Origin::Extended);
