@@ -117,3 +117,26 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod protocol_table {
+    use super::ErrorCode;
+
+    /// PROTOCOL.md §10 and this enum must list the same codes, numbers and statuses.
+    #[test]
+    fn matches_protocol_md() {
+        let text = include_str!("../../PROTOCOL.md");
+        let section = text.split("## 10. Errors").nth(1).expect("PROTOCOL.md has §10");
+        let mut rows = 0;
+        for line in section.lines().filter(|l| l.starts_with("| `")) {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            let code = cells[1].trim_matches('`');
+            let number: u16 = cells[2].parse().expect("number");
+            let status: u16 = cells[3].parse().expect("status");
+            let c = ErrorCode::parse(code).unwrap_or_else(|| panic!("{code} in PROTOCOL.md but not in ErrorCode"));
+            assert_eq!((c.number(), c.http_status()), (number, status), "{code}");
+            rows += 1;
+        }
+        assert_eq!(rows, ErrorCode::ALL.len(), "every ErrorCode is documented in PROTOCOL.md §10");
+    }
+}

@@ -62,3 +62,4 @@ impl FromStr for ServiceKind {
             .ok_or_else(|| format!("unknown service {s:?} (expected one of registry, webfinger, sigchain, manifest-index)"))
     }
 }
+pub mod up;

@@ -33,7 +33,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, anyhow, bail};
-use kez_service_kit::natsconf::{self, NatsConfSpec, NkeyUser, SysUser};
+use kez_service_kit::natsconf::{self, NatsConfSpec};
 use kez_service_kit::secrets::Secrets;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
@@ -67,62 +67,7 @@ pub fn repo_root() -> PathBuf {
 }
 
 fn find_nats_server() -> Result<PathBuf> {
-    const HINT: &str = "run `scripts/ensure-nats-server` (installs nats-server into .venv) \
-                        or set NATS_SERVER_BIN to a nats-server >= 2.10";
-    let candidate = if let Some(p) = std::env::var_os("NATS_SERVER_BIN").filter(|p| !p.is_empty()) {
-        let p = PathBuf::from(p);
-        if !p.is_file() {
-            bail!("NATS_SERVER_BIN={} does not exist; {HINT}", p.display());
-        }
-        p
-    } else {
-        let venv = repo_root().join(".venv/bin/nats-server");
-        if venv.is_file() {
-            venv
-        } else {
-            std::env::var_os("PATH")
-                .map(|path| {
-                    std::env::split_paths(&path)
-                        .map(|d| d.join("nats-server"))
-                        .collect::<Vec<_>>()
-                })
-                .unwrap_or_default()
-                .into_iter()
-                .find(|p| p.is_file())
-                .ok_or_else(|| anyhow!("nats-server not found; {HINT}"))?
-        }
-    };
-    let out = Command::new(&candidate)
-        .arg("--version")
-        .output()
-        .with_context(|| format!("running {} --version; {HINT}", candidate.display()))?;
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    // "nats-server: v2.15.1"
-    if !text.contains("nats-server") {
-        bail!(
-            "{} --version printed {text:?}, not a nats-server; {HINT}",
-            candidate.display()
-        );
-    }
-    let version = text
-        .split(|c: char| c.is_whitespace() || c == 'v')
-        .find_map(|w| {
-            let mut it = w.split('.');
-            let major: u32 = it.next()?.parse().ok()?;
-            let minor: u32 = it.next()?.parse().ok()?;
-            Some((major, minor))
-        })
-        .ok_or_else(|| anyhow!("{} --version printed {text:?}; {HINT}", candidate.display()))?;
-    if version < (2, 10) {
-        bail!(
-            "{} is nats-server {}.{}, need >= 2.10; {HINT}",
-            candidate.display(),
-            version.0,
-            version.1
-        );
-    }
-    Ok(candidate)
+    kez_service_kit::stack::find_nats_server(&repo_root()).map_err(|e| anyhow!(e))
 }
 
 /// A free TCP port on 127.0.0.1 (bound, then released; the caller must tolerate a race).
@@ -275,45 +220,21 @@ impl NatsServerBuilder {
         ports: &[u16],
         store: &Path,
     ) -> Result<NatsConfSpec> {
-        let service_users = ServiceUser::ALL
-            .into_iter()
-            .filter(|s| *s != ServiceUser::Ops)
-            .map(|s| {
-                let user = NkeyUser::new(s.name(), secrets.service(s).public_key());
-                match self.permissions.get(&s) {
-                    Some(p) => user.with_permissions(p.clone()),
-                    None => user,
-                }
-            })
-            .collect();
+        let spec = kez_service_kit::stack::stack_spec(
+            secrets,
+            server_name,
+            HOST,
+            kez_service_kit::stack::Ports { client: ports[0], websocket: ports[1], monitor: ports[2] },
+            store,
+            self.allowed_origins.clone(),
+            &self.permissions,
+        )
+        .map_err(|e| anyhow!(e))?;
         let defaults = NatsConfSpec::default();
         Ok(NatsConfSpec {
-            server_name: server_name.to_owned(),
-            host: HOST.to_owned(),
-            client_port: ports[0],
-            websocket_port: ports[1],
-            http_port: Some(ports[2]),
-            store_dir: store
-                .to_str()
-                .ok_or_else(|| anyhow!("temp dir path is not UTF-8: {}", store.display()))?
-                .to_owned(),
-            max_file_store: defaults.max_file_store,
-            max_memory_store: defaults.max_memory_store,
             sync_interval_always: self.sync_interval_always,
             max_payload: self.max_payload.unwrap_or(defaults.max_payload),
-            callout_issuer: secrets.callout_issuer().public_key(),
-            service_users,
-            callout_worker: NkeyUser::new(
-                "auth-callout-worker",
-                secrets.callout_worker().public_key(),
-            ),
-            ops_user: NkeyUser::new("ops", secrets.ops().public_key()),
-            sys_user: SysUser {
-                user: secrets.sys_user().to_owned(),
-                password: secrets.sys_password().expose().to_owned(),
-            },
-            websocket_allowed_origins: self.allowed_origins.clone(),
-            cluster: None,
+            ..spec
         })
     }
 }

@@ -1,0 +1,231 @@
+//! The public `/v1` HTTP API of a kez server (gateway/openapi.json), as the
+//! client uses it. Every answer is parsed into a `kv_schemas::api` type; the
+//! error body `{"error":{"code","message"}}` becomes a typed [`ClientError`].
+//!
+//! Nothing here trusts the server: callers verify sigchains themselves
+//! (`contacts.rs`), and signed objects are sent as the exact bytes the client built.
+
+use std::sync::Once;
+use std::time::Duration;
+
+use kv_schemas::api::{ClientConfig, ErrorBody, RegisterReply, UserRecord, UserView};
+use kv_schemas::{ErrorCode, Handle, PublicKey};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::error::{ClientError, Result};
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
+/// Largest answer read (a full 10 000-link sigchain is ~80 MiB in theory; cap
+/// what a client will hold in memory at 16 MiB).
+const MAX_BODY: usize = 16 * 1024 * 1024;
+
+/// Installs rustls' ring provider once per process (reqwest is built without a
+/// provider so that aws-lc, which needs cmake, stays out of the build).
+pub fn install_crypto_provider() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // Err only when another provider is installed already: that one is used.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+/// An error answer of the API.
+#[derive(Debug, Clone)]
+struct Failure {
+    status: u16,
+    code: Option<ErrorCode>,
+    code_text: String,
+    message: String,
+}
+
+impl Failure {
+    fn into_error(self) -> ClientError {
+        ClientError::Server { code: self.code_text, message: self.message }
+    }
+}
+
+/// The `/v1` API of one server.
+#[derive(Debug, Clone)]
+pub struct Api {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Api {
+    /// A client for the server at `base` (`http(s)://host[:port]`, no trailing `/`).
+    pub fn new(base: &str) -> Result<Self> {
+        install_crypto_provider();
+        let http = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(REQUEST_TIMEOUT)
+            .user_agent(concat!("kez-chat/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ClientError::Usage(format!("cannot set up HTTPS: {e}")))?;
+        Ok(Self { base: base.trim_end_matches('/').to_string(), http })
+    }
+
+    /// The base URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    fn unreachable(&self, e: &reqwest::Error) -> ClientError {
+        let detail = if e.is_timeout() {
+            "no answer in time".to_string()
+        } else if e.is_connect() {
+            "connection failed (is the server running and the URL right?)".to_string()
+        } else {
+            // reqwest's Display chain names the URL and the cause; no secrets in it.
+            let mut s = e.to_string();
+            let mut src = std::error::Error::source(e);
+            while let Some(inner) = src {
+                s.push_str(": ");
+                s.push_str(&inner.to_string());
+                src = inner.source();
+            }
+            s
+        };
+        ClientError::ServerUnreachable { url: self.base.clone(), detail }
+    }
+
+    async fn send(&self, req: reqwest::RequestBuilder) -> Result<std::result::Result<Vec<u8>, Failure>> {
+        let resp = req.send().await.map_err(|e| self.unreachable(&e))?;
+        let status = resp.status().as_u16();
+        let mut body = Vec::new();
+        let mut resp = resp;
+        while let Some(chunk) = resp.chunk().await.map_err(|e| self.unreachable(&e))? {
+            if body.len() + chunk.len() > MAX_BODY {
+                return Err(ClientError::BadServerReply("answer too large".into()));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        if (200..300).contains(&status) {
+            return Ok(Ok(body));
+        }
+        let failure = match serde_json::from_slice::<ErrorBody>(&body) {
+            Ok(b) => Failure {
+                status,
+                code: ErrorCode::parse(&b.error.code),
+                code_text: b.error.code,
+                message: b.error.message,
+            },
+            Err(_) => Failure {
+                status,
+                code: None,
+                code_text: format!("http_{status}"),
+                message: String::from_utf8_lossy(&body).chars().take(200).collect(),
+            },
+        };
+        if failure.code.is_none() && status == 404 {
+            // Something answers, but not a kez server (or an old one).
+            return Err(ClientError::BadServerReply(format!(
+                "{} does not look like a kez server (404 without a kez error body)",
+                self.base
+            )));
+        }
+        Ok(Err(failure))
+    }
+
+    fn parse<T: DeserializeOwned>(&self, what: &str, body: &[u8]) -> Result<T> {
+        serde_json::from_slice(body).map_err(|e| ClientError::BadServerReply(format!("{what}: {e}")))
+    }
+
+    async fn get(&self, path: &str) -> Result<std::result::Result<Vec<u8>, Failure>> {
+        self.send(self.http.get(format!("{}{path}", self.base))).await
+    }
+
+    async fn post(&self, path: &str, body: Vec<u8>) -> Result<std::result::Result<Vec<u8>, Failure>> {
+        self.send(
+            self.http
+                .post(format!("{}{path}", self.base))
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body),
+        )
+        .await
+    }
+
+    /// `GET /v1/config`.
+    pub async fn config(&self) -> Result<ClientConfig> {
+        match self.get("/v1/config").await? {
+            Ok(b) => self.parse("/v1/config", &b),
+            Err(f) => Err(f.into_error()),
+        }
+    }
+
+    /// `GET /v1/u/:handle`; `Ok(None)` when the handle is not registered.
+    pub async fn user(&self, handle: &Handle) -> Result<Option<UserView>> {
+        match self.get(&format!("/v1/u/{handle}")).await? {
+            Ok(b) => {
+                let view: UserView = self.parse("/v1/u", &b)?;
+                if &view.handle != handle {
+                    return Err(ClientError::BadServerReply(format!(
+                        "asked for {handle}, the server answered for {}",
+                        view.handle
+                    )));
+                }
+                Ok(Some(view))
+            }
+            Err(f) if f.code == Some(ErrorCode::HandleNotFound) => Ok(None),
+            Err(f) => Err(f.into_error()),
+        }
+    }
+
+    /// `GET /v1/keys/ed25519/:hex`; `Ok(None)` when the key is not registered.
+    pub async fn lookup_key(&self, key: &PublicKey) -> Result<Option<UserRecord>> {
+        match self.get(&format!("/v1/keys/ed25519/{}", key.hex())).await? {
+            Ok(b) => {
+                let rec: UserRecord = self.parse("/v1/keys", &b)?;
+                if &rec.key != key {
+                    return Err(ClientError::BadServerReply("the registry answered for another key".into()));
+                }
+                Ok(Some(rec))
+            }
+            Err(f) if f.code == Some(ErrorCode::KeyNotFound) => Ok(None),
+            Err(f) => Err(f.into_error()),
+        }
+    }
+
+    /// `GET /v1/sigchains/ed25519/:hex`: the links as JSON values (not yet
+    /// verified); an unknown chain is empty.
+    pub async fn sigchain(&self, key: &PublicKey) -> Result<Vec<Value>> {
+        match self.get(&format!("/v1/sigchains/ed25519/{}", key.hex())).await? {
+            Ok(b) => {
+                let reply: kv_schemas::api::ChainReply = self.parse("/v1/sigchains", &b)?;
+                if &reply.key != key {
+                    return Err(ClientError::BadServerReply("the sigchain service answered for another key".into()));
+                }
+                Ok(reply.links)
+            }
+            Err(f) if f.code == Some(ErrorCode::ChainNotFound) => Ok(Vec::new()),
+            Err(f) => Err(f.into_error()),
+        }
+    }
+
+    /// `POST /v1/sigchains/ed25519/:hex/events` with the exact link bytes.
+    pub async fn append_link(&self, key: &PublicKey, link: Vec<u8>) -> Result<kv_schemas::api::AppendReply> {
+        match self.post(&format!("/v1/sigchains/ed25519/{}/events", key.hex()), link).await? {
+            Ok(b) => self.parse("sigchain append", &b),
+            Err(f) => Err(ClientError::Server { code: f.code_text, message: f.message }),
+        }
+    }
+
+    /// `POST /v1/register` with the exact signed request bytes.
+    pub async fn register(&self, handle: &Handle, request: Vec<u8>) -> Result<RegisterReply> {
+        match self.post("/v1/register", request).await? {
+            Ok(b) => self.parse("/v1/register", &b),
+            Err(f) => Err(match f.code {
+                Some(ErrorCode::HandleTaken) => ClientError::HandleTaken(handle.to_string()),
+                Some(ErrorCode::HandleReserved) => ClientError::HandleReserved(handle.to_string()),
+                Some(ErrorCode::KeyRegistered) => ClientError::KeyAlreadyRegistered,
+                Some(ErrorCode::InvalidHandle) => ClientError::InvalidHandle(f.message),
+                _ if f.status == 429 => ClientError::Server {
+                    code: f.code_text,
+                    message: format!("{} (try again in a minute)", f.message),
+                },
+                _ => f.into_error(),
+            }),
+        }
+    }
+}

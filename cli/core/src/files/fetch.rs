@@ -1,0 +1,380 @@
+//! Fetching a shared file on demand from the sender's endpoint.
+//!
+//! The ciphertext goes into a per-blob iroh-blobs store under
+//! `<files>/downloads/<blob hash>/` (verified incrementally against the BLAKE3
+//! hash by bao; partial data survives interruption, so the next fetch asks
+//! only for the missing ranges). Then the blob is read back, hashed again,
+//! decrypted chunk by chunk into a temp file in the target folder, the
+//! plaintext hash and size are checked against the signed metadata, and the
+//! temp file is renamed into place. The download folder is removed at the end.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use ed25519_dalek::SigningKey;
+use futures::StreamExt as _;
+use iroh::{Endpoint, EndpointAddr};
+use iroh_blobs::Hash;
+use iroh_blobs::api::remote::GetProgressItem;
+use iroh_blobs::protocol::ERR_PERMISSION;
+use kv_schemas::PublicKey;
+use kv_schemas::files::{CHUNK, Decryptor, Entry, FileMeta, TAG};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+use super::config::NodeConfig;
+use super::node::{bind_endpoint, open_store};
+use super::{FILES_ALPN, FilesError, Result, endpoint_id};
+
+/// What to fetch and where to put it.
+#[derive(Debug, Clone)]
+pub struct FetchRequest {
+    /// The entry (from a `file_share` offer or a verified manifest).
+    pub entry: Entry,
+    /// The owner who signed the offer or manifest (wraps are bound to it).
+    pub owner: PublicKey,
+    /// The endpoint to dial; must equal `owner` in v0.
+    pub node_id: PublicKey,
+    /// How to name the owner in messages (`alice`).
+    pub peer_label: String,
+    /// Folder the file is written into.
+    pub target_dir: PathBuf,
+    /// Replace an existing file of the same name.
+    pub overwrite: bool,
+    /// When the owner is offline: `None` fails at once with
+    /// [`FilesError::Offline`]; `Some(interval)` retries until they are back.
+    pub wait: Option<Duration>,
+}
+
+/// Progress and state changes, for the UI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FetchEvent {
+    /// The entry opened: what is coming.
+    Opened {
+        /// File name.
+        name: String,
+        /// Plaintext size.
+        size: u64,
+        /// Ciphertext size (the progress total).
+        ct_size: u64,
+    },
+    /// Bytes already here from an interrupted fetch.
+    Resuming {
+        /// Ciphertext bytes already local.
+        have: u64,
+    },
+    /// Dialling the owner's endpoint.
+    Connecting,
+    /// The owner did not answer; with `wait` the fetch retries.
+    Offline {
+        /// How many attempts failed so far.
+        attempts: u32,
+        /// Whether it keeps trying.
+        waiting: bool,
+    },
+    /// Connected; downloading.
+    Connected,
+    /// Ciphertext bytes present locally (including resumed ones) of `total`.
+    Progress {
+        /// Bytes so far.
+        done: u64,
+        /// Total ciphertext bytes.
+        total: u64,
+    },
+    /// Downloaded; checking hashes and decrypting.
+    Verifying,
+}
+
+/// A completed fetch.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    /// Where the file is.
+    pub path: PathBuf,
+    /// Its metadata (name, size, plaintext hash), verified.
+    pub meta: FileMeta,
+    /// Ciphertext bytes transferred by this run (less than the total when resumed).
+    pub transferred: u64,
+    /// Time spent transferring (connect to last byte).
+    pub transfer_time: Duration,
+}
+
+/// Fetches, verifies and writes `req`. `cancel` resolving interrupts the fetch
+/// cleanly (partial data is kept for the next run) with [`FilesError::Interrupted`].
+pub async fn fetch(
+    me: &SigningKey,
+    files_dir: &Path,
+    cfg: &NodeConfig,
+    req: &FetchRequest,
+    cancel: impl Future<Output = ()>,
+    mut on: impl FnMut(FetchEvent),
+) -> Result<Fetched> {
+    let (file_key, meta) = req.entry.open_for(me, &req.owner)?.ok_or(FilesError::NotForMe)?;
+    if req.node_id != req.owner {
+        return Err(FilesError::Other("the offer names another key's endpoint (v0 requires the owner's own)".into()));
+    }
+    let final_path = req.target_dir.join(&meta.name);
+    if !req.overwrite && final_path.exists() {
+        return Err(FilesError::Other(format!("{} already exists (use --force to replace it)", final_path.display())));
+    }
+    std::fs::create_dir_all(&req.target_dir)?;
+    let hash = Hash::from_bytes(req.entry.blob_hash());
+    let total = req.entry.ct_size;
+    on(FetchEvent::Opened { name: meta.name.clone(), size: meta.size, ct_size: total });
+
+    let dl_dir = files_dir.join("downloads").join(&req.entry.blob);
+    let store = open_store(&dl_dir).await.map_err(|e| match e {
+        FilesError::Other(t) if t.contains("in use") => {
+            FilesError::Other(format!("{} is already being downloaded by another kez-chat process", meta.name))
+        }
+        e => e,
+    })?;
+
+    tokio::pin!(cancel);
+    let res = download(me, cfg, req, &store, hash, total, &mut cancel, &mut on).await;
+    let (transferred, transfer_time) = match res {
+        Ok(v) => v,
+        Err(e) => {
+            let _ = tokio::time::timeout(Duration::from_secs(5), store.shutdown()).await;
+            return Err(e);
+        }
+    };
+
+    on(FetchEvent::Verifying);
+    let written = decrypt_to(&store, hash, &req.entry, file_key, &meta, &req.target_dir, &final_path).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), store.shutdown()).await;
+    match written {
+        Ok(()) => {
+            let _ = std::fs::remove_dir_all(&dl_dir);
+            Ok(Fetched { path: final_path, meta, transferred, transfer_time })
+        }
+        Err(e) => {
+            if matches!(e, FilesError::Tampered(_)) {
+                // Verified-but-wrong bytes are useless; start over next time.
+                let _ = std::fs::remove_dir_all(&dl_dir);
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Makes sure the whole blob is in `store`, dialling the owner if needed.
+#[allow(clippy::too_many_arguments)]
+async fn download(
+    me: &SigningKey,
+    cfg: &NodeConfig,
+    req: &FetchRequest,
+    store: &iroh_blobs::store::fs::FsStore,
+    hash: Hash,
+    total: u64,
+    cancel: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
+    on: &mut impl FnMut(FetchEvent),
+) -> Result<(u64, Duration)> {
+    let local = store.remote().local(hash).await.map_err(|e| FilesError::other("reading the partial download", e))?;
+    if local.is_complete() {
+        on(FetchEvent::Progress { done: total, total });
+        return Ok((0, Duration::ZERO));
+    }
+    let have = local.local_bytes();
+    if have > 0 {
+        on(FetchEvent::Resuming { have });
+    }
+
+    let hints: Vec<SocketAddr> = cfg.hints.get(req.node_id.as_bytes()).cloned().unwrap_or_default();
+    if !cfg.relay && hints.is_empty() {
+        return Err(FilesError::Other(format!(
+            "no address known for {}'s device: relays are off (KEZ_IROH_RELAY=off) and KEZ_IROH_PEERS has no hint for {}",
+            req.peer_label,
+            req.node_id.hex()
+        )));
+    }
+    let mut addr = EndpointAddr::new(endpoint_id(&req.node_id)?);
+    for h in &hints {
+        addr = addr.with_ip_addr(*h);
+    }
+    let endpoint = bind_endpoint(&me.to_bytes(), cfg, cfg.client_bind(), vec![]).await?;
+    let res = download_with(&endpoint, addr, cfg, req, store, hash, have, total, cancel, on).await;
+    let _ = tokio::time::timeout(Duration::from_secs(2), endpoint.close()).await;
+    res
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn download_with(
+    endpoint: &Endpoint,
+    addr: EndpointAddr,
+    cfg: &NodeConfig,
+    req: &FetchRequest,
+    store: &iroh_blobs::store::fs::FsStore,
+    hash: Hash,
+    mut have: u64,
+    total: u64,
+    cancel: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
+    on: &mut impl FnMut(FetchEvent),
+) -> Result<(u64, Duration)> {
+    let interrupted = |have: u64| FilesError::Interrupted { have, total };
+    let mut attempts = 0u32;
+    loop {
+        on(FetchEvent::Connecting);
+        let started = Instant::now();
+        let conn = tokio::select! {
+            r = tokio::time::timeout(cfg.connect_timeout, endpoint.connect(addr.clone(), FILES_ALPN)) => r,
+            _ = cancel.as_mut() => return Err(interrupted(have)),
+        };
+        let conn = match conn {
+            Ok(Ok(c)) => c,
+            other => {
+                if let Ok(Err(e)) = &other {
+                    tracing::debug!("connect to {} failed: {e:#}", req.peer_label);
+                }
+                attempts += 1;
+                let offline = FilesError::Offline { peer: req.peer_label.clone(), secs: cfg.connect_timeout.as_secs().max(1) };
+                let Some(interval) = req.wait else { return Err(offline) };
+                on(FetchEvent::Offline { attempts, waiting: true });
+                tokio::select! {
+                    _ = tokio::time::sleep(interval) => continue,
+                    _ = cancel.as_mut() => return Err(interrupted(have)),
+                }
+            }
+        };
+        on(FetchEvent::Connected);
+        let base = have;
+        let mut stream = Box::pin(store.remote().fetch(conn.clone(), hash).stream());
+        let mut last_emit = 0u64;
+        let outcome = loop {
+            let item = tokio::select! {
+                i = stream.next() => i,
+                _ = cancel.as_mut() => {
+                    drop(stream);
+                    conn.close(0u32.into(), b"cancelled");
+                    let now = store.remote().local(hash).await.map(|l| l.local_bytes()).unwrap_or(have);
+                    return Err(interrupted(now));
+                }
+            };
+            match item {
+                Some(GetProgressItem::Progress(n)) => {
+                    let done = (base + n).min(total);
+                    if done - last_emit.min(done) >= 256 * 1024 || done == total {
+                        last_emit = done;
+                        on(FetchEvent::Progress { done, total });
+                    }
+                }
+                Some(GetProgressItem::Done(stats)) => break Ok(stats.payload_bytes_read),
+                Some(GetProgressItem::Error(e)) => break Err(classify(&e)),
+                None => break Err(Failure::Other("the transfer ended without a result".into())),
+            }
+        };
+        conn.close(0u32.into(), b"done");
+        match outcome {
+            Ok(read) => {
+                on(FetchEvent::Progress { done: total, total });
+                return Ok((read, started.elapsed()));
+            }
+            Err(Failure::Permission) => return Err(FilesError::Refused { peer: req.peer_label.clone() }),
+            Err(Failure::Mismatch(text)) => {
+                return Err(FilesError::Tampered(format!(
+                    "{}'s device sent bytes that do not match the blob hash ({text})",
+                    req.peer_label
+                )));
+            }
+            Err(Failure::Other(text)) => {
+                have = store.remote().local(hash).await.map(|l| l.local_bytes()).unwrap_or(have);
+                // Lost mid-way: with --wait, keep going from where it stopped.
+                let Some(interval) = req.wait else {
+                    return Err(FilesError::Other(format!(
+                        "the transfer from {} broke off ({text}); {have} of {total} bytes are kept, run fetch again to resume",
+                        req.peer_label
+                    )));
+                };
+                attempts += 1;
+                on(FetchEvent::Offline { attempts, waiting: true });
+                tokio::select! {
+                    _ = tokio::time::sleep(interval) => {}
+                    _ = cancel.as_mut() => return Err(interrupted(have)),
+                }
+            }
+        }
+    }
+}
+
+enum Failure {
+    Permission,
+    Mismatch(String),
+    Other(String),
+}
+
+fn classify(e: &iroh_blobs::get::GetError) -> Failure {
+    let text = format!("{e:#}");
+    if e.iroh_error_code() == Some(ERR_PERMISSION) || text.contains("permission") {
+        Failure::Permission
+    } else if format!("{e:?}").contains("HashMismatch") {
+        Failure::Mismatch(text)
+    } else {
+        Failure::Other(text)
+    }
+}
+
+/// Reads the verified blob back, re-hashes it, decrypts it into a temp file
+/// next to `final_path`, checks the plaintext, and renames.
+async fn decrypt_to(
+    store: &iroh_blobs::store::fs::FsStore,
+    hash: Hash,
+    entry: &Entry,
+    file_key: [u8; 32],
+    meta: &FileMeta,
+    dir: &Path,
+    final_path: &Path,
+) -> Result<()> {
+    let tmp = dir.join(format!(".{}.kez-part-{}", meta.name, hex::encode(kv_schemas::random_bytes::<4>())));
+    let res = async {
+        let mut reader = store.blobs().reader(hash);
+        let mut out = tokio::io::BufWriter::with_capacity(4 * CHUNK, tokio::fs::File::create(&tmp).await?);
+        let mut dec = Decryptor::new(file_key, entry.commit_bytes());
+        let mut ct_hash = blake3::Hasher::new();
+        let mut pt_hash = blake3::Hasher::new();
+        let mut buf = vec![0u8; CHUNK + TAG];
+        let mut plain = Vec::with_capacity(2 * (CHUNK + TAG));
+        let (mut ct_len, mut pt_len) = (0u64, 0u64);
+        let tampered = |m: String| FilesError::Tampered(m);
+        loop {
+            let mut n = 0;
+            while n < buf.len() {
+                let k = reader.read(&mut buf[n..]).await?;
+                if k == 0 {
+                    break;
+                }
+                n += k;
+            }
+            if n == 0 {
+                break;
+            }
+            ct_len += n as u64;
+            ct_hash.update(&buf[..n]);
+            dec.update(&buf[..n], &mut plain).map_err(|e| tampered(format!("the file does not decrypt: {e}")))?;
+            pt_len += plain.len() as u64;
+            pt_hash.update(&plain);
+            out.write_all(&plain).await?;
+            plain.clear();
+        }
+        dec.finish(&mut plain).map_err(|e| tampered(format!("the file does not decrypt: {e}")))?;
+        pt_len += plain.len() as u64;
+        pt_hash.update(&plain);
+        out.write_all(&plain).await?;
+        out.flush().await?;
+        let f = out.into_inner();
+        f.sync_all().await?;
+        drop(f);
+        if ct_hash.finalize().as_bytes() != &entry.blob_hash() || ct_len != entry.ct_size {
+            return Err(tampered("the downloaded blob does not match its BLAKE3 hash or size".into()));
+        }
+        if pt_len != meta.size || pt_hash.finalize().to_hex().as_str() != meta.hash {
+            return Err(tampered("the decrypted file does not match the hash and size in its signed metadata".into()));
+        }
+        tokio::fs::rename(&tmp, final_path).await?;
+        Ok(())
+    }
+    .await;
+    if res.is_err() {
+        let _ = tokio::fs::remove_file(&tmp).await;
+    }
+    res
+}

@@ -1,0 +1,125 @@
+//! Files over Iroh (PROTOCOL.md §7, design §5.4–5.5, §6.5).
+//!
+//! The bytes of a shared file go peer to peer, encrypted, and only when the
+//! recipient asks; the server holds nothing but the signed manifest.
+//!
+//! * [`share`]: encrypts a file with a fresh key (STREAM, flat memory) into a
+//!   ciphertext file under the data folder, builds the entry (`§7.3`) with a
+//!   wrap per recipient plus one for the owner, and records the share in the
+//!   local [`shares::Shares`] registry (which is also the provider's ACL).
+//! * [`node::Provider`]: the serving Iroh endpoint. Its endpoint id is the
+//!   user's ed25519 key; it imports the ciphertext files into a persistent
+//!   iroh-blobs store and serves a blob only to the endpoint ids the share
+//!   names (recipients and the owner); everyone else is refused.
+//! * [`fetch`]: downloads a blob on demand from the sender's endpoint (bounded
+//!   connect, progress, resume from a per-blob partial store), checks the
+//!   BLAKE3 hash, decrypts, checks the plaintext hash and size, and renames a
+//!   temp file into place.
+//! * [`manifest_store`]: publishes the shared-files manifest (PUT to the
+//!   manifest index, then a `set_shared_files` link) and browses another
+//!   user's manifest, showing only entries whose wraps open for the reader.
+//!
+//! Layout under `<data>/files/`: `shares.json` (registry + ACL), `out/<id>.kez`
+//! (ciphertext of each share), `store/` (the provider's iroh-blobs store),
+//! `downloads/<blob hash>/` (partial downloads, removed when complete),
+//! `endpoint.json` (where the running provider listens).
+
+pub mod config;
+pub mod fetch;
+pub mod manifest_store;
+pub mod node;
+pub mod share;
+pub mod shares;
+
+use kv_schemas::KezError;
+
+pub use config::NodeConfig;
+pub use fetch::{FetchEvent, FetchRequest, Fetched, fetch};
+pub use manifest_store::{Browsed, Directory, HttpDirectory, Published, VisibleEntry, browse, publish_manifest};
+pub use node::{Provider, ServeEvent};
+pub use share::{ShareOutcome, share_file, unshare};
+pub use shares::{ShareRecord, Shares};
+
+/// The ALPN kez-chat serves blobs on. The protocol spoken on it is iroh-blobs
+/// 0.104's (`/iroh-bytes/4`); the `/1` is kez-chat's version and changes with
+/// any change of that wire format (the crate is pinned exactly for this).
+pub const FILES_ALPN: &[u8] = b"kez-chat/files/1";
+
+/// What a file operation can fail with. The `Display` texts are meant for users.
+#[derive(Debug, thiserror::Error)]
+pub enum FilesError {
+    /// The sender's endpoint did not answer within the connect timeout.
+    #[error("{peer} is offline (no answer from their device within {secs} s)")]
+    Offline {
+        /// Who (handle or key) was dialled.
+        peer: String,
+        /// The timeout that elapsed, in seconds.
+        secs: u64,
+    },
+    /// The sender's endpoint answered but refused this reader.
+    #[error("{peer}'s device refused the download: the file is not shared with this key")]
+    Refused {
+        /// Who refused.
+        peer: String,
+    },
+    /// The bytes do not match what the signed entry promises.
+    #[error("rejected: {0}")]
+    Tampered(String),
+    /// The fetch was stopped; the partial download is kept.
+    #[error("download interrupted ({have} of {total} bytes kept); run the same fetch again to resume")]
+    Interrupted {
+        /// Ciphertext bytes kept.
+        have: u64,
+        /// Total ciphertext bytes.
+        total: u64,
+    },
+    /// No wrap of the entry opens for this reader.
+    #[error("this file is not shared with you")]
+    NotForMe,
+    /// A protocol object failed its checks.
+    #[error(transparent)]
+    Protocol(#[from] KezError),
+    /// Local IO.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// Anything else (network, store), with context.
+    #[error("{0}")]
+    Other(String),
+}
+
+impl FilesError {
+    /// An [`FilesError::Other`] with context.
+    pub fn other(context: &str, e: impl std::fmt::Display) -> Self {
+        FilesError::Other(format!("{context}: {e}"))
+    }
+}
+
+/// Result of this module.
+pub type Result<T, E = FilesError> = std::result::Result<T, E>;
+
+/// The Iroh endpoint id of an identity key (the same 32 bytes, PROTOCOL.md §1).
+pub fn endpoint_id(key: &kv_schemas::PublicKey) -> Result<iroh::EndpointId> {
+    iroh::EndpointId::from_bytes(key.as_bytes()).map_err(|e| FilesError::other("endpoint id", e))
+}
+
+/// The identity key of an endpoint id.
+pub fn key_of(id: &iroh::EndpointId) -> Result<kv_schemas::PublicKey> {
+    Ok(kv_schemas::PublicKey::from_bytes(*id.as_bytes())?)
+}
+
+/// Writes `bytes` to `path` atomically (temp file in the same folder, fsync, rename).
+pub(crate) fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let dir = path.parent().unwrap_or(std::path::Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
+        hex::encode(kv_schemas::random_bytes::<6>())
+    ));
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    drop(f);
+    std::fs::rename(&tmp, path)
+}

@@ -1,0 +1,276 @@
+//! The local database (sled): contacts, message history and the replay store.
+//!
+//! ```text
+//! tree "contacts"  <handle>                          → Contact (JSON)
+//! tree "messages"  <from hex>:<id>                   → StoredMessage (JSON)   (replay store, PROTOCOL.md §6 step 7)
+//! tree "timeline"  <peer hex>:<ts, 16 hex>:<from hex>:<id> → <messages key>   (history order per conversation)
+//! ```
+//!
+//! A message is keyed by `(from, id)`, so inserting is idempotent: a crash between
+//! storing and acknowledging makes the broker redeliver, the insert finds the
+//! record, and the message is acknowledged without being shown again. Inserts
+//! are flushed to disk before they return.
+//!
+//! sled allows one process at a time per database. Every command opens the
+//! store only for as long as it needs it, and [`Store::open`] waits for a
+//! running `listen` to let go (it holds the store only while it processes a batch).
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use kv_schemas::{Handle, PublicKey};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::contacts::Contact;
+use crate::error::{ClientError, Result};
+
+/// How long [`Store::open`] waits for another kez-chat process to release the database.
+pub const LOCK_WAIT: Duration = Duration::from_secs(15);
+
+/// A message in the history (sent or received).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredMessage {
+    /// Sender key (proven by the inner signature for received messages).
+    pub from: PublicKey,
+    /// Recipient key.
+    pub to: PublicKey,
+    /// Message id (b64url of 16 bytes); `(from, id)` is unique.
+    pub id: String,
+    /// The sender's claimed time, ms (PROTOCOL.md: not a trusted clock).
+    pub ts: u64,
+    /// When this client stored it, ms.
+    pub stored_at: u64,
+    /// `true` for messages this account sent.
+    pub outgoing: bool,
+    /// `text` or `file_share`.
+    pub kind: String,
+    /// The message body as in the envelope (`{"text":…}` or `{"entry":…,"node_id":…}`).
+    pub body: Value,
+    /// Stream sequence of the received envelope (to tell a redelivery from a replay).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_seq: Option<u64>,
+}
+
+impl StoredMessage {
+    /// The text of a text message.
+    pub fn text(&self) -> Option<&str> {
+        self.body.get("text").and_then(Value::as_str)
+    }
+
+    /// The other side of the conversation.
+    pub fn peer(&self) -> &PublicKey {
+        if self.outgoing { &self.to } else { &self.from }
+    }
+
+    fn key(&self) -> Vec<u8> {
+        message_key(&self.from, &self.id)
+    }
+
+    fn timeline_key(&self) -> Vec<u8> {
+        format!("{}:{:016x}:{}:{}", self.peer().hex(), self.ts, self.from.hex(), self.id).into_bytes()
+    }
+}
+
+fn message_key(from: &PublicKey, id: &str) -> Vec<u8> {
+    format!("{}:{id}", from.hex()).into_bytes()
+}
+
+/// What [`Store::insert_message`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Insert {
+    /// New: stored and flushed.
+    Stored,
+    /// `(from, id)` was already stored; here is the stored record.
+    Exists(Box<StoredMessage>),
+}
+
+/// The open database.
+pub struct Store {
+    db: sled::Db,
+    contacts: sled::Tree,
+    messages: sled::Tree,
+    timeline: sled::Tree,
+}
+
+fn is_lock_error(e: &sled::Error) -> bool {
+    matches!(e, sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock
+        || io.to_string().contains("lock"))
+}
+
+impl Store {
+    /// Opens (creating) the database at `dir`, waiting up to [`LOCK_WAIT`] for
+    /// another kez-chat process to release it.
+    pub fn open(dir: &Path) -> Result<Self> {
+        let deadline = Instant::now() + LOCK_WAIT;
+        let db = loop {
+            match sled::Config::new().path(dir).open() {
+                Ok(db) => break db,
+                Err(e) if is_lock_error(&e) && Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+                Err(e) if is_lock_error(&e) => {
+                    return Err(ClientError::Store(format!(
+                        "{} is in use by another kez-chat process that did not let go for {}s",
+                        dir.display(),
+                        LOCK_WAIT.as_secs()
+                    )));
+                }
+                Err(e) => return Err(ClientError::Store(format!("{}: {e}", dir.display()))),
+            }
+        };
+        Ok(Self {
+            contacts: db.open_tree("contacts")?,
+            messages: db.open_tree("messages")?,
+            timeline: db.open_tree("timeline")?,
+            db,
+        })
+    }
+
+    /// Writes everything to disk.
+    pub fn flush(&self) -> Result<()> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    // ------------------------------------------------------------ contacts
+
+    /// The contact with this handle.
+    pub fn contact(&self, handle: &Handle) -> Result<Option<Contact>> {
+        self.contacts
+            .get(handle.to_string())?
+            .map(|v| serde_json::from_slice(&v).map_err(|e| ClientError::Store(format!("contact {handle}: {e}"))))
+            .transpose()
+    }
+
+    /// Saves a contact (flushed).
+    pub fn put_contact(&self, c: &Contact) -> Result<()> {
+        let v = serde_json::to_vec(c).map_err(|e| ClientError::Store(e.to_string()))?;
+        self.contacts.insert(c.handle.to_string(), v)?;
+        self.flush()
+    }
+
+    /// Every contact, by handle.
+    pub fn contacts(&self) -> Result<Vec<Contact>> {
+        self.contacts
+            .iter()
+            .values()
+            .map(|v| {
+                let v = v?;
+                serde_json::from_slice(&v).map_err(|e| ClientError::Store(format!("contact: {e}")))
+            })
+            .collect()
+    }
+
+    /// The contact whose *pinned* key is `key` (a pending, not yet trusted key does not count).
+    pub fn contact_by_key(&self, key: &PublicKey) -> Result<Option<Contact>> {
+        Ok(self.contacts()?.into_iter().find(|c| &c.key == key))
+    }
+
+    // ------------------------------------------------------------ messages
+
+    /// Stores a message unless `(from, id)` is stored already; flushed to disk
+    /// before returning [`Insert::Stored`].
+    pub fn insert_message(&self, m: &StoredMessage) -> Result<Insert> {
+        use sled::Transactional as _;
+        use sled::transaction::{ConflictableTransactionError, TransactionError};
+        let key = m.key();
+        let value = serde_json::to_vec(m).map_err(|e| ClientError::Store(e.to_string()))?;
+        let tl_key = m.timeline_key();
+        let outcome = (&self.messages, &self.timeline).transaction(|(msgs, timeline)| {
+            if let Some(existing) = msgs.get(&key)? {
+                return Err(ConflictableTransactionError::Abort(existing));
+            }
+            msgs.insert(key.as_slice(), value.as_slice())?;
+            timeline.insert(tl_key.as_slice(), key.as_slice())?;
+            Ok(())
+        });
+        match outcome {
+            Ok(()) => {
+                self.flush()?;
+                Ok(Insert::Stored)
+            }
+            Err(TransactionError::Abort(existing)) => {
+                let m = serde_json::from_slice(&existing).map_err(|e| ClientError::Store(format!("message: {e}")))?;
+                Ok(Insert::Exists(Box::new(m)))
+            }
+            Err(TransactionError::Storage(e)) => Err(e.into()),
+        }
+    }
+
+    /// The stored message `(from, id)`.
+    pub fn message(&self, from: &PublicKey, id: &str) -> Result<Option<StoredMessage>> {
+        self.messages
+            .get(message_key(from, id))?
+            .map(|v| serde_json::from_slice(&v).map_err(|e| ClientError::Store(format!("message: {e}"))))
+            .transpose()
+    }
+
+    /// The conversation with `peer`, oldest first; at most the last `limit`.
+    pub fn history(&self, peer: &PublicKey, limit: usize) -> Result<Vec<StoredMessage>> {
+        let prefix = format!("{}:", peer.hex());
+        let mut out = Vec::new();
+        for item in self.timeline.scan_prefix(prefix.as_bytes()).rev() {
+            if out.len() >= limit {
+                break;
+            }
+            let (_, key) = item?;
+            if let Some(v) = self.messages.get(&key)? {
+                out.push(serde_json::from_slice(&v).map_err(|e| ClientError::Store(format!("message: {e}")))?);
+            }
+        }
+        out.reverse();
+        Ok(out)
+    }
+
+    /// Every peer that has a conversation, with its message count.
+    pub fn conversations(&self) -> Result<Vec<(PublicKey, usize)>> {
+        let mut out: Vec<(PublicKey, usize)> = Vec::new();
+        for item in self.timeline.iter().keys() {
+            let k = item?;
+            let hex = String::from_utf8_lossy(&k[..64.min(k.len())]).into_owned();
+            let Ok(pk) = PublicKey::from_hex(&hex) else { continue };
+            match out.last_mut() {
+                Some((last, n)) if *last == pk => *n += 1,
+                _ => out.push((pk, 1)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn msg(from: &PublicKey, to: &PublicKey, id: &str, ts: u64) -> StoredMessage {
+        StoredMessage {
+            from: *from,
+            to: *to,
+            id: id.into(),
+            ts,
+            stored_at: ts,
+            outgoing: false,
+            kind: "text".into(),
+            body: serde_json::json!({"text": id}),
+            stream_seq: Some(ts),
+        }
+    }
+
+    #[test]
+    fn insert_is_idempotent_and_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = PublicKey::of(&ed25519_dalek::SigningKey::from_bytes(&[1; 32]));
+        let b = PublicKey::of(&ed25519_dalek::SigningKey::from_bytes(&[2; 32]));
+        {
+            let s = Store::open(dir.path()).unwrap();
+            assert_eq!(s.insert_message(&msg(&a, &b, "m2", 20)).unwrap(), Insert::Stored);
+            assert_eq!(s.insert_message(&msg(&a, &b, "m1", 10)).unwrap(), Insert::Stored);
+            assert!(matches!(s.insert_message(&msg(&a, &b, "m1", 10)).unwrap(), Insert::Exists(_)));
+        }
+        let s = Store::open(dir.path()).unwrap();
+        let h = s.history(&a, 10).unwrap();
+        assert_eq!(h.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(), ["m1", "m2"]);
+        assert_eq!(s.history(&a, 1).unwrap()[0].id, "m2");
+        assert_eq!(s.conversations().unwrap(), vec![(a, 2)]);
+    }
+}

@@ -1,0 +1,261 @@
+//! `register` / `init`, `restore`, `whoami`, `mnemonic show|verify`.
+
+use anyhow::{Context as _, Result, bail};
+use clap::{Args, Subcommand};
+use kez_client::account::{self, Account};
+use kez_client::identity::normalize_mnemonic;
+use kez_client::{ClientError, Identity};
+use kv_schemas::safety;
+use serde_json::json;
+use zeroize::Zeroizing;
+
+use crate::ctx::Ctx;
+use crate::output::{json_doc, short_key};
+use crate::say;
+
+#[derive(Args)]
+pub struct RegisterArgs {
+    /// The handle to register (`tudisco` or `tudisco@<your server's domain>`); asked if omitted.
+    handle: Option<String>,
+    /// Skip the "have you written them down?" question. The three-word check still runs.
+    #[arg(long)]
+    yes_i_wrote_it_down: bool,
+}
+
+#[derive(Args)]
+pub struct RestoreArgs {
+    /// Read the 24 words from standard input (after the passphrase line if --passphrase-stdin).
+    #[arg(long)]
+    mnemonic_stdin: bool,
+}
+
+#[derive(Subcommand)]
+pub enum MnemonicCmd {
+    /// Print the 24 recovery words (unlocks the key; anyone who sees them can be you).
+    ///
+    /// Example: kez-chat mnemonic show
+    Show,
+    /// Check that words you kept belong to this account (no passphrase needed).
+    ///
+    /// Example: kez-chat mnemonic verify
+    Verify {
+        /// Read the words from standard input.
+        #[arg(long)]
+        mnemonic_stdin: bool,
+    },
+}
+
+/// Picks `n` distinct positions in 1..=24, sorted, from the OS CSPRNG.
+fn random_positions(n: usize) -> Vec<usize> {
+    let mut picked = Vec::with_capacity(n);
+    while picked.len() < n {
+        let r = u64::from_le_bytes(kv_schemas::random_bytes::<8>());
+        let pos = (r % 24) as usize + 1;
+        if !picked.contains(&pos) {
+            picked.push(pos);
+        }
+    }
+    picked.sort_unstable();
+    picked
+}
+
+/// Shows the words and makes the user prove they wrote them down.
+fn backup_dialogue(ctx: &mut Ctx, id: &Identity, handle: &str, skip_question: bool) -> Result<()> {
+    let mnemonic = id.mnemonic();
+    let words: Vec<&str> = mnemonic.split(' ').collect();
+    eprintln!();
+    eprintln!("Your 24 recovery words for {handle}. Write them down on paper, in order, and keep them safe.");
+    eprintln!("They are the ONLY way to recover this account, and anyone who has them can be you.");
+    eprintln!();
+    for row in words.chunks(4).enumerate() {
+        let (r, chunk) = row;
+        let line: Vec<String> =
+            chunk.iter().enumerate().map(|(i, w)| format!("{:>2}. {:<10}", r * 4 + i + 1, w)).collect();
+        eprintln!("  {}", line.join(" ").trim_end());
+    }
+    eprintln!();
+    if !skip_question {
+        let answer = ctx.input.ask("Have you written down all 24 words? Type \"yes\" to continue: ")?;
+        if answer.trim() != "yes" {
+            bail!(ClientError::Usage("registration cancelled: the words were not confirmed; nothing was registered".into()));
+        }
+    }
+    if ctx.input.is_terminal() {
+        // Clear the screen so the check is answered from paper, not from the screen.
+        eprint!("\x1b[2J\x1b[H");
+    }
+    eprintln!("To check your copy, type three of the words.");
+    for pos in random_positions(3) {
+        let answer = ctx.input.ask(&format!("Word #{pos}: "))?;
+        let typed = normalize_mnemonic(&answer);
+        if typed.len() != 1 || typed[0] != words[pos - 1] {
+            bail!(ClientError::BackupCheckFailed);
+        }
+    }
+    eprintln!("Thank you, your copy of the words is correct.");
+    Ok(())
+}
+
+pub async fn register(ctx: &mut Ctx, args: RegisterArgs) -> Result<()> {
+    account::ensure_no_account(&ctx.paths)?;
+    let api = ctx.api(None)?;
+    let config = api.config().await?;
+    let input = match args.handle {
+        Some(h) => h,
+        None => ctx.input.ask("Handle to register (e.g. tudisco): ")?.to_string(),
+    };
+    let handle = account::check_handle_available(&api, &config, &input).await?;
+    eprintln!("{handle} is available on {}.", api.base());
+    let id = Identity::generate();
+    backup_dialogue(ctx, &id, &handle.to_string(), args.yes_i_wrote_it_down)?;
+    let passphrase = ctx.new_passphrase()?;
+    eprintln!("Registering {handle}…");
+    let (account, warning) = account::register(&ctx.paths, &api, &config, &id, &handle, &passphrase).await?;
+    if let Some(w) = &warning {
+        eprintln!("kez-chat: warning: registered, but publishing your endpoints failed: {w}");
+        eprintln!("kez-chat: it will be retried by the next `kez-chat listen` or `send`.");
+    }
+    print_account(ctx, &account, "registered");
+    Ok(())
+}
+
+fn print_account(ctx: &Ctx, account: &Account, status: &str) {
+    let fingerprint = safety::fingerprint(&account.key);
+    if ctx.json {
+        json_doc(&json!({
+            "status": status,
+            "handle": account.handle,
+            "key": account.key,
+            "fingerprint": fingerprint,
+            "server": account.server,
+            "domain": account.domain,
+            "nats_url": account.nats_url,
+            "endpoints_published": account.endpoints_published,
+            "home": ctx.paths.home(),
+        }));
+    } else {
+        say!("{status} {}", account.handle);
+        say!("  key:         {}", account.key);
+        say!("  fingerprint: {fingerprint}");
+        say!("  server:      {}", account.server);
+    }
+}
+
+/// Reads the words: from stdin lines (until 24 words) or a hidden prompt.
+fn read_words(ctx: &mut Ctx, from_stdin: bool) -> Result<Zeroizing<String>> {
+    if from_stdin {
+        let mut all = Zeroizing::new(String::new());
+        while normalize_mnemonic(&all).len() < 24 {
+            match ctx.input.line()? {
+                Some(l) => {
+                    all.push(' ');
+                    all.push_str(&l);
+                }
+                None => break,
+            }
+        }
+        return Ok(all);
+    }
+    ctx.input.ask_hidden("Type your 24 recovery words (separated by spaces): ")
+}
+
+pub async fn restore(ctx: &mut Ctx, args: RestoreArgs) -> Result<()> {
+    account::ensure_no_account(&ctx.paths)?;
+    let words = read_words(ctx, args.mnemonic_stdin)?;
+    let id = Identity::from_mnemonic(&words).map_err(ClientError::from)?;
+    drop(words);
+    let api = ctx.api(None)?;
+    let config = api.config().await?;
+    let rec = api
+        .lookup_key(&id.public_key())
+        .await?
+        .ok_or_else(|| ClientError::NotRegistered { server: api.base().to_string() })?;
+    eprintln!("These words belong to {} on {}.", rec.handle, api.base());
+    let passphrase = ctx.new_passphrase()?;
+    let restored = account::restore(&ctx.paths, &api, &config, &id, &passphrase).await?;
+    if let Some(w) = &restored.warning {
+        eprintln!("kez-chat: warning: restored, but publishing your endpoints failed: {w}");
+    }
+    eprintln!("Sigchain verified ({} links).", restored.chain_links);
+    print_account(ctx, &restored.account, "restored");
+    Ok(())
+}
+
+pub async fn whoami(ctx: &mut Ctx) -> Result<()> {
+    let account = Account::require(&ctx.paths)?;
+    let api = ctx.api(Some(&account))?;
+    let chain = match account::own_chain(&api, &account.key).await {
+        Ok(state) => Ok(state),
+        Err(e @ ClientError::ServerUnreachable { .. }) => Err(e.to_string()),
+        Err(e) => return Err(e.into()),
+    };
+    let fingerprint = safety::fingerprint(&account.key);
+    if ctx.json {
+        let chain_json = match &chain {
+            Ok(state) => serde_json::to_value(state).unwrap_or_default(),
+            Err(e) => json!({ "error": e }),
+        };
+        json_doc(&json!({
+            "handle": account.handle,
+            "key": account.key,
+            "fingerprint": fingerprint,
+            "server": account.server,
+            "domain": account.domain,
+            "nats_url": account.nats_url,
+            "home": ctx.paths.home(),
+            "sigchain": chain_json,
+        }));
+    } else {
+        say!("{}", account.handle);
+        say!("  key:         {}", account.key);
+        say!("  fingerprint: {fingerprint}");
+        say!("  server:      {}", account.server);
+        say!("  data:        {}", ctx.paths.home().display());
+        match chain {
+            Ok(state) => {
+                say!("  sigchain:    {} links, verified", state.seqno);
+                for e in &state.endpoints {
+                    match &e.endpoint {
+                        kv_schemas::sigchain::Endpoint::Nats { subject, url } => say!("    nats  {subject} via {url}"),
+                        kv_schemas::sigchain::Endpoint::Iroh { node_id } => {
+                            say!("    iroh  {}", short_key(&kv_schemas::PublicKey::from_hex(node_id)?))
+                        }
+                    }
+                }
+            }
+            Err(e) => say!("  sigchain:    not checked ({e})"),
+        }
+    }
+    Ok(())
+}
+
+pub async fn mnemonic(ctx: &mut Ctx, cmd: MnemonicCmd) -> Result<()> {
+    let account = Account::require(&ctx.paths)?;
+    match cmd {
+        MnemonicCmd::Show => {
+            let id = ctx.unlock(&account)?;
+            let words = id.mnemonic();
+            if ctx.json {
+                json_doc(&json!({ "handle": account.handle, "words": words.split(' ').collect::<Vec<_>>() }));
+            } else {
+                eprintln!("The recovery words of {}. Anyone who sees them can be you.", account.handle);
+                for (i, w) in words.split(' ').enumerate() {
+                    say!("{:>2}. {w}", i + 1);
+                }
+            }
+        }
+        MnemonicCmd::Verify { mnemonic_stdin } => {
+            let words = read_words(ctx, mnemonic_stdin)?;
+            let id = Identity::from_mnemonic(&words).map_err(ClientError::from).context("checking the words")?;
+            if id.public_key() != account.key {
+                bail!(ClientError::MnemonicMismatch);
+            }
+            if ctx.json {
+                json_doc(&json!({ "handle": account.handle, "matches": true }));
+            } else {
+                say!("These words restore {} (fingerprint {}).", account.handle, safety::fingerprint(&account.key));
+            }
+        }
+    }
+    Ok(())
+}

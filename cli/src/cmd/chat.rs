@@ -1,0 +1,395 @@
+//! `send`, `listen`, `history`.
+//!
+//! `listen` receives through the durable pull consumer with explicit acks:
+//! each message is opened and verified, stored (flushed) in the replay store
+//! and history, shown, and only then acknowledged. A rejected envelope is
+//! reported and terminated (`+TERM`) so it is not redelivered. The store is
+//! opened per batch, so `send` in another terminal can use it meanwhile.
+//!
+//! Extending `listen` (e.g. "also serve files"): pass futures in `extra`; they
+//! run next to the receive loop and the first one to finish (or fail) ends it.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+use clap::Args;
+use futures::future::BoxFuture;
+use kez_client::account::{self, Account};
+use kez_client::broker::Broker;
+use kez_client::chat::{self, Received, Sender};
+use kez_client::contacts::{Change, Contact};
+use kez_client::store::{Store, StoredMessage};
+use kez_client::{ClientError, Identity};
+use kv_schemas::{PublicKey, safety};
+use serde_json::json;
+
+use crate::cmd::contacts::refresh;
+use crate::ctx::Ctx;
+use crate::output::{fmt_time, json_doc, json_line, short_key};
+use crate::say;
+
+#[derive(Args)]
+pub struct SendArgs {
+    /// The recipient: `chris`, `@chris` or `chris@other.org`.
+    handle: String,
+    /// The message text; `-` reads it from standard input.
+    text: String,
+}
+
+#[derive(Args)]
+pub struct ListenArgs {
+    /// Process what is waiting now, then exit (do not wait for new messages).
+    #[arg(long)]
+    once: bool,
+    /// Exit after showing this many messages.
+    #[arg(long, value_name = "N")]
+    count: Option<u64>,
+    /// Exit after this many seconds (with --count: fail if fewer arrived).
+    #[arg(long, value_name = "SECONDS")]
+    timeout: Option<f64>,
+}
+
+#[derive(Args)]
+pub struct HistoryArgs {
+    /// The contact (or `ed25519:<hex>` for an unknown sender).
+    handle: String,
+    /// Show at most this many of the latest messages.
+    #[arg(long, default_value_t = 50)]
+    limit: usize,
+}
+
+/// Logs in to the account's broker; an authorization violation is explained
+/// with a registry lookup ("not registered yet" or a server problem).
+pub async fn connect(ctx: &Ctx, account: &Account, id: Arc<Identity>) -> Result<Broker> {
+    match Broker::connect(&account.nats_url, id).await {
+        Ok(b) => Ok(b),
+        Err(ClientError::Denied(detail)) => {
+            let api = ctx.api(Some(account))?;
+            match api.lookup_key(&account.key).await {
+                Ok(None) => bail!(ClientError::NotRegistered { server: api.base().to_string() }),
+                _ => bail!(ClientError::Denied(format!(
+                    "{detail}; the key is registered, so the server's login check failed (try again later)"
+                ))),
+            }
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Publishes missing sigchain endpoints (after an interrupted registration).
+async fn repair_endpoints(ctx: &Ctx, account: &mut Account, id: &Identity) {
+    if account.endpoints_published {
+        return;
+    }
+    let Ok(api) = ctx.api(Some(account)) else { return };
+    match account::ensure_endpoints(&api, account, id).await {
+        Ok(()) => {
+            let _ = account.save(&ctx.paths);
+            eprintln!("kez-chat: published your inbox and node on your sigchain");
+        }
+        Err(e) => eprintln!("kez-chat: warning: your endpoints are still not published: {e}"),
+    }
+}
+
+/// The pinned contact for `handle`, re-checked against the server. First use pins it.
+async fn contact_for_send(ctx: &Ctx, account: &Account, handle: &kv_schemas::Handle) -> Result<Contact> {
+    match refresh(ctx, account, handle).await {
+        Ok((c, Change::Added)) => {
+            eprintln!(
+                "kez-chat: {} was not a contact; pinned its key on first use (fingerprint {})",
+                handle.display(&account.domain),
+                safety::fingerprint(&c.key)
+            );
+            Ok(c)
+        }
+        Ok((c, Change::Unchanged)) => Ok(c),
+        Err(e @ (ClientError::ServerUnreachable { .. } | ClientError::Server { .. })) => {
+            let store = Store::open(&ctx.paths.db_dir())?;
+            match store.contact(handle)? {
+                Some(c) => {
+                    eprintln!("kez-chat: warning: could not re-check {handle} ({e}); using the pinned key");
+                    Ok(c)
+                }
+                None => Err(e.into()),
+            }
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub async fn send(ctx: &mut Ctx, args: SendArgs) -> Result<()> {
+    let (mut account, _) = ctx.account_with_config().await?;
+    let handle = ctx.handle(&account, &args.handle)?;
+    if handle == account.handle {
+        bail!(ClientError::Usage("you cannot send messages to yourself".into()));
+    }
+    let text = if args.text == "-" {
+        let mut t = ctx.input.rest()?;
+        if t.ends_with('\n') {
+            t.pop();
+            if t.ends_with('\r') {
+                t.pop();
+            }
+        }
+        t
+    } else {
+        args.text
+    };
+    chat::check_text(&text)?;
+    let contact = contact_for_send(ctx, &account, &handle).await?;
+    if let Some(e) = contact.key_changed_error() {
+        bail!(e);
+    }
+    let id = ctx.unlock(&account)?;
+    repair_endpoints(ctx, &mut account, &id).await;
+    let out = chat::seal_text(&id, &contact, &text)?;
+    let broker = connect(ctx, &account, id.clone()).await?;
+    let seq = broker.publish(&out.subject, out.envelope).await?;
+    broker.close().await;
+    let store = Store::open(&ctx.paths.db_dir())?;
+    store.insert_message(&out.record)?;
+    drop(store);
+    if ctx.json {
+        json_doc(&json!({
+            "status": "sent",
+            "to": contact.handle,
+            "key": contact.key,
+            "id": out.record.id,
+            "ts": out.record.ts,
+            "stream_seq": seq,
+        }));
+    } else {
+        say!("sent to {} at {}", contact.handle.display(&account.domain), fmt_time(out.record.ts));
+    }
+    Ok(())
+}
+
+/// Test hook (debug builds only): `KEZ_FAULT=crash-before-ack` makes `listen`
+/// exit right after a message was stored and shown, before acknowledging it,
+/// like a crash or power loss at the worst moment.
+fn crash_before_ack() -> bool {
+    cfg!(debug_assertions) && std::env::var("KEZ_FAULT").is_ok_and(|v| v == "crash-before-ack")
+}
+
+fn show_message(ctx: &Ctx, account: &Account, m: &StoredMessage, sender: &Sender) {
+    let text = m.text().map(str::to_string).unwrap_or_else(|| format!("[{} message]", m.kind));
+    if ctx.json {
+        let mut v = json!({
+            "event": "message",
+            "id": m.id,
+            "from": m.from,
+            "ts": m.ts,
+            "time": fmt_time(m.ts),
+            "kind": m.kind,
+            "text": m.text(),
+            "stream_seq": m.stream_seq,
+        });
+        match sender {
+            Sender::Contact { handle, verified } => {
+                v["sender"] = json!("contact");
+                v["handle"] = json!(handle);
+                v["verified"] = json!(verified);
+            }
+            Sender::Unknown { fingerprint, pending_for, .. } => {
+                v["sender"] = json!("unknown");
+                v["handle"] = serde_json::Value::Null;
+                v["fingerprint"] = json!(fingerprint);
+                v["key_change_pending_for"] = json!(pending_for);
+            }
+        }
+        json_line(&v);
+        return;
+    }
+    match sender {
+        Sender::Contact { handle, .. } => say!("[{}] {}: {text}", fmt_time(m.ts), handle.display(&account.domain)),
+        Sender::Unknown { key, fingerprint, pending_for } => {
+            say!("[{}] unknown sender {} (fingerprint {fingerprint}): {text}", fmt_time(m.ts), short_key(key));
+            match pending_for {
+                Some(h) => eprintln!(
+                    "kez-chat: WARNING: this key is the NEW key of {h}, which you have not trusted; verify it before `kez-chat trust {h} --new-key …`"
+                ),
+                None => eprintln!("kez-chat: note: the sender above is not one of your contacts; nothing proves who they are"),
+            }
+        }
+    }
+}
+
+fn report_rejected(ctx: &Ctx, seq: Option<u64>, code: &str, reason: &str) {
+    let at = seq.map(|s| format!(" #{s}")).unwrap_or_default();
+    eprintln!("kez-chat: rejected message{at}: {code}: {reason}");
+    if ctx.json {
+        json_line(&json!({ "event": "rejected", "stream_seq": seq, "code": code, "reason": reason }));
+    }
+}
+
+/// Processes one delivery; returns whether a message was shown.
+async fn handle_delivery(
+    ctx: &Ctx,
+    account: &Account,
+    id: &Identity,
+    store: &Store,
+    msg: async_nats::jetstream::Message,
+) -> Result<bool> {
+    use async_nats::jetstream::AckKind;
+    let seq = msg.info().ok().map(|i| i.stream_sequence);
+    let window = if account.inbox_max_age_ms == 0 { 30 * 24 * 3600 * 1000 } else { account.inbox_max_age_ms };
+    let outcome = match seq {
+        Some(seq) => chat::receive(store, id, &msg.payload, seq, window)?,
+        None => Received::Rejected {
+            code: kv_schemas::ErrorCode::InvalidRequest,
+            reason: "delivery without JetStream metadata".into(),
+        },
+    };
+    let ack_err = |e: async_nats::Error| ClientError::Broker(format!("acknowledging: {e}"));
+    match outcome {
+        Received::Shown { message, sender } => {
+            show_message(ctx, account, &message, &sender);
+            if crash_before_ack() {
+                std::process::exit(86);
+            }
+            msg.double_ack().await.map_err(ack_err)?;
+            Ok(true)
+        }
+        Received::Redelivered => {
+            if ctx.json {
+                json_line(&json!({ "event": "redelivered", "stream_seq": seq }));
+            }
+            msg.double_ack().await.map_err(ack_err)?;
+            Ok(false)
+        }
+        Received::Rejected { code, reason } => {
+            report_rejected(ctx, seq, code.as_str(), &reason);
+            msg.double_ack_with(AckKind::Term).await.map_err(ack_err)?;
+            Ok(false)
+        }
+    }
+}
+
+/// A companion task of `listen`, started with the unlocked identity (e.g. the file provider).
+pub type ListenExtra = Box<dyn FnOnce(Arc<Identity>) -> BoxFuture<'static, Result<()>> + Send>;
+
+pub async fn listen(ctx: &mut Ctx, args: ListenArgs, extra: Vec<ListenExtra>) -> Result<()> {
+    if args.count == Some(0) {
+        bail!(ClientError::Usage("--count must be at least 1".into()));
+    }
+    let timeout = match args.timeout {
+        Some(t) if !(t.is_finite() && t > 0.0) => bail!(ClientError::Usage("--timeout must be a positive number of seconds".into())),
+        Some(t) => Some(Duration::from_secs_f64(t)),
+        None => None,
+    };
+    let (mut account, _) = ctx.account_with_config().await?;
+    let id = ctx.unlock(&account)?;
+    repair_endpoints(ctx, &mut account, &id).await;
+    let extra: Vec<BoxFuture<'static, Result<()>>> = extra.into_iter().map(|f| f(id.clone())).collect();
+    let started = Instant::now();
+    let broker = connect(ctx, &account, id.clone()).await?;
+    let inbox = broker.inbox().await?;
+    if !ctx.json && !args.once {
+        eprintln!("listening as {} (Ctrl-C to stop)", account.handle);
+    }
+    let receive = receive_loop(ctx, &account, &id, &inbox, &args, timeout, started);
+    let extras = async move {
+        if extra.is_empty() {
+            futures::future::pending::<Result<()>>().await
+        } else {
+            futures::future::select_all(extra).await.0
+        }
+    };
+    let result = tokio::select! {
+        r = receive => r,
+        r = extras => r,
+        _ = tokio::signal::ctrl_c() => Ok(()),
+    };
+    broker.close().await;
+    result
+}
+
+/// Pulls, processes and acknowledges until `--once`, `--count` or `--timeout` says stop.
+async fn receive_loop(
+    ctx: &Ctx,
+    account: &Account,
+    id: &Identity,
+    inbox: &kez_client::broker::Inbox,
+    args: &ListenArgs,
+    timeout: Option<Duration>,
+    started: Instant,
+) -> Result<()> {
+    let mut shown: u64 = 0;
+    loop {
+        let remaining = timeout.map(|t| t.saturating_sub(started.elapsed()));
+        if remaining == Some(Duration::ZERO) {
+            if let Some(n) = args.count {
+                bail!(ClientError::Timeout(format!("{shown} of {n} messages arrived")));
+            }
+            return Ok(());
+        }
+        let want = args.count.map(|n| (n - shown).min(64) as usize).unwrap_or(64);
+        let mut batch = inbox.fetch_waiting(want).await?;
+        if batch.is_empty() {
+            if args.once {
+                return Ok(());
+            }
+            let wait = remaining.unwrap_or(Duration::from_secs(5)).min(Duration::from_secs(5));
+            match inbox.next(wait).await? {
+                Some(m) => batch.push(m),
+                None => continue,
+            }
+        }
+        let store = Store::open(&ctx.paths.db_dir())?;
+        for m in batch {
+            if handle_delivery(ctx, account, id, &store, m).await? {
+                shown += 1;
+            }
+        }
+        drop(store);
+        if args.count.is_some_and(|n| shown >= n) {
+            return Ok(());
+        }
+    }
+}
+
+pub async fn history(ctx: &mut Ctx, args: HistoryArgs) -> Result<()> {
+    let account = Account::require(&ctx.paths)?;
+    let store = Store::open(&ctx.paths.db_dir())?;
+    let (label, keys): (String, Vec<PublicKey>) = match args.handle.parse::<PublicKey>() {
+        Ok(k) => (short_key(&k), vec![k]),
+        Err(_) => {
+            let handle = ctx.handle(&account, &args.handle)?;
+            let c = store.contact(&handle)?.ok_or_else(|| ClientError::NotAContact(handle.display(&account.domain)))?;
+            let mut keys = vec![c.key];
+            keys.extend(c.previous_keys.iter().copied());
+            (handle.display(&account.domain), keys)
+        }
+    };
+    let mut all = Vec::new();
+    for k in &keys {
+        all.extend(store.history(k, args.limit)?);
+    }
+    drop(store);
+    all.sort_by(|a, b| (a.ts, a.stored_at).cmp(&(b.ts, b.stored_at)));
+    let skip = all.len().saturating_sub(args.limit);
+    let all = &all[skip..];
+    if ctx.json {
+        let items: Vec<_> = all
+            .iter()
+            .map(|m| {
+                json!({
+                    "id": m.id, "from": m.from, "to": m.to, "outgoing": m.outgoing,
+                    "ts": m.ts, "time": fmt_time(m.ts), "kind": m.kind, "text": m.text(),
+                })
+            })
+            .collect();
+        json_doc(&json!({ "with": label, "messages": items }));
+        return Ok(());
+    }
+    if all.is_empty() {
+        say!("no messages with {label} yet");
+    }
+    for m in all {
+        let who = if m.outgoing { "me".to_string() } else { label.clone() };
+        let text = m.text().map(str::to_string).unwrap_or_else(|| format!("[{} message]", m.kind));
+        say!("[{}] {who}: {text}", fmt_time(m.ts));
+    }
+    Ok(())
+}

@@ -1,0 +1,588 @@
+//! Files over Iroh: `share`, `files`, `fetch`, `browse`, `unshare`, `serve`
+//! (and the provider that `listen` runs alongside the inbox). The protocol work
+//! is in `kez_client::files`; this module is dialogue and output.
+//!
+//! Environment (see `kez_client::files::config`): `KEZ_IROH_RELAY=off` (no
+//! relays / DNS address lookup: tests, LANs), `KEZ_IROH_BIND=ip:port`,
+//! `KEZ_IROH_PEERS=<node id hex>@<ip:port>,…;…` (direct-address hints),
+//! `KEZ_IROH_CONNECT_TIMEOUT_MS`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, bail};
+use clap::Args;
+use futures::future::BoxFuture;
+use kez_client::account::Account;
+use kez_client::chat::Outgoing;
+use kez_client::contacts::{Change, Contact};
+use kez_client::files::config::NodeConfig;
+use kez_client::files::fetch::{FetchEvent, FetchRequest, fetch};
+use kez_client::files::manifest_store::{HttpDirectory, browse as browse_manifest, publish_manifest};
+use kez_client::files::node::{Provider, ServeEvent};
+use kez_client::files::{FilesError, Shares, share_file};
+use kez_client::store::{Store, StoredMessage};
+use kez_client::{ClientError, Identity};
+use kv_schemas::envelope::{self, Body};
+use kv_schemas::files::{Entry, FileMeta, parse_entry};
+use kv_schemas::{Handle, PublicKey, now_ms, safety};
+use serde_json::json;
+
+use crate::ctx::Ctx;
+use crate::output::{fmt_time, json_doc, json_line, short_key};
+use crate::say;
+
+#[derive(Args)]
+pub struct ShareArgs {
+    /// Who may download it (handle of a contact or anyone registered).
+    pub handle: String,
+    /// The file to share.
+    pub path: PathBuf,
+}
+
+#[derive(Args)]
+pub struct FilesArgs {
+    /// List what you shared (from this device) instead of what was offered to you.
+    #[arg(long)]
+    pub sent: bool,
+}
+
+#[derive(Args)]
+pub struct FetchArgs {
+    /// An offer's id (or the first characters of it, from `kez-chat files`), or a
+    /// handle followed by an entry id from `kez-chat browse <handle>`.
+    pub target: String,
+    /// The entry id when the first argument is a handle.
+    pub entry: Option<String>,
+    /// Folder to write the file into (default: the current folder).
+    #[arg(long, short = 'o', value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// If the sender is offline, wait and download when they are back online.
+    #[arg(long)]
+    pub wait: bool,
+    /// Replace an existing file of the same name.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Args)]
+pub struct BrowseArgs {
+    /// Whose shared files to list.
+    pub handle: String,
+}
+
+#[derive(Args)]
+pub struct UnshareArgs {
+    /// The entry id (or its first characters) from `kez-chat files --sent`.
+    pub id: String,
+}
+
+#[derive(Args)]
+pub struct ServeArgs {}
+
+fn human(n: u64) -> String {
+    const U: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i < U.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 { format!("{n} B") } else { format!("{v:.1} {}", U[i]) }
+}
+
+fn files_dir(ctx: &Ctx) -> PathBuf {
+    ctx.paths.home().join("files")
+}
+
+fn node_config() -> Result<NodeConfig> {
+    Ok(NodeConfig::from_env().map_err(|e| ClientError::Usage(e.to_string()))?)
+}
+
+fn files_err(e: FilesError) -> anyhow::Error {
+    match e {
+        FilesError::Offline { .. } => anyhow::Error::new(ClientError::Timeout(e.to_string())),
+        other => anyhow::Error::new(other),
+    }
+}
+
+/// The pinned contact for `handle`, re-checked against the server (first use pins it).
+async fn contact(ctx: &Ctx, account: &Account, handle: &Handle) -> Result<Contact> {
+    match super::contacts::refresh(ctx, account, handle).await {
+        Ok((c, Change::Added)) => {
+            eprintln!(
+                "kez-chat: {} was not a contact; pinned its key on first use (fingerprint {})",
+                handle.display(&account.domain),
+                safety::fingerprint(&c.key)
+            );
+            Ok(c)
+        }
+        Ok((c, _)) => Ok(c),
+        Err(e @ (ClientError::ServerUnreachable { .. } | ClientError::Server { .. })) => {
+            let store = Store::open(&ctx.paths.db_dir())?;
+            match store.contact(handle)? {
+                Some(c) => {
+                    eprintln!("kez-chat: warning: could not re-check {handle} ({e}); using the pinned key");
+                    Ok(c)
+                }
+                None => Err(e.into()),
+            }
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// How to call a key: a contact's handle, else its short form.
+fn label_of(ctx: &Ctx, account: &Account, key: &PublicKey) -> String {
+    Store::open(&ctx.paths.db_dir())
+        .ok()
+        .and_then(|s| s.contact_by_key(key).ok().flatten())
+        .map(|c| c.handle.display(&account.domain))
+        .unwrap_or_else(|| short_key(key))
+}
+
+fn seal_offer(me: &Identity, to: &Contact, body: &Body) -> Result<Outgoing> {
+    if let Some(e) = to.key_changed_error() {
+        bail!(e);
+    }
+    let id: [u8; 16] = kv_schemas::random_bytes();
+    let ts = now_ms();
+    let envelope = envelope::seal_with(me.signing_key(), &to.key, body, ts, id, kv_schemas::random_bytes())
+        .map_err(ClientError::from)?;
+    let Body::FileShare { entry, node_id } = body else { bail!("not a file offer") };
+    Ok(Outgoing {
+        envelope,
+        subject: to.inbox_subject(),
+        record: StoredMessage {
+            from: me.public_key(),
+            to: to.key,
+            id: kv_schemas::encoding::b64_encode(&id),
+            ts,
+            stored_at: ts,
+            outgoing: true,
+            kind: "file_share".into(),
+            body: json!({ "entry": entry.to_value(), "node_id": node_id }),
+            stream_seq: None,
+        },
+    })
+}
+
+pub async fn share(ctx: &mut Ctx, args: ShareArgs) -> Result<()> {
+    let (account, _) = ctx.account_with_config().await?;
+    let handle = ctx.handle(&account, &args.handle)?;
+    if handle == account.handle {
+        bail!(ClientError::Usage("share a file with someone else (your own wrap is added anyway)".into()));
+    }
+    let meta = std::fs::metadata(&args.path).with_context(|| format!("cannot read {}", args.path.display()))?;
+    if !meta.is_file() {
+        bail!(ClientError::Usage(format!("{} is not a file", args.path.display())));
+    }
+    let to = contact(ctx, &account, &handle).await?;
+    if let Some(e) = to.key_changed_error() {
+        bail!(e);
+    }
+    let id = ctx.unlock(&account)?;
+    let dir = files_dir(ctx);
+    if !ctx.json {
+        eprintln!("encrypting {} ({})…", args.path.display(), human(meta.len()));
+    }
+    let (id2, dir2, path, key) = (id.clone(), dir.clone(), args.path.clone(), to.key);
+    let out = tokio::task::spawn_blocking(move || share_file(id2.signing_key(), &dir2, &path, &[key]))
+        .await
+        .context("the encryption task failed")?
+        .map_err(files_err)?;
+
+    // The manifest first: once it is committed, the file is browsable even if
+    // the chat offer does not go out.
+    let server = ctx.server(Some(&account))?;
+    let directory = HttpDirectory::new(&server).map_err(files_err)?;
+    let published = publish_manifest(&directory, id.signing_key(), &dir).await;
+    if let Err(e) = &published {
+        eprintln!("kez-chat: warning: the shared-files manifest was not updated: {e}");
+    }
+
+    let body = out.offer_body(&account.key);
+    let msg = seal_offer(&id, &to, &body)?;
+    let broker = super::chat::connect(ctx, &account, id.clone()).await?;
+    let seq = broker.publish(&msg.subject, msg.envelope.clone()).await?;
+    broker.close().await;
+    let store = Store::open(&ctx.paths.db_dir())?;
+    store.insert_message(&msg.record)?;
+    drop(store);
+
+    let who = to.handle.display(&account.domain);
+    if ctx.json {
+        json_doc(&json!({
+            "status": "shared",
+            "to": to.handle,
+            "id": out.entry.id,
+            "name": out.record.name,
+            "size": out.record.size,
+            "blob": out.entry.blob,
+            "message_id": msg.record.id,
+            "stream_seq": seq,
+            "manifest": published.as_ref().ok().map(|p| json!({"hash": p.hash, "seq": p.seq})),
+        }));
+    } else {
+        say!("shared {} ({}) with {who} — id {}", out.record.name, human(out.record.size), out.entry.id);
+        say!("{who} downloads it from this device: keep `kez-chat serve` (or `kez-chat listen`) running");
+    }
+    Ok(())
+}
+
+/// A file offer found in the message store.
+struct Offer {
+    msg: StoredMessage,
+    entry: Entry,
+    node_id: String,
+}
+
+fn offers(ctx: &Ctx) -> Result<Vec<Offer>> {
+    let store = Store::open(&ctx.paths.db_dir())?;
+    let mut out = Vec::new();
+    for (peer, _) in store.conversations()? {
+        for m in store.history(&peer, usize::MAX)? {
+            if m.outgoing || m.kind != "file_share" {
+                continue;
+            }
+            let (Some(e), Some(node)) = (m.body.get("entry"), m.body.get("node_id").and_then(|v| v.as_str())) else {
+                continue;
+            };
+            if let Ok(entry) = parse_entry(e) {
+                out.push(Offer { node_id: node.to_string(), entry, msg: m });
+            }
+        }
+    }
+    out.sort_by_key(|o| o.msg.ts);
+    Ok(out)
+}
+
+pub async fn list(ctx: &mut Ctx, args: FilesArgs) -> Result<()> {
+    let account = Account::require(&ctx.paths)?;
+    if args.sent {
+        let shares = Shares::load(&files_dir(ctx)).map_err(files_err)?;
+        if ctx.json {
+            json_doc(&json!({ "shares": shares.shares.iter().map(|s| json!({
+                "id": s.id, "name": s.name, "size": s.size, "blob": s.blob, "recipients": s.recipients, "ctime": s.ctime,
+            })).collect::<Vec<_>>(), "manifest_seq": shares.manifest_seq }));
+        } else if shares.shares.is_empty() {
+            say!("you have not shared any files from this device");
+        } else {
+            for s in &shares.shares {
+                let to: Vec<String> = s
+                    .recipients
+                    .iter()
+                    .filter_map(|h| PublicKey::from_hex(h).ok())
+                    .map(|k| label_of(ctx, &account, &k))
+                    .collect();
+                say!("{}  {}  {}  to {}  {}", s.id, s.name, human(s.size), to.join(", "), fmt_time(s.ctime));
+            }
+        }
+        return Ok(());
+    }
+    let found = offers(ctx)?;
+    let id = if found.is_empty() { None } else { Some(ctx.unlock(&account)?) };
+    let mut rows = Vec::new();
+    for o in &found {
+        let meta: Option<FileMeta> =
+            id.as_ref().and_then(|id| o.entry.open_for(id.signing_key(), &o.msg.from).ok().flatten()).map(|(_, m)| m);
+        rows.push((o, meta));
+    }
+    if ctx.json {
+        json_doc(&json!({ "offers": rows.iter().map(|(o, m)| json!({
+            "id": o.entry.id,
+            "message_id": o.msg.id,
+            "from": o.msg.from,
+            "from_label": label_of(ctx, &account, &o.msg.from),
+            "ts": o.msg.ts,
+            "name": m.as_ref().map(|m| m.name.clone()),
+            "size": m.as_ref().map(|m| m.size),
+            "blob": o.entry.blob,
+        })).collect::<Vec<_>>() }));
+    } else if rows.is_empty() {
+        say!("no files were offered to you yet (run `kez-chat listen` to receive offers)");
+    } else {
+        for (o, m) in rows {
+            let from = label_of(ctx, &account, &o.msg.from);
+            match m {
+                Some(m) => say!("{}  {}  {}  from {from}  {}", o.entry.id, m.name, human(m.size), fmt_time(o.msg.ts)),
+                None => say!("{}  (cannot be opened with this key)  from {from}  {}", o.entry.id, fmt_time(o.msg.ts)),
+            }
+        }
+        say!("download one with: kez-chat fetch <id>");
+    }
+    Ok(())
+}
+
+pub async fn fetch_cmd(ctx: &mut Ctx, args: FetchArgs) -> Result<()> {
+    let account = Account::require(&ctx.paths)?;
+    let cfg = node_config()?;
+    let target_dir = match &args.out {
+        Some(d) => d.clone(),
+        None => std::env::current_dir().context("no current folder")?,
+    };
+    let (entry, owner, node_id, label) = match &args.entry {
+        Some(entry_id) => {
+            let handle = ctx.handle(&account, &args.target)?;
+            let c = contact(ctx, &account, &handle).await?;
+            let id = ctx.unlock(&account)?;
+            let directory = HttpDirectory::new(&ctx.server(Some(&account))?).map_err(files_err)?;
+            let b = browse_manifest(&directory, id.signing_key(), &c.key, Some(&c.tail)).await.map_err(files_err)?;
+            let v = b.find(entry_id).map_err(files_err)?;
+            (v.entry.clone(), c.key, c.key, handle.display(&account.domain))
+        }
+        None => {
+            let all = offers(ctx)?;
+            let hits: Vec<&Offer> =
+                all.iter().filter(|o| o.entry.id.starts_with(&args.target) || o.msg.id.starts_with(&args.target)).collect();
+            let o = match hits.as_slice() {
+                [one] => *one,
+                [] => bail!(ClientError::Usage(format!(
+                    "no offer {} (see `kez-chat files`; for a browsed file use `kez-chat fetch <handle> <id>`)",
+                    args.target
+                ))),
+                many if many.iter().all(|o| o.entry.id == many[0].entry.id) => many[0],
+                _ => bail!(ClientError::Usage(format!("{} matches several offers; give more of the id", args.target))),
+            };
+            let node = PublicKey::from_hex(&o.node_id).map_err(ClientError::from)?;
+            (o.entry.clone(), o.msg.from, node, label_of(ctx, &account, &o.msg.from))
+        }
+    };
+    let id = ctx.unlock(&account)?;
+    let req = FetchRequest {
+        entry,
+        owner,
+        node_id,
+        peer_label: label.clone(),
+        target_dir,
+        overwrite: args.force,
+        wait: args.wait.then_some(Duration::from_secs(2)),
+    };
+    let bar = indicatif::ProgressBar::hidden();
+    if !ctx.json {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+    }
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    let json = ctx.json;
+    let mut said_offline = false;
+    let on = |e: FetchEvent| match e {
+        FetchEvent::Opened { name, ct_size, .. } => {
+            bar.set_length(ct_size);
+            bar.set_message(name);
+        }
+        FetchEvent::Resuming { have } => {
+            bar.set_position(have);
+            if !json {
+                bar.println(format!("resuming: {} already here", human(have)));
+            }
+        }
+        FetchEvent::Offline { .. } if !said_offline => {
+            said_offline = true;
+            if json {
+                json_line(&json!({ "event": "offline", "peer": label, "waiting": true }));
+            } else {
+                bar.println(format!("{label} is offline — will download when {label} is back online (Ctrl-C to stop)"));
+            }
+        }
+        FetchEvent::Progress { done, .. } => bar.set_position(done),
+        _ => {}
+    };
+    let cancel = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let result = fetch(id.signing_key(), &files_dir(ctx), &cfg, &req, cancel, on).await;
+    bar.finish_and_clear();
+    let got = match result {
+        Ok(g) => g,
+        Err(FilesError::Offline { peer, .. }) => bail!(ClientError::Timeout(format!(
+            "{peer} is offline; the file will download when {peer} is back online — run `kez-chat fetch {} --wait` to wait for it",
+            if let Some(e) = &args.entry { format!("{} {e}", args.target) } else { args.target.clone() }
+        ))),
+        Err(e) => return Err(files_err(e)),
+    };
+    let secs = got.transfer_time.as_secs_f64();
+    if ctx.json {
+        json_doc(&json!({
+            "status": "fetched",
+            "path": got.path,
+            "name": got.meta.name,
+            "size": got.meta.size,
+            "hash": got.meta.hash,
+            "transferred": got.transferred,
+            "seconds": secs,
+        }));
+    } else {
+        let rate = if secs > 0.0 { format!(", {}/s", human((got.transferred as f64 / secs) as u64)) } else { String::new() };
+        say!("fetched {} ({}) from {label}: hash verified{rate} → {}", got.meta.name, human(got.meta.size), got.path.display());
+    }
+    Ok(())
+}
+
+pub async fn browse(ctx: &mut Ctx, args: BrowseArgs) -> Result<()> {
+    let account = Account::require(&ctx.paths)?;
+    let handle = ctx.handle(&account, &args.handle)?;
+    let (owner, pinned, label) = if handle == account.handle {
+        (account.key, None, handle.display(&account.domain))
+    } else {
+        let c = contact(ctx, &account, &handle).await?;
+        (c.key, Some(c.tail.clone()), handle.display(&account.domain))
+    };
+    let id = ctx.unlock(&account)?;
+    let directory = HttpDirectory::new(&ctx.server(Some(&account))?).map_err(files_err)?;
+    let b = browse_manifest(&directory, id.signing_key(), &owner, pinned.as_ref()).await.map_err(files_err)?;
+    if ctx.json {
+        json_doc(&json!({
+            "owner": owner,
+            "manifest": b.manifest.as_ref().map(|m| json!({"hash": m.hash, "seq": m.seq, "ctime": m.ctime})),
+            "entries": b.visible.iter().map(|v| json!({
+                "id": v.entry.id, "name": v.meta.name, "size": v.meta.size, "hash": v.meta.hash, "blob": v.entry.blob,
+            })).collect::<Vec<_>>(),
+            "hidden": b.hidden,
+        }));
+        return Ok(());
+    }
+    match &b.manifest {
+        None => say!("{label} shares no files"),
+        Some(m) => {
+            say!("{label}'s shared files (manifest #{} of {}, signature and sigchain verified):", m.seq, fmt_time(m.ctime));
+            if b.visible.is_empty() {
+                say!("  none shared with you");
+            }
+            for v in &b.visible {
+                say!("  {}  {}  {}", v.entry.id, v.meta.name, human(v.meta.size));
+            }
+            if b.hidden > 0 {
+                say!("  ({} more shared with others)", b.hidden);
+            }
+            if !b.visible.is_empty() {
+                say!("download one with: kez-chat fetch {} <id>", args.handle);
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn unshare(ctx: &mut Ctx, args: UnshareArgs) -> Result<()> {
+    let account = Account::require(&ctx.paths)?;
+    let dir = files_dir(ctx);
+    let shares = Shares::load(&dir).map_err(files_err)?;
+    let hits: Vec<_> = shares.shares.iter().filter(|s| s.id.starts_with(&args.id)).collect();
+    let rec = match hits.as_slice() {
+        [one] => (*one).clone(),
+        [] => bail!(ClientError::Usage(format!("no share {} (see `kez-chat files --sent`)", args.id))),
+        _ => bail!(ClientError::Usage(format!("{} matches several shares; give more of the id", args.id))),
+    };
+    let id = ctx.unlock(&account)?;
+    kez_client::files::unshare(&dir, &rec.id).map_err(files_err)?;
+    let directory = HttpDirectory::new(&ctx.server(Some(&account))?).map_err(files_err)?;
+    let p = publish_manifest(&directory, id.signing_key(), &dir).await.map_err(files_err)?;
+    if ctx.json {
+        json_doc(&json!({ "status": "unshared", "id": rec.id, "manifest": {"hash": p.hash, "seq": p.seq} }));
+    } else {
+        say!("unshared {} — no longer served, and removed from your shared-files manifest (#{})", rec.name, p.seq);
+    }
+    Ok(())
+}
+
+/// Runs the provider until the future is dropped or fails; prints what happens.
+pub async fn run_provider(files: PathBuf, id: Arc<Identity>, handle: String, json: bool) -> Result<()> {
+    let cfg = node_config()?;
+    let (provider, mut events) = Provider::start(&id.seed(), &files, &cfg).await.map_err(files_err)?;
+    let n = Shares::load(&files).map(|s| s.shares.len()).unwrap_or(0);
+    if json {
+        json_line(&json!({ "event": "serving", "node_id": provider.id_hex(), "addrs": provider.direct_addrs(), "shares": n }));
+    } else {
+        eprintln!(
+            "serving {n} shared file(s) as {handle} — node {} on {} (relays {})",
+            provider.id_hex(),
+            provider.direct_addrs().iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+            if cfg.relay { "on" } else { "off" }
+        );
+        eprintln!("direct-address hint for others: KEZ_IROH_PEERS={}", provider.hint());
+    }
+    let mut guard = ProviderGuard(Some(provider));
+    loop {
+        let ev = tokio::select! {
+            ev = events.recv() => ev,
+            _ = tokio::signal::ctrl_c() => None,
+        };
+        let Some(ev) = ev else { break };
+        match ev {
+            ServeEvent::Serving { peer, blob } => {
+                if json {
+                    json_line(&json!({ "event": "serving_blob", "peer": peer, "blob": blob }));
+                } else {
+                    eprintln!("sending {}… to {}", &blob[..12], short_key(&peer));
+                }
+            }
+            ServeEvent::Refused { peer, blob } => {
+                if json {
+                    json_line(&json!({ "event": "refused", "peer": peer, "blob": blob }));
+                } else {
+                    eprintln!(
+                        "refused {} (not a recipient{})",
+                        peer.map(|p| short_key(&p)).unwrap_or_else(|| "an unknown peer".into()),
+                        blob.map(|b| format!(" of {}…", &b[..12])).unwrap_or_default()
+                    );
+                }
+            }
+            ServeEvent::Broken { id, reason } => eprintln!("kez-chat: warning: share {id} cannot be served: {reason}"),
+            ServeEvent::Connected { .. } | ServeEvent::Reloaded { .. } => {}
+        }
+    }
+    if let Some(p) = guard.0.take() {
+        p.shutdown().await;
+    }
+    Ok(())
+}
+
+/// Shuts the provider down in the background if its future is dropped (Ctrl-C
+/// in `listen`), so the store is released cleanly.
+struct ProviderGuard(Option<Provider>);
+
+impl Drop for ProviderGuard {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take()
+            && let Ok(h) = tokio::runtime::Handle::try_current()
+        {
+            h.spawn(p.shutdown());
+        }
+    }
+}
+
+/// The provider as a `listen` companion (started once the identity is unlocked).
+pub fn provider_task(ctx: &Ctx) -> impl FnOnce(Arc<Identity>) -> BoxFuture<'static, Result<()>> + Send + 'static {
+    let files = files_dir(ctx);
+    let json = ctx.json;
+    let handle = Account::load(&ctx.paths).ok().flatten().map(|a| a.handle.display(&a.domain)).unwrap_or_default();
+    move |id| {
+        Box::pin(async move {
+            // Listening must go on even when files cannot be served (e.g. a
+            // `serve` in another terminal holds the store).
+            if let Err(e) = run_provider(files, id, handle, json).await {
+                eprintln!("kez-chat: warning: not serving files: {e:#}");
+            }
+            futures::future::pending::<Result<()>>().await
+        })
+    }
+}
+
+pub async fn serve(ctx: &mut Ctx, _args: ServeArgs) -> Result<()> {
+    let account = Account::require(&ctx.paths)?;
+    let id = ctx.unlock(&account)?;
+    if !ctx.json {
+        eprintln!("kez-chat serve: keeping your shared files available (Ctrl-C to stop)");
+    }
+    run_provider(files_dir(ctx), id, account.handle.display(&account.domain), ctx.json).await?;
+    if !ctx.json {
+        eprintln!("stopped serving");
+    }
+    Ok(())
+}

@@ -1,0 +1,288 @@
+//! The real stack (`kez-server up` on free loopback ports, temp data folder)
+//! and users driving the real `kez-chat` binary, each with its own data folder.
+
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The passphrase every test user uses (long enough for the CLI's minimum).
+pub const PASSPHRASE: &str = "correct horse battery staple";
+/// The home domain of test stacks.
+pub const DOMAIN: &str = "kez.test";
+
+pub fn kez_chat_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_kez-chat"))
+}
+
+/// `target/<profile>/kez-server`, next to the kez-chat binary. Cargo cannot
+/// build another package's binary for us; `cargo test --workspace` (./kez test)
+/// builds it, and so does `cargo build -p kez-server`.
+pub fn kez_server_bin() -> PathBuf {
+    let bin = kez_chat_bin().parent().expect("kez-chat has a folder").join("kez-server");
+    assert!(
+        bin.is_file(),
+        "{} is missing: the kez-chat end-to-end tests drive the real server binary. \
+         Run `cargo build -p kez-server` (or `cargo test --workspace`, as ./kez test does) first.",
+        bin.display()
+    );
+    bin
+}
+
+/// A running `kez-server up`.
+pub struct Stack {
+    child: Child,
+    /// Base URL of /v1.
+    pub http: String,
+    /// Native NATS URL.
+    pub nats_url: String,
+    data: tempfile::TempDir,
+}
+
+impl Stack {
+    pub fn start() -> Stack {
+        let data = tempfile::tempdir().expect("temp dir");
+        for attempt in 0..3 {
+            let ports: Vec<u16> = (0..4).map(|_| kez_testkit::free_port().expect("free port")).collect();
+            let mut child = Command::new(kez_server_bin())
+                .args(["up", "--domain", DOMAIN])
+                .arg("--data-dir")
+                .arg(data.path())
+                .args(["--http", &format!("127.0.0.1:{}", ports[0])])
+                .args(["--nats-port", &ports[1].to_string()])
+                .args(["--ws-port", &ports[2].to_string()])
+                .args(["--monitor-port", &ports[3].to_string()])
+                .env("NATS_SERVER_BIN", kez_testkit::nats_server_bin().expect("nats-server"))
+                .env("RUST_LOG", "warn")
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .expect("spawn kez-server");
+            let stdout = child.stdout.take().expect("stdout");
+            let (tx, rx) = mpsc::channel();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stdout).lines() {
+                    let Ok(line) = line else { break };
+                    if tx.send(line).is_err() {
+                        // keep draining so the server never blocks on a full pipe
+                        continue;
+                    }
+                }
+            });
+            let deadline = Instant::now() + Duration::from_secs(60);
+            let mut http = None;
+            let mut nats = None;
+            while Instant::now() < deadline {
+                match rx.recv_timeout(Duration::from_millis(200)) {
+                    Ok(line) => {
+                        if let Some(url) = line.trim().strip_prefix("web app and /v1 API:") {
+                            http = Some(url.trim().trim_end_matches('/').to_string());
+                        }
+                        if let Some(url) = line.trim().strip_prefix("NATS (native):") {
+                            nats = Some(url.trim().to_string());
+                        }
+                        if line.starts_with("Press Ctrl-C") {
+                            break;
+                        }
+                    }
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        if let Ok(Some(_)) = child.try_wait() {
+                            break;
+                        }
+                    }
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                }
+            }
+            if let (Some(http), Some(nats_url)) = (http, nats) {
+                return Stack { child, http, nats_url, data };
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            eprintln!("kez-server up did not start (attempt {attempt}); retrying with other ports");
+        }
+        panic!("kez-server up did not start");
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        self.data.path()
+    }
+
+    /// A NATS client as the stack's operator (full APP permissions).
+    pub async fn ops_client(&self) -> async_nats::Client {
+        let (secrets, _) = kez_service_kit::secrets::Secrets::load_or_create(self.data_dir()).expect("secrets");
+        let seed = secrets.ops().seed().expect("ops seed");
+        async_nats::ConnectOptions::with_nkey(seed)
+            .connection_timeout(Duration::from_secs(5))
+            .connect(&self.nats_url)
+            .await
+            .expect("ops connects")
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        use nix::sys::signal::{Signal, kill};
+        use nix::unistd::Pid;
+        let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One person with their own data folder, driving `kez-chat`.
+pub struct User {
+    pub name: String,
+    home: tempfile::TempDir,
+    pub server: String,
+}
+
+/// The result of one run.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(o: Output) -> Run {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", self.stdout, self.stderr))
+    }
+
+    /// `listen --json` output: one object per line.
+    pub fn json_lines(&self) -> Vec<Value> {
+        self.stdout
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}")))
+            .collect()
+    }
+}
+
+impl User {
+    pub fn new(name: &str, stack: &Stack) -> User {
+        User { name: name.into(), home: tempfile::tempdir().expect("temp home"), server: stack.http.clone() }
+    }
+
+    pub fn new_with_server(name: &str, server: &str) -> User {
+        User { name: name.into(), home: tempfile::tempdir().expect("temp home"), server: server.into() }
+    }
+
+    pub fn home(&self) -> &Path {
+        self.home.path()
+    }
+
+    pub fn command(&self) -> Command {
+        let mut c = Command::new(kez_chat_bin());
+        c.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("KEZ_HOME", self.home.path())
+            .env("KEZ_SERVER", &self.server)
+            .env("KEZ_TEST_PASSPHRASE", PASSPHRASE)
+            .arg("--passphrase-env")
+            .arg("KEZ_TEST_PASSPHRASE");
+        c
+    }
+
+    /// Runs with `stdin` as standard input.
+    pub fn run_with(&self, args: &[&str], stdin: &str, env: &[(&str, &str)]) -> Run {
+        let mut c = self.command();
+        c.args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let mut child = c.spawn().expect("spawn kez-chat");
+        {
+            let mut i = child.stdin.take().expect("stdin");
+            let _ = i.write_all(stdin.as_bytes());
+        }
+        Run::from(child.wait_with_output().expect("kez-chat ran"))
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        self.run_with(args, "", &[])
+    }
+
+    /// Runs and requires success.
+    pub fn ok(&self, args: &[&str]) -> Run {
+        let r = self.run(args);
+        assert_eq!(r.code, 0, "{} {args:?} failed ({}):\nstdout: {}\nstderr: {}", self.name, r.code, r.stdout, r.stderr);
+        r
+    }
+
+    /// Runs and requires the exit code `code`.
+    pub fn fails(&self, args: &[&str], code: i32) -> Run {
+        let r = self.run(args);
+        assert_eq!(r.code, code, "{} {args:?}: expected exit {code}:\nstdout: {}\nstderr: {}", self.name, r.stdout, r.stderr);
+        r
+    }
+
+    /// `register <name>` through the real dialogue: reads the 24 words from
+    /// stderr and answers the three-word check like a person with paper would.
+    /// Returns the words.
+    pub fn register(&self, confirm_by_typing_yes: bool) -> String {
+        let (run, words) = self.register_dialogue(&self.name, confirm_by_typing_yes, true);
+        assert_eq!(run.code, 0, "register {} failed:\nstdout: {}\nstderr: {}", self.name, run.stdout, run.stderr);
+        words.join(" ")
+    }
+
+    /// The registration dialogue; `answer_correctly = false` types a wrong word.
+    pub fn register_dialogue(&self, handle: &str, confirm_by_typing_yes: bool, answer_correctly: bool) -> (Run, Vec<String>) {
+        let mut c = self.command();
+        c.args(["--json", "register", handle]);
+        if !confirm_by_typing_yes {
+            c.arg("--yes-i-wrote-it-down");
+        }
+        let mut child = c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+        let mut stdin = child.stdin.take().expect("stdin");
+        let stderr = child.stderr.take().expect("stderr");
+        let mut words: Vec<String> = Vec::new();
+        let mut transcript = String::new();
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            transcript.push_str(&line);
+            transcript.push('\n');
+            // "   1. word       2. word …"
+            let tokens: Vec<&str> = line.split_whitespace().collect();
+            if tokens.len() >= 2 && tokens.len() % 2 == 0 && tokens[0].ends_with('.') && tokens[0][..tokens[0].len() - 1].parse::<usize>().is_ok() {
+                for pair in tokens.chunks(2) {
+                    let n: usize = pair[0].trim_end_matches('.').parse().expect("word number");
+                    assert_eq!(n, words.len() + 1, "words are numbered in order: {line}");
+                    words.push(pair[1].to_string());
+                }
+            }
+            if line.starts_with("Have you written down") {
+                writeln!(stdin, "yes").expect("answer");
+            }
+            if let Some(rest) = line.strip_prefix("Word #") {
+                let n: usize = rest.trim_end_matches(':').trim().parse().expect("position");
+                let right = words[n - 1].clone();
+                let answer = if answer_correctly { right } else if right == "zoo" { "abandon".into() } else { "zoo".into() };
+                writeln!(stdin, "{answer}").expect("answer");
+            }
+        }
+        drop(stdin);
+        let out = child.wait_with_output().expect("register ran");
+        let mut run = Run::from(out);
+        run.stderr = transcript;
+        (run, words)
+    }
+}

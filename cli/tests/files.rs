@@ -1,0 +1,378 @@
+//! Files over Iroh end to end: the real stack (`kez-server up`), real
+//! `kez-chat` processes for alice, bob and carol, Iroh on 127.0.0.1 with
+//! relays and address lookup off (KEZ_IROH_RELAY=off; alice's address reaches
+//! the others through KEZ_IROH_PEERS).
+//!
+//! One test (the stack takes a few seconds to start):
+//! 1. alice shares 64 MiB with bob (encrypt, manifest + set_shared_files, file_share offer);
+//! 2. bob receives the offer (`listen --once`), lists it (`files`), fetches it
+//!    from alice's `serve` (byte-identical);
+//! 3. bob browses alice's manifest and fetches the entry from there too;
+//! 4. carol browses alice and sees nothing of bob's; alice's provider refuses
+//!    carol the blob even with its hash;
+//! 5. alice stops: bob's fetch fails with the offline message; `fetch --wait`
+//!    started while she is away completes once she serves again.
+
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use ed25519_dalek::SigningKey;
+use kv_schemas::{Handle, PublicKey, now_ms, register};
+use serde_json::Value;
+
+const PW: &str = "correct horse battery";
+const SIZE: usize = 64 * 1024 * 1024;
+
+fn target_dir() -> PathBuf {
+    // target/<profile>/deps/files-<hash> → target/<profile>
+    let exe = std::env::current_exe().expect("test exe");
+    exe.parent().and_then(Path::parent).expect("target profile dir").to_path_buf()
+}
+
+/// The kez-server binary of this build profile (built on demand).
+fn kez_server_bin() -> PathBuf {
+    let bin = target_dir().join("kez-server");
+    if !bin.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "-p", "kez-server", "--bin", "kez-server"]);
+        if target_dir().file_name().is_some_and(|n| n == "release") {
+            cmd.arg("--release");
+        }
+        let st = cmd.status().expect("cargo build kez-server");
+        assert!(st.success(), "building kez-server failed");
+    }
+    bin
+}
+
+struct Stack {
+    child: Child,
+    http: String,
+}
+
+impl Stack {
+    fn start(data: &Path) -> Stack {
+        let ports: Vec<u16> = (0..4).map(|_| kez_testkit::free_port().unwrap()).collect();
+        let mut child = Command::new(kez_server_bin())
+            .args(["up", "--domain", "kez.test"])
+            .arg("--data-dir")
+            .arg(data)
+            .args(["--http", &format!("127.0.0.1:{}", ports[0])])
+            .args(["--nats-port", &ports[1].to_string()])
+            .args(["--ws-port", &ports[2].to_string()])
+            .args(["--monitor-port", &ports[3].to_string()])
+            .env("NATS_SERVER_BIN", kez_testkit::nats_server_bin().expect("nats-server"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn kez-server");
+        let stdout = child.stdout.take().expect("stdout");
+        let deadline = Instant::now() + Duration::from_secs(90);
+        let mut http = None;
+        let mut lines = BufReader::new(stdout).lines();
+        for line in lines.by_ref() {
+            let line = line.expect("read stdout");
+            if let Some(url) = line.trim().strip_prefix("web app and /v1 API:") {
+                http = Some(url.trim().trim_end_matches('/').to_string());
+            }
+            if line.starts_with("Press Ctrl-C") || Instant::now() > deadline {
+                break;
+            }
+        }
+        std::thread::spawn(move || for _ in lines {});
+        Stack { child, http: http.expect("kez-server printed where to open it") }
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct User {
+    name: &'static str,
+    sk: SigningKey,
+    home: PathBuf,
+    server: String,
+    /// KEZ_IROH_PEERS for this user's processes.
+    peers: String,
+    bind: String,
+}
+
+impl User {
+    fn pk(&self) -> PublicKey {
+        PublicKey::of(&self.sk)
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_kez-chat"));
+        c.args(args)
+            .env("KEZ_HOME", &self.home)
+            .env("KEZ_SERVER", &self.server)
+            .env("KEZ_PW", PW)
+            .env("KEZ_IROH_RELAY", "off")
+            .env("KEZ_IROH_BIND", &self.bind)
+            .env("KEZ_IROH_PEERS", &self.peers)
+            .env("KEZ_IROH_CONNECT_TIMEOUT_MS", "2000")
+            .env_remove("XDG_DATA_HOME");
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        let mut full = vec!["--passphrase-env", "KEZ_PW"];
+        full.extend_from_slice(args);
+        let out = self.cmd(&full).stdin(Stdio::null()).output().expect("run kez-chat");
+        eprintln!(
+            "[{}] kez-chat {} → {}\n  stdout: {}\n  stderr: {}",
+            self.name,
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stdout).trim(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        out
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(out.status.success(), "[{}] kez-chat {} failed", self.name, args.join(" "));
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let mut full = vec!["--json"];
+        full.extend_from_slice(args);
+        serde_json::from_str(&self.ok(&full)).expect("json output")
+    }
+
+    /// Starts `serve` and waits until it says it is serving.
+    fn serve(&self) -> Child {
+        let mut child = self
+            .cmd(&["--passphrase-env", "KEZ_PW", "serve"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn serve");
+        let stderr = child.stderr.take().unwrap();
+        let mut lines = BufReader::new(stderr).lines();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let line = lines.next().expect("serve exited early").unwrap();
+            eprintln!("[{} serve] {line}", self.name);
+            if line.starts_with("serving ") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "serve did not start");
+        }
+        let name = self.name;
+        std::thread::spawn(move || {
+            for l in lines.map_while(Result::ok) {
+                eprintln!("[{name} serve] {l}");
+            }
+        });
+        child
+    }
+}
+
+fn stop(mut child: Child) {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGINT);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        if child.try_wait().unwrap().is_some() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+fn http_post(base: &str, path: &str, body: &[u8]) -> (u16, String) {
+    use std::io::Read as _;
+    let host = base.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(host).unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
+    let text = String::from_utf8_lossy(&out).into_owned();
+    (text[9..12].parse().unwrap(), text)
+}
+
+/// Registers `name` with a fixed seed over /v1, then `restore`s it into a fresh home.
+fn make_user(stack: &Stack, root: &Path, name: &'static str, seed: u8, bind: &str) -> User {
+    let sk = SigningKey::from_bytes(&[seed; 32]);
+    let reg = register::build(&sk, &Handle::new(name, "kez.test").unwrap(), now_ms(), [seed; 16]);
+    let (status, body) = http_post(&stack.http, "/v1/register", &reg);
+    assert!(status == 201 || status == 200, "{body}");
+    let user = User {
+        name,
+        sk,
+        home: root.join(name),
+        server: stack.http.clone(),
+        peers: String::new(),
+        bind: bind.into(),
+    };
+    let words = kez_client::identity::seed_to_mnemonic(&[seed; 32]);
+    let mut child = user
+        .cmd(&["--passphrase-env", "KEZ_PW", "restore", "--mnemonic-stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(format!("{}\n", &*words).as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "restore {name}: {}", String::from_utf8_lossy(&out.stderr));
+    user
+}
+
+fn random_file(path: &Path, len: usize) {
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut left = len;
+    while left > 0 {
+        for b in buf.iter_mut() {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            *b = (x >> 24) as u8;
+        }
+        let n = left.min(buf.len());
+        f.write_all(&buf[..n]).unwrap();
+        left -= n;
+    }
+}
+
+fn hash_file(p: &Path) -> String {
+    let mut h = blake3::Hasher::new();
+    h.update_reader(std::fs::File::open(p).unwrap()).unwrap();
+    h.finalize().to_hex().to_string()
+}
+
+fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[test]
+fn share_fetch_browse_acl_offline_between_real_processes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let stack = Stack::start(&tmp.path().join("server"));
+    let a_port = free_udp_port();
+    let mut alice = make_user(&stack, tmp.path(), "alice", 61, &format!("127.0.0.1:{a_port}"));
+    let mut bob = make_user(&stack, tmp.path(), "bob", 62, "127.0.0.1:0");
+    let mut carol = make_user(&stack, tmp.path(), "carol", 63, "127.0.0.1:0");
+    let hint = format!("{}@127.0.0.1:{a_port}", alice.pk().hex());
+    bob.peers = hint.clone();
+    carol.peers = hint.clone();
+    alice.peers = String::new();
+
+    // 1. alice shares 64 MiB with bob.
+    let src = tmp.path().join("holiday.mov");
+    random_file(&src, SIZE);
+    let src_hash = hash_file(&src);
+    let shared = alice.json(&["share", "bob", src.to_str().unwrap()]);
+    assert_eq!(shared["status"], "shared");
+    let entry_id = shared["id"].as_str().unwrap().to_string();
+    assert_eq!(shared["manifest"]["seq"], 1, "{shared}");
+
+    // 2. bob receives the offer, lists it, fetches it from alice's serve.
+    bob.ok(&["listen", "--once"]);
+    let files = bob.json(&["files"]);
+    let offers = files["offers"].as_array().unwrap();
+    assert_eq!(offers.len(), 1, "{files}");
+    assert_eq!(offers[0]["id"], entry_id.as_str());
+    assert_eq!(offers[0]["name"], "holiday.mov");
+    assert_eq!(offers[0]["size"], SIZE as u64);
+
+    let serve = alice.serve();
+    let dl = tmp.path().join("bob-dl");
+    let got = bob.json(&["fetch", &entry_id[..8], "--out", dl.to_str().unwrap()]);
+    assert_eq!(got["status"], "fetched");
+    assert_eq!(hash_file(&dl.join("holiday.mov")), src_hash, "byte-identical");
+    assert_eq!(std::fs::read_dir(&dl).unwrap().count(), 1, "no temp files left");
+
+    // 3. browse + fetch from the manifest.
+    let listing = bob.json(&["browse", "alice"]);
+    let entries = listing["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{listing}");
+    assert_eq!(entries[0]["id"], entry_id.as_str());
+    let dl2 = tmp.path().join("bob-dl2");
+    let got = bob.json(&["fetch", "alice", &entry_id, "--out", dl2.to_str().unwrap()]);
+    assert_eq!(got["status"], "fetched");
+    assert_eq!(hash_file(&dl2.join("holiday.mov")), src_hash);
+
+    // 4. carol sees none of bob's entries and is refused the blob by alice's provider.
+    let listing = carol.json(&["browse", "alice"]);
+    assert_eq!(listing["entries"].as_array().unwrap().len(), 0, "{listing}");
+    assert_eq!(listing["hidden"], 1);
+    let out = carol.run(&["fetch", "alice", &entry_id, "--out", tmp.path().join("carol-dl").to_str().unwrap()]);
+    assert!(!out.status.success());
+    let blob = shared["blob"].as_str().unwrap().to_string();
+    let refused = tokio::runtime::Runtime::new().unwrap().block_on(raw_get(&carol, &alice, a_port, &blob, tmp.path()));
+    assert!(refused.is_err(), "alice's provider must refuse carol");
+
+    // 5. alice goes offline: a clear message; --wait completes when she is back.
+    stop(serve);
+    let dl3 = tmp.path().join("bob-dl3");
+    let out = bob.run(&["fetch", &entry_id, "--out", dl3.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("alice is offline"), "{err}");
+    assert!(err.contains("will download when alice is back online"), "{err}");
+    assert!(!dl3.join("holiday.mov").exists());
+
+    let waiter = bob
+        .cmd(&["--passphrase-env", "KEZ_PW", "--json", "fetch", &entry_id, "--wait", "--out", dl3.to_str().unwrap()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    let serve = alice.serve();
+    let out = waiter.wait_with_output().unwrap();
+    eprintln!("[bob] fetch --wait stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "fetch --wait: {}", String::from_utf8_lossy(&out.stdout));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"offline\""), "it reported waiting");
+    assert_eq!(hash_file(&dl3.join("holiday.mov")), src_hash);
+
+    // unshare: a new manifest without the entry, and the provider stops serving it.
+    alice.ok(&["unshare", &entry_id]);
+    let listing = bob.json(&["browse", "alice"]);
+    assert_eq!(listing["entries"].as_array().unwrap().len(), 0, "{listing}");
+    let out = bob.run(&["fetch", &entry_id, "--out", tmp.path().join("bob-dl4").to_str().unwrap()]);
+    assert!(!out.status.success(), "unshared files are refused");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("refused"));
+    stop(serve);
+}
+
+/// A plain iroh-blobs get of `blob` from alice's endpoint with `who`'s key.
+async fn raw_get(who: &User, alice: &User, port: u16, blob: &str, tmp: &Path) -> Result<(), String> {
+    use kez_client::files::config::NodeConfig;
+    let cfg = NodeConfig::loopback();
+    let ep = kez_client::files::node::bind_endpoint(&who.sk.to_bytes(), &cfg, cfg.bind, vec![]).await.unwrap();
+    let id = iroh::EndpointId::from_bytes(alice.pk().as_bytes()).unwrap();
+    let addr = iroh::EndpointAddr::new(id).with_ip_addr(format!("127.0.0.1:{port}").parse().unwrap());
+    let conn = tokio::time::timeout(Duration::from_secs(5), ep.connect(addr, kez_client::files::FILES_ALPN))
+        .await
+        .map_err(|_| "timeout".to_string())?
+        .map_err(|e| e.to_string())?;
+    let store = iroh_blobs::store::fs::FsStore::load(tmp.join("raw-carol")).await.unwrap();
+    let r = store.remote().fetch(conn, blob.parse::<iroh_blobs::Hash>().unwrap()).await.map(|_| ()).map_err(|e| format!("{e:#}"));
+    store.shutdown().await.ok();
+    ep.close().await;
+    r
+}

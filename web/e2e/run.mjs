@@ -1,0 +1,510 @@
+#!/usr/bin/env node
+// Browser end-to-end run of the web app in real Chromium (playwright-core + Debian's /usr/bin/chromium).
+//
+//   node e2e/run.mjs                                   # starts its own stack (kez-server up) on free ports
+//   KEZ_GATEWAY_URL=http://127.0.0.1:8080 node e2e/run.mjs   # uses a running stack (e.g. `./kez up`)
+//
+// Where the app comes from:
+//   - no URL given: `kez-server up` ($KEZ_SERVER_BIN, else ../target/{debug,release}/kez-server) is started
+//     with a temporary data dir and free ports; the gateway serves web/dist (embedded when it was built)
+//     and /v1 on one origin. Stopped (SIGINT) at the end.
+//   - KEZ_GATEWAY_URL: the app is loaded from the gateway itself. With KEZ_E2E_SERVE_DIST=1 this script
+//     serves web/dist on 127.0.0.1 instead and proxies /v1 to the gateway (only for a gateway without the
+//     app whose NATS WebSocket accepts any origin: `kez-server up` allows only its own origin).
+//   - KEZ_E2E_APP_URL: load the app from exactly there (its origin must also answer /v1).
+// Other environment:
+//   KEZ_E2E_WORDS        optional JSON {"alice":"<24 words>","bob":"<24 words>"}: sign in with these keys
+//                        (restore, then register) instead of creating fresh ones.
+//   KEZ_CLI_BIN          the kez-chat CLI for the interop steps (default ../target/{debug,release}/kez-chat
+//                        when present); KEZ_E2E_NO_CLI=1 skips them.
+//   CHROMIUM_BIN         default /usr/bin/chromium.   KEZ_E2E_HEADFUL=1 shows the browser.
+// Screenshots go to web/e2e/screenshots/. Exit code 0 only if every step passed and no page logged an
+// unexpected console error. The last line is "e2e: N passed, N failed".
+import { chromium } from 'playwright-core';
+import http from 'node:http';
+import { spawn, execFile } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, extname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { randomBytes } from 'node:crypto';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const dist = resolve(here, '../dist');
+const shots = join(here, 'screenshots');
+const repo = resolve(here, '../..');
+let gateway = process.env.KEZ_GATEWAY_URL?.replace(/\/$/, '');
+const firstExisting = (...paths) => paths.find((p) => p && existsSync(p));
+const fixedWords = process.env.KEZ_E2E_WORDS ? JSON.parse(process.env.KEZ_E2E_WORDS) : null;
+const PASS = 'correct horse battery staple';
+const suffix = randomBytes(3).toString('hex');
+
+rmSync(shots, { recursive: true, force: true });
+mkdirSync(shots, { recursive: true });
+
+// ------------------------------------------------------------------ static server + /v1 proxy
+async function serve() {
+  if (!existsSync(join(dist, 'index.html'))) throw new Error('web/dist is missing: run `npm run build` first');
+  const types = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css', '.svg': 'image/svg+xml' };
+  const server = http.createServer(async (req, res) => {
+    try {
+      const url = new URL(req.url, 'http://x');
+      if (url.pathname.startsWith('/v1/')) {
+        const chunks = [];
+        for await (const c of req) chunks.push(c);
+        const r = await fetch(gateway + url.pathname + url.search, {
+          method: req.method,
+          headers: { 'content-type': req.headers['content-type'] ?? 'application/json' },
+          body: ['GET', 'HEAD'].includes(req.method) ? undefined : Buffer.concat(chunks),
+        });
+        res.writeHead(r.status, { 'content-type': r.headers.get('content-type') ?? 'application/json' });
+        res.end(Buffer.from(await r.arrayBuffer()));
+        return;
+      }
+      const file = join(dist, url.pathname === '/' ? 'index.html' : url.pathname);
+      if (!file.startsWith(dist) || !existsSync(file)) {
+        res.writeHead(404);
+        res.end();
+        return;
+      }
+      res.writeHead(200, { 'content-type': types[extname(file)] ?? 'application/octet-stream' });
+      res.end(readFileSync(file));
+    } catch (e) {
+      res.writeHead(502, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ error: { code: 'unavailable', message: String(e) } }));
+    }
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  return { server, url: `http://127.0.0.1:${server.address().port}` };
+}
+
+async function freePort() {
+  return new Promise((res, rej) => {
+    const srv = createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => res(port));
+    });
+    srv.on('error', rej);
+  });
+}
+
+/** Starts `kez-server up` on free ports with a throwaway data dir; resolves with its URL. */
+async function startStack() {
+  const bin = firstExisting(process.env.KEZ_SERVER_BIN, join(repo, 'target/debug/kez-server'), join(repo, 'target/release/kez-server'));
+  if (!bin) throw new Error('no KEZ_GATEWAY_URL and no kez-server binary (cargo build -p kez-server, or set KEZ_SERVER_BIN)');
+  const data = mkdtempSync(join(tmpdir(), 'kez-e2e-'));
+  const [http, nats, ws, mon] = [await freePort(), await freePort(), await freePort(), await freePort()];
+  const args = ['up', '--http', `127.0.0.1:${http}`, '--nats-port', String(nats), '--ws-port', String(ws), '--monitor-port', String(mon), '--data-dir', data, '--domain', 'kez.test'];
+  console.log(`starting ${bin} ${args.join(' ')}`);
+  const child = spawn(bin, args, { cwd: repo, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d) => (out += d));
+  child.stderr.on('data', (d) => (out += d));
+  await new Promise((res, rej) => {
+    const t = setTimeout(() => rej(new Error(`kez-server did not come up in 90 s:\n${out}`)), 90_000);
+    child.on('exit', (c) => rej(new Error(`kez-server exited with ${c}:\n${out}`)));
+    const poll = setInterval(() => {
+      if (out.includes('kez-chat is up.')) {
+        clearInterval(poll);
+        clearTimeout(t);
+        res();
+      }
+    }, 100);
+  });
+  return {
+    url: `http://127.0.0.1:${http}`,
+    async stop() {
+      if (child.exitCode === null) {
+        const exited = new Promise((r) => child.on('exit', r));
+        child.kill('SIGINT');
+        await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
+        if (child.exitCode === null) child.kill('SIGKILL');
+      }
+      rmSync(data, { recursive: true, force: true });
+    },
+    log: () => out,
+  };
+}
+
+/** Runs the kez-chat CLI with its own home folder; resolves with stdout (rejects with stderr on failure). */
+function cli(bin, home, server, args, { input, env } = {}) {
+  return new Promise((res, rej) => {
+    const child = execFile(
+      bin,
+      ['--server', server, '--passphrase-env', 'KEZ_E2E_PASS', ...args],
+      { env: { ...process.env, KEZ_HOME: home, KEZ_E2E_PASS: PASS, KEZ_IROH_RELAY: 'off', ...env }, timeout: 60_000 },
+      (err, stdout, stderr) => (err ? rej(new Error(`kez-chat ${args.join(' ')}: ${err.message}\n${stderr}`)) : res(stdout)),
+    );
+    if (input !== undefined) child.stdin.end(input);
+  });
+}
+
+// ------------------------------------------------------------------ harness
+const results = [];
+const consoleErrors = [];
+let shotNo = 0;
+async function step(name, f) {
+  const t = Date.now();
+  try {
+    await f();
+    results.push({ name, ok: true, ms: Date.now() - t });
+    console.log(`ok   ${name} (${Date.now() - t} ms)`);
+  } catch (e) {
+    results.push({ name, ok: false, ms: Date.now() - t, error: e });
+    console.log(`FAIL ${name}: ${e?.message ?? e}`);
+    for (const [who, page] of openPages) {
+      if (page.isClosed()) continue;
+      await page.screenshot({ path: join(shots, `FAILED-${who}.png`), fullPage: true }).catch(() => undefined);
+      const text = await page.locator('body').innerText().catch(() => '');
+      console.log(`--- ${who} page text at failure:\n${text.slice(0, 1500)}`);
+    }
+    throw e;
+  }
+}
+async function shot(page, name) {
+  const file = join(shots, `${String(++shotNo).padStart(2, '0')}-${name}.png`);
+  await page.screenshot({ path: file, fullPage: true });
+}
+// Chromium logs every 4xx fetch as a console error; these lookups are expected to 404 sometimes.
+const EXPECTED_404 = /\/v1\/(u|keys|sigchains|manifests)\//;
+const openPages = new Map();
+function watch(page, who) {
+  openPages.set(who, page);
+  page.on('console', (m) => {
+    if (m.type() !== 'error') return;
+    const where = m.location()?.url ?? '';
+    if (/status of 404/.test(m.text()) && EXPECTED_404.test(where)) return;
+    consoleErrors.push(`${who}: ${m.text()} ${where}`);
+  });
+  page.on('pageerror', (e) => consoleErrors.push(`${who}: uncaught ${e.message}`));
+}
+
+// ------------------------------------------------------------------ UI actions
+async function createAccount(page, base, local) {
+  await page.goto(base + '/#/');
+  await page.getByRole('link', { name: /Create an account/ }).click();
+  await page.getByRole('heading', { name: 'Your 24 recovery words' }).waitFor();
+  const words = await page.locator('[data-word]').allTextContents();
+  if (words.length !== 24) throw new Error(`expected 24 words, saw ${words.length}`);
+  await shot(page, `${local}-words`);
+  await page.getByLabel('I have written down all 24 words in order.').check();
+  await page.getByRole('button', { name: 'Continue' }).click();
+  for (const input of await page.getByLabel(/^Word #\d+$/).all()) {
+    const n = Number((await input.getAttribute('id')).slice(1));
+    await input.fill(words[n]);
+  }
+  await page.getByRole('button', { name: 'Confirm' }).click();
+  await page.getByRole('textbox', { name: 'Handle' }).fill(local);
+  await page.getByRole('button', { name: 'Continue' }).click();
+  await page.getByRole('heading', { name: 'Choose a passphrase for this browser' }).waitFor();
+  await page.getByLabel(/^Passphrase \(at least/).fill(PASS);
+  await page.getByLabel('Repeat the passphrase').fill(PASS);
+  await shot(page, `${local}-passphrase`);
+  await page.getByRole('button', { name: 'Create account' }).click();
+  await page.getByRole('heading', { name: 'Chats' }).waitFor({ timeout: 30_000 });
+  return words.join(' ');
+}
+
+async function restoreAccount(page, base, words, local) {
+  await page.goto(base + '/#/');
+  await page.getByRole('link', { name: /Sign in with your 24 words/ }).click();
+  await page.getByLabel('Your 24 words').fill(words);
+  await page.getByLabel('Your handle').fill(local);
+  await page.getByLabel(/^New passphrase for this browser/).fill(PASS);
+  await page.getByLabel('Repeat the passphrase').fill(PASS);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  // An unregistered key (first run with fixed words) asks for a handle.
+  const chats = page.getByRole('heading', { name: 'Chats' });
+  const finish = page.getByRole('heading', { name: 'Finish setting up' });
+  await chats.or(finish).waitFor({ timeout: 30_000 });
+  if (await finish.isVisible()) {
+    await page.getByRole('textbox', { name: 'Handle' }).fill(local);
+    await page.getByRole('button', { name: 'Register' }).click();
+    await chats.waitFor({ timeout: 30_000 });
+  }
+}
+
+async function waitConnected(page) {
+  await page.getByRole('status').filter({ hasText: /^\s*Connected\s*$/ }).waitFor({ timeout: 20_000 });
+}
+
+async function addContact(page, handle) {
+  await page.getByRole('link', { name: 'Contacts' }).click();
+  await page.getByLabel('Look up a handle').fill(handle);
+  await page.getByRole('button', { name: 'Look up' }).click();
+  await page.getByText(/Sigchain verified in this browser \(\d+ events?\)/).waitFor();
+  await page.getByRole('button', { name: /Add contact/ }).click();
+  await page.getByRole('heading', { name: 'Safety number' }).waitFor();
+}
+
+async function send(page, text) {
+  await page.getByLabel(/^Message to/).fill(text);
+  await page.getByRole('button', { name: 'Send' }).click();
+  await page.getByRole('log').getByText(text).waitFor();
+  await page.getByRole('log').locator('li', { hasText: text }).getByText(/· Sent/).waitFor({ timeout: 15_000 });
+}
+
+async function unlock(page, base) {
+  await page.goto(base + '/#/');
+  await page.getByLabel('Passphrase').fill(PASS);
+  await page.getByRole('button', { name: 'Unlock' }).click();
+  await page.getByRole('heading', { name: 'Chats' }).waitFor({ timeout: 20_000 });
+}
+
+// ------------------------------------------------------------------ run
+let server;
+let stack;
+let browser;
+let failed = false;
+try {
+  let base = process.env.KEZ_E2E_APP_URL?.replace(/\/$/, '');
+  if (!base && !gateway) {
+    stack = await startStack();
+    gateway = stack.url;
+  }
+  if (!base && process.env.KEZ_E2E_SERVE_DIST === '1') ({ server, url: base } = await serve());
+  base ??= gateway;
+  console.log(`app: ${base}  gateway: ${gateway ?? '(same origin)'}`);
+  const cfg = await (await fetch(base + '/v1/config')).json();
+  const domain = cfg.domain;
+
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM_BIN ?? '/usr/bin/chromium',
+    headless: !process.env.KEZ_E2E_HEADFUL,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  const ctxA = await browser.newContext({ viewport: { width: 1100, height: 800 } });
+  const ctxB = await browser.newContext({ viewport: { width: 1100, height: 800 } });
+  const alice = await ctxA.newPage();
+  const bob = await ctxB.newPage();
+  watch(alice, 'alice');
+  watch(bob, 'bob');
+  let aliceLocal = `alice-${suffix}`;
+  let bobLocal = `bob-${suffix}`;
+  // With fixed words the keys may already own handles from an earlier run: read the real ones.
+  const ownLocal = async (page) => {
+    await page.getByRole('link', { name: 'Identity' }).click();
+    const h = await page.locator('[data-own-handle]').textContent();
+    await page.getByRole('link', { name: /Chats/ }).click();
+    return h.slice(0, h.indexOf('@'));
+  };
+  let aliceWords = fixedWords?.alice;
+
+  await step('welcome page', async () => {
+    await alice.goto(base + '/#/');
+    await alice.getByRole('heading', { name: 'kez-chat' }).waitFor();
+    await shot(alice, 'welcome');
+  });
+
+  if (fixedWords) {
+    await step('alice and bob sign in with fixed words (restore, then register)', async () => {
+      await restoreAccount(alice, base, fixedWords.alice, aliceLocal);
+      await restoreAccount(bob, base, fixedWords.bob, bobLocal);
+      aliceLocal = await ownLocal(alice);
+      bobLocal = await ownLocal(bob);
+    });
+  } else {
+    await step('alice creates an account (words, confirm three, handle, passphrase)', async () => {
+      aliceWords = await createAccount(alice, base, aliceLocal);
+    });
+    await step('bob creates an account', async () => {
+      await createAccount(bob, base, bobLocal);
+    });
+  }
+  await step('both connect to NATS over WebSocket', async () => {
+    await waitConnected(alice);
+    await waitConnected(bob);
+    await shot(alice, 'alice-chats-empty');
+  });
+
+  await step('own identity: sigchain walked and verified in the browser', async () => {
+    await alice.getByRole('link', { name: 'Identity' }).click();
+    await alice.getByText('All 2 events verified in this browser', { exact: false }).waitFor({ timeout: 15_000 });
+    await alice.getByText('Added chat endpoint').waitFor();
+    await alice.getByText('Added file-transfer endpoint (iroh)').waitFor();
+    await shot(alice, 'alice-identity');
+  });
+
+  await step('alice looks up bob, sees the verified identity and adds him (TOFU)', async () => {
+    await addContact(alice, bobLocal);
+    await alice.getByText(/^\d{5}( \d{5}){11}$/).waitFor();
+    await alice.getByText('No shared files.').waitFor();
+    await shot(alice, 'alice-contact-bob');
+  });
+
+  await step('alice sends bob a message (real time)', async () => {
+    await alice.getByRole('link', { name: 'Chat', exact: true }).click();
+    await send(alice, 'hello bob, this is alice');
+    await bob.getByRole('link', { name: /Chats/ }).getByText('1').waitFor({ timeout: 15_000 }); // unread badge
+    await bob.getByText('Unknown sender').first().waitFor();
+    await shot(bob, 'bob-unread-unknown-sender');
+  });
+
+  await step('bob opens it: shown as unknown sender with fingerprint', async () => {
+    await bob.getByRole('link', { name: /Unknown sender/ }).click();
+    await bob.getByRole('log').getByText('hello bob, this is alice').waitFor();
+    await bob.getByText('This key is not in your contacts.').waitFor();
+    await shot(bob, 'bob-chat-unknown');
+  });
+
+  await step('bob adds alice and replies; alice sees it live', async () => {
+    await addContact(bob, aliceLocal);
+    await bob.getByRole('link', { name: 'Chat', exact: true }).click();
+    await send(bob, 'hi alice, bob here');
+    await alice.getByRole('log').getByText('hi alice, bob here').waitFor({ timeout: 15_000 });
+    await shot(alice, 'alice-chat');
+  });
+
+  const cliBin =
+    process.env.KEZ_E2E_NO_CLI === '1' || fixedWords ? null : firstExisting(process.env.KEZ_CLI_BIN, join(repo, 'target/debug/kez-chat'), join(repo, 'target/release/kez-chat'));
+  if (cliBin) {
+    const home = mkdtempSync(join(tmpdir(), 'kez-cli-'));
+    const carolLocal = `carol-${suffix}`;
+    try {
+      await step('CLI interop: a CLI user and the browser chat both ways', async () => {
+        // carol is created in a third browser (so her words are known), then lives only in the CLI
+        const ctxC = await browser.newContext({ viewport: { width: 1100, height: 800 } });
+        const carolPage = await ctxC.newPage();
+        watch(carolPage, 'carol');
+        const carolWords = await createAccount(carolPage, base, carolLocal);
+        await ctxC.close();
+        await cli(cliBin, home, base, ['restore', '--mnemonic-stdin'], { input: carolWords + '\n' });
+        await cli(cliBin, home, base, ['send', `@${aliceLocal}`, 'hello alice, from the CLI']);
+        await alice.getByRole('link', { name: /Chats/ }).click();
+        await alice.getByText('hello alice, from the CLI').waitFor({ timeout: 20_000 });
+        await addContact(alice, carolLocal);
+        await alice.getByRole('link', { name: 'Chat', exact: true }).click();
+        await alice.getByRole('log').getByText('hello alice, from the CLI').waitFor();
+        await send(alice, 'hi carol, the browser answers');
+        const out = await cli(cliBin, home, base, ['listen', '--once']);
+        if (!out.includes('hi carol, the browser answers')) throw new Error(`the CLI did not print the message:\n${out}`);
+        await shot(alice, 'alice-cli-chat');
+      });
+      await step('shared files: a file the CLI shares with alice is listed from the manifest, with the CLI command', async () => {
+        const file = join(home, 'report for alice.txt');
+        writeFileSync(file, 'quarterly numbers\n'.repeat(100));
+        await cli(cliBin, home, base, ['share', `@${aliceLocal}`, file]);
+        // the offer arrives as a chat message …
+        await alice.getByRole('log').getByText('shared a file: report for alice.txt').waitFor({ timeout: 20_000 });
+        // … and the entry is in carol's manifest, verified against her sigchain
+        await alice.getByRole('link', { name: 'Identity and safety number' }).click();
+        await alice.getByText(/Manifest verified against the sigchain\./).waitFor({ timeout: 15_000 });
+        await alice.getByText('report for alice.txt').waitFor();
+        await alice.getByText('Download requires the desktop client:').first().waitFor();
+        const cmd = await alice.locator('code', { hasText: 'kez-chat fetch' }).first().textContent();
+        if (!cmd?.startsWith(`kez-chat fetch @${carolLocal} `)) throw new Error(`unexpected command ${cmd}`);
+        await shot(alice, 'alice-shared-files');
+      });
+    } finally {
+      rmSync(home, { recursive: true, force: true });
+    }
+  } else {
+    console.log(`skip CLI interop (${fixedWords ? 'fixed words' : 'no kez-chat binary; set KEZ_CLI_BIN'})`);
+  }
+
+  await step('offline delivery: bob closes the app, alice writes, bob unlocks later', async () => {
+    await bob.close();
+    await alice.getByRole('link', { name: /Chats/ }).click();
+    await alice.getByRole('link', { name: new RegExp(bobLocal) }).first().click();
+    await send(alice, 'sent while you were offline');
+    const bob2 = await ctxB.newPage();
+    watch(bob2, 'bob');
+    await unlock(bob2, base);
+    await waitConnected(bob2);
+    await bob2.getByText('sent while you were offline').waitFor({ timeout: 20_000 });
+    await bob2.getByRole('link', { name: aliceLocal }).first().click();
+    // history from before the reload is still there (encrypted at rest)
+    await bob2.getByRole('log').getByText('hello bob, this is alice').waitFor();
+    await bob2.getByRole('log').getByText('sent while you were offline').waitFor();
+    await shot(bob2, 'bob-after-unlock');
+  });
+
+  await step('wrong passphrase is refused with a clear message', async () => {
+    const p = await ctxA.newPage();
+    watch(p, 'alice');
+    await alice.close();
+    await p.goto(base + '/#/');
+    await p.getByLabel('Passphrase').fill('not my passphrase');
+    await p.getByRole('button', { name: 'Unlock' }).click();
+    await p.getByRole('alert').getByText(/Wrong passphrase/i).waitFor({ timeout: 10_000 });
+    await shot(p, 'alice-wrong-passphrase');
+    await p.getByLabel('Passphrase').fill(PASS);
+    await p.getByRole('button', { name: 'Unlock' }).click();
+    await p.getByRole('heading', { name: 'Chats' }).waitFor({ timeout: 20_000 });
+    await p.getByRole('link', { name: new RegExp(bobLocal) }).first().click();
+    await p.getByRole('log').getByText('hi alice, bob here').waitFor(); // history survived the reload
+    await p.getByRole('link', { name: /Chats/ }).click();
+    globalThis.alicePage = p;
+  });
+
+  const a = globalThis.alicePage;
+  await step('settings: re-show the words after the passphrase, verify them, change passphrase', async () => {
+    await a.getByRole('link', { name: 'Settings' }).click();
+    await a.getByLabel('Passphrase', { exact: true }).fill(PASS);
+    await a.getByRole('button', { name: 'Show my 24 words' }).click();
+    await a.locator('[data-word]').nth(23).waitFor({ timeout: 10_000 });
+    const shown = (await a.locator('[data-word]').allTextContents()).join(' ');
+    if (aliceWords && shown !== aliceWords) throw new Error('re-shown words differ from the ones at creation');
+    await a.getByRole('button', { name: 'Hide the words' }).click();
+    await a.getByLabel('Type the 24 words from your paper').fill(shown);
+    await a.getByRole('button', { name: 'Check' }).click();
+    await a.getByText('These words restore this account.').waitFor();
+    await a.getByLabel('Current passphrase').fill(PASS);
+    await a.getByLabel(/^New passphrase/).fill(PASS + '!');
+    await a.getByLabel('Repeat the new passphrase').fill(PASS + '!');
+    await a.getByRole('button', { name: 'Change passphrase' }).click();
+    await a.getByText('Passphrase changed.').waitFor({ timeout: 10_000 });
+    await shot(a, 'alice-settings');
+    aliceWords = shown;
+  });
+
+  await step('log out clears the browser; sign in again from the 24 words', async () => {
+    await a.getByRole('button', { name: 'Log out…' }).click();
+    await a.getByRole('button', { name: 'Log out and delete local data' }).click();
+    await a.getByRole('heading', { name: 'kez-chat' }).waitFor();
+    const left = await a.evaluate(
+      () =>
+        new Promise((res, rej) => {
+          const r = indexedDB.open('kez-chat');
+          r.onerror = () => rej(r.error);
+          r.onsuccess = () => {
+            const db = r.result;
+            if (!db.objectStoreNames.contains('kv')) return res(0);
+            const c = db.transaction('kv').objectStore('kv').count();
+            c.onsuccess = () => res(c.result);
+            c.onerror = () => rej(c.error);
+          };
+        }),
+    );
+    await restoreAccount(a, base, aliceWords, aliceLocal);
+    await waitConnected(a);
+    await shot(a, 'alice-restored');
+    if (left !== 0) throw new Error(`IndexedDB still held ${left} records after logout`);
+  });
+
+  await step('narrow screen layout', async () => {
+    await a.setViewportSize({ width: 390, height: 800 });
+    await a.getByRole('link', { name: 'Contacts' }).click();
+    await shot(a, 'alice-mobile-contacts');
+  });
+
+  await step('no unexpected console errors', async () => {
+    if (consoleErrors.length) throw new Error(consoleErrors.join('\n'));
+  });
+  console.log(`domain ${domain}: handles ${aliceLocal}@${domain}, ${bobLocal}@${domain}`);
+} catch (e) {
+  failed = true;
+  if (e?.stack) console.error(e.stack);
+} finally {
+  await browser?.close().catch(() => undefined);
+  server?.close();
+  if (stack && failed) console.log(`--- kez-server output:\n${stack.log().slice(-4000)}`);
+  await stack?.stop().catch(() => undefined);
+}
+const passed = results.filter((r) => r.ok).length;
+console.log(`\ne2e: ${passed} passed, ${results.length - passed} failed`);
+console.log(`screenshots: ${shots}`);
+if (consoleErrors.length) console.log('console errors:\n' + consoleErrors.join('\n'));
+process.exit(failed || results.some((r) => !r.ok) ? 1 : 0);

@@ -1,0 +1,640 @@
+/**
+ * Application state and actions (no protocol logic: that lives in lib/).
+ *
+ * One instance, `app`, holds the session (config, unlocked identity), the
+ * contacts with their TOFU pins, the conversations and the NATS connection.
+ * Everything personal is kept in IndexedDB encrypted at rest: the seed under
+ * the passphrase (lib/vault), the rest under a key derived from the seed
+ * (lib/localbox).
+ */
+import { api } from './api';
+import { DEFAULT_RETENTION_MS, MAX_NOTICES } from './constants';
+import { ApiError, type GatewayConfig, type UserRecord } from '../lib/api';
+import { KezError } from '../lib/errors';
+import { b64uDecode, b64uEncode } from '../lib/encoding';
+import { open, seal, textBody } from '../lib/envelope';
+import { parseEntry, openEntry } from '../lib/files';
+import { displayHandle, parseHandleInput } from '../lib/handle';
+import { identityFromSeed, mnemonicToSeed, parseKeyHex, type Identity } from '../lib/keys';
+import { LocalBox } from '../lib/localbox';
+import { buildRegistration } from '../lib/register';
+import {
+  buildLink,
+  checkExtends,
+  irohEndpointBody,
+  natsEndpointBody,
+  pinOf,
+  walkChain,
+  type ChainPin,
+  type ChainState,
+  type Link,
+  type WalkResult,
+} from '../lib/sigchain';
+import { idbStore, type KV } from '../lib/storage';
+import type { Transport, TransportStatus } from '../lib/transport';
+import { loadVaultRecord, saveVault, setVaultHandle, unlockVault, type VaultRecord } from '../lib/vault';
+import { entriesForMe, verifyManifest } from '../lib/manifest';
+import type { OpenedEntry } from '../lib/files';
+
+export type Phase = 'loading' | 'welcome' | 'locked' | 'needs_handle' | 'ready';
+
+export interface Contact {
+  hex: string;
+  key: string;
+  handle: string;
+  addedAt: number;
+  /** Last sigchain tail verified for this key (rollback/fork detection). */
+  pin: ChainPin | null;
+  checkedAt: number | null;
+  /** The user compared the safety number out of band. */
+  verified: boolean;
+  /** Set when the handle now resolves to another key: shown as a loud warning. */
+  keyChange: { newHex: string; seenAt: number } | null;
+  /** This record was replaced after a key change (kept so old messages keep a name). */
+  replacedBy: string | null;
+}
+
+export interface SharedFileInfo {
+  name: string;
+  size: number;
+  entryId: string;
+}
+
+export interface ChatMessage {
+  id: string;
+  dir: 'in' | 'out';
+  kind: 'text' | 'file_share';
+  text: string;
+  file?: SharedFileInfo | null;
+  ts: number;
+  at: number;
+  status: 'sending' | 'sent' | 'failed' | 'received';
+  error?: string;
+  /** Envelope bytes (b64url) and Nats-Msg-Id kept until the broker acknowledged, for retry. */
+  outer?: string;
+  msgId?: string;
+}
+
+export interface Conversation {
+  hex: string;
+  messages: ChatMessage[];
+  unread: number;
+  lastAt: number;
+}
+
+export interface Notice {
+  at: number;
+  code: string;
+  message: string;
+}
+
+export interface IdentityView {
+  handle: string;
+  user: UserRecord;
+  hex: string;
+  walk: WalkResult;
+  /** Rollback/fork against our pin, if any. */
+  pinError: KezError | null;
+  contact: Contact | null;
+  /** The handle is pinned to a different key than the server now returns. */
+  keyChanged: Contact | null;
+}
+
+class AppState {
+  phase = $state<Phase>('loading');
+  config = $state.raw<GatewayConfig | null>(null);
+  configError = $state<string | null>(null);
+  vault = $state.raw<VaultRecord | null>(null);
+  me = $state.raw<Identity | null>(null);
+  handle = $state('');
+  connection = $state<TransportStatus | 'off'>('off');
+  connectionDetail = $state('');
+  contacts = $state<Record<string, Contact>>({});
+  convs = $state<Record<string, Conversation>>({});
+  notices = $state<Notice[]>([]);
+  activeConv = $state<string | null>(null);
+  ownPin = $state.raw<ChainPin | null>(null);
+  /** Handle typed at restore that is not registered yet (prefills the "choose a handle" page). */
+  pendingHandle = $state('');
+
+  private store: KV = idbStore();
+  private box: LocalBox | null = null;
+  private transport: Transport | null = null;
+  private seen = new Map<string, number>();
+
+  get retentionMs(): number {
+    return this.config?.inbox_max_age_ms ?? DEFAULT_RETENTION_MS;
+  }
+
+  get totalUnread(): number {
+    let n = 0;
+    for (const c of Object.values(this.convs)) n += c.unread;
+    return n;
+  }
+
+  /** Display name for a key: the contact's handle, or null for an unknown sender. */
+  nameFor(hex: string): string | null {
+    const c = this.contacts[hex];
+    if (!c) return null;
+    const name = this.config ? displayHandle(c.handle, this.config.domain) : c.handle;
+    return c.replacedBy ? `${name} (old key)` : name;
+  }
+
+  contactByHandle(handle: string): Contact | null {
+    return Object.values(this.contacts).find((c) => c.handle === handle && !c.replacedBy) ?? null;
+  }
+
+  // ------------------------------------------------------------ startup
+
+  async init(): Promise<void> {
+    this.phase = 'loading';
+    try {
+      this.config = await api.config();
+      this.configError = null;
+    } catch (e) {
+      this.configError = e instanceof KezError ? e.message : String(e);
+    }
+    try {
+      this.vault = await loadVaultRecord(this.store);
+    } catch {
+      this.vault = null;
+    }
+    this.phase = this.vault ? 'locked' : 'welcome';
+  }
+
+  requireConfig(): GatewayConfig {
+    if (!this.config) throw new KezError('unavailable', `the server configuration could not be loaded${this.configError ? ` (${this.configError})` : ''}`);
+    return this.config;
+  }
+
+  requireMe(): Identity {
+    if (!this.me) throw new KezError('no_vault', 'not unlocked');
+    return this.me;
+  }
+
+  // ------------------------------------------------------------ account
+
+  /** Stores the seed under the passphrase before anything is sent, so a failure later never loses the key. */
+  async saveNewSeed(seed: Uint8Array, passphrase: string): Promise<void> {
+    this.vault = await saveVault(this.store, seed, passphrase, '');
+    this.me = identityFromSeed(seed);
+  }
+
+  /** POST /v1/register, then publish the endpoints and remember the handle. */
+  async registerHandle(handle: string): Promise<void> {
+    const cfg = this.requireConfig();
+    const me = this.requireMe();
+    const reg = buildRegistration({ seed: me.seed, aud: cfg.domain, handle, ts: Date.now() });
+    await api.register(reg.bytes);
+    await this.ensureEndpoints();
+    await setVaultHandle(this.store, handle);
+    this.vault = await loadVaultRecord(this.store);
+    this.handle = handle;
+    await this.enterApp();
+  }
+
+  /** Verifies our own chain and appends any missing endpoint (nats with this server's url, iroh). */
+  async ensureEndpoints(): Promise<ChainState> {
+    const cfg = this.requireConfig();
+    const me = this.requireMe();
+    for (let attempt = 0; ; attempt++) {
+      const { links } = await api.sigchain(me.hex);
+      const walk = walkChain(me.key, links);
+      if (walk.error) throw walk.error;
+      let state = walk.state;
+      const have = (pred: (b: Record<string, unknown>) => boolean) => state.endpoints.some((e) => pred(e.body));
+      const wanted = [];
+      if (!have((b) => b.kind === 'nats' && b.url === cfg.nats_url)) wanted.push(natsEndpointBody(me.hex, cfg.nats_url));
+      if (!have((b) => b.kind === 'iroh')) wanted.push(irohEndpointBody(me.hex));
+      try {
+        for (const body of wanted) {
+          const link: Link = buildLink({ seed: me.seed, prev: pinOf(state), ctime: Date.now(), op: 'add_endpoint', body });
+          await api.appendLink(me.hex, link.bytes);
+          state = { ...state, seqno: link.seqno, tail: link.linkId, endpoints: [...state.endpoints, { linkId: link.linkId, body }] };
+        }
+        this.ownPin = pinOf(state);
+        return state;
+      } catch (e) {
+        // Another device appended at the same time: re-read the chain once and try again.
+        if (attempt === 0 && e instanceof ApiError && (e.code === 'seqno_conflict' || e.code === 'prev_mismatch')) continue;
+        throw e;
+      }
+    }
+  }
+
+  async unlock(passphrase: string): Promise<void> {
+    const { seed, record } = await unlockVault(this.store, passphrase);
+    this.vault = record;
+    this.me = identityFromSeed(seed);
+    if (!record.handle) {
+      // Creation stopped before the handle was registered; the key may have been registered anyway.
+      const found = await this.findHandleByKey(this.me.hex);
+      if (found) {
+        await setVaultHandle(this.store, found);
+        this.handle = found;
+      } else {
+        this.phase = 'needs_handle';
+        return;
+      }
+    } else {
+      this.handle = record.handle;
+    }
+    await this.enterApp();
+  }
+
+  /** GET /v1/keys/ed25519/:hex if the gateway offers it; null when unknown or unsupported. */
+  async findHandleByKey(hex: string): Promise<string | null> {
+    try {
+      return (await api.lookupKey(hex)).handle;
+    } catch (e) {
+      if (e instanceof ApiError && (e.code === 'key_not_found' || e.code === 'not_found' || e.code === 'handle_not_found')) return null;
+      throw e;
+    }
+  }
+
+  /**
+   * Login from the 24 words on a new browser. The handle is found by key when
+   * the gateway offers that route, else the user's input is checked: its
+   * primary key must be the key of these words.
+   */
+  async restore(words: string, handleInput: string, passphrase: string): Promise<'ready' | 'needs_handle'> {
+    const cfg = this.requireConfig();
+    const seed = mnemonicToSeed(words);
+    const id = identityFromSeed(seed);
+    let handle = await this.findHandleByKey(id.hex);
+    this.pendingHandle = '';
+    if (!handle && handleInput.trim()) {
+      const h = parseHandleInput(handleInput, cfg.domain).full;
+      try {
+        const user = await api.lookupHandle(h);
+        if (user.primary !== id.key) throw new KezError('invalid_key', `${h} belongs to a different key than these words`);
+        handle = user.handle;
+      } catch (e) {
+        // Not registered: these words are a key without an account yet; offer to register this handle.
+        if (!(e instanceof ApiError && e.code === 'handle_not_found')) throw e;
+        this.pendingHandle = h.slice(0, h.indexOf('@'));
+      }
+    }
+    await saveVault(this.store, seed, passphrase, handle ?? '');
+    this.vault = await loadVaultRecord(this.store);
+    this.me = id;
+    if (!handle) {
+      this.phase = 'needs_handle';
+      return 'needs_handle';
+    }
+    this.handle = handle;
+    await this.enterApp();
+    return 'ready';
+  }
+
+  private async enterApp(): Promise<void> {
+    const me = this.requireMe();
+    this.box = new LocalBox(me.seed, this.store);
+    await this.loadLocal();
+    this.phase = 'ready';
+    void this.ensureEndpoints().catch((e) => this.addNotice('endpoints', e));
+    void this.connect();
+    void this.recheckContacts();
+  }
+
+  /**
+   * TOFU follow-up at every unlock: each pinned handle is looked up again; a
+   * different key sets the loud key-change warning, and each chain must still
+   * extend the pinned tail (rollback/fork become notices).
+   */
+  async recheckContacts(): Promise<void> {
+    for (const c of Object.values(this.contacts)) {
+      if (c.replacedBy) continue;
+      try {
+        const user = await api.lookupHandle(c.handle);
+        const hex = user.primary.slice('ed25519:'.length);
+        if (hex !== c.hex && c.keyChange?.newHex !== hex) {
+          c.keyChange = { newHex: hex, seenAt: Date.now() };
+          await this.saveContacts();
+        }
+        const { walk, pinError } = await this.walkKey(c.hex);
+        if (walk.error) this.addNotice('chain', new KezError(walk.error.code, `${c.handle}: ${walk.error.message}`));
+        if (pinError) this.addNotice('chain', new KezError(pinError.code, `${c.handle}: ${pinError.message}`));
+      } catch (e) {
+        if (e instanceof ApiError && e.code === 'handle_not_found') {
+          this.addNotice('contact', new KezError('handle_not_found', `${c.handle} is no longer registered`));
+        }
+        // network trouble: try again at the next unlock
+      }
+    }
+  }
+
+  /** Log out: close the connection and clear everything this app stored in the browser. */
+  async logout(): Promise<void> {
+    await this.transport?.close().catch(() => undefined);
+    this.transport = null;
+    await this.store.clear();
+    this.me = null;
+    this.vault = null;
+    this.handle = '';
+    this.box = null;
+    this.contacts = {};
+    this.convs = {};
+    this.notices = [];
+    this.seen.clear();
+    this.ownPin = null;
+    this.connection = 'off';
+    this.phase = 'welcome';
+  }
+
+  /** Locks without deleting anything (the passphrase is needed again). */
+  async lock(): Promise<void> {
+    await this.transport?.close().catch(() => undefined);
+    this.transport = null;
+    this.me = null;
+    this.box = null;
+    this.contacts = {};
+    this.convs = {};
+    this.connection = 'off';
+    this.phase = 'locked';
+  }
+
+  // ------------------------------------------------------------ local data
+
+  private async loadLocal(): Promise<void> {
+    const box = this.box!;
+    this.contacts = (await box.get<Record<string, Contact>>('contacts')) ?? {};
+    const list = (await box.get<string[]>('convlist')) ?? [];
+    const convs: Record<string, Conversation> = {};
+    for (const hex of list) {
+      const c = await box.get<Conversation>(`conv:${hex}`);
+      if (c) {
+        // Anything still "sending" from a previous session did not get an ack: show it as failed (retry keeps its msg id).
+        for (const m of c.messages) if (m.status === 'sending') Object.assign(m, { status: 'failed', error: 'not confirmed before the page was closed' });
+        convs[hex] = c;
+      }
+    }
+    this.convs = convs;
+    this.notices = (await box.get<Notice[]>('notices')) ?? [];
+    this.seen = new Map(Object.entries((await box.get<Record<string, number>>('seen')) ?? {}));
+    this.ownPin = (await box.get<ChainPin>('ownpin')) ?? null;
+  }
+
+  private async saveContacts(): Promise<void> {
+    await this.box?.put('contacts', $state.snapshot(this.contacts));
+  }
+
+  private async saveConv(hex: string): Promise<void> {
+    const c = this.convs[hex];
+    if (!c || !this.box) return;
+    await this.box.put(`conv:${hex}`, $state.snapshot(c));
+    await this.box.put('convlist', Object.keys(this.convs));
+  }
+
+  private async saveSeen(): Promise<void> {
+    const cutoff = Date.now() - this.retentionMs - 10 * 60_000;
+    for (const [k, t] of this.seen) if (t < cutoff) this.seen.delete(k);
+    await this.box?.put('seen', Object.fromEntries(this.seen));
+  }
+
+  private addNotice(code: string, e: unknown): void {
+    const message = e instanceof KezError ? `${e.code}: ${e.message}` : String(e);
+    this.notices = [{ at: Date.now(), code, message }, ...this.notices].slice(0, MAX_NOTICES);
+    void this.box?.put('notices', $state.snapshot(this.notices));
+  }
+
+  clearNotices(): void {
+    this.notices = [];
+    void this.box?.put('notices', []);
+  }
+
+  private conv(hex: string): Conversation {
+    if (!this.convs[hex]) this.convs[hex] = { hex, messages: [], unread: 0, lastAt: 0 };
+    return this.convs[hex]!; // the reactive proxy, not the object literal
+  }
+
+  markRead(hex: string): void {
+    const c = this.convs[hex];
+    if (c && c.unread) {
+      c.unread = 0;
+      void this.saveConv(hex);
+    }
+  }
+
+  // ------------------------------------------------------------ identities and contacts
+
+  /** Looks up a handle, walks its sigchain in the browser and compares with what we pinned. */
+  async lookup(input: string): Promise<IdentityView> {
+    const cfg = this.requireConfig();
+    const handle = parseHandleInput(input, cfg.domain).full;
+    const user = await api.lookupHandle(handle);
+    if (user.handle !== handle) throw new KezError('invalid_request', 'the server answered for another handle');
+    const hex = user.primary.slice('ed25519:'.length);
+    const known = this.contactByHandle(handle);
+    const keyChanged = known && known.hex !== hex ? known : null;
+    if (keyChanged && (!keyChanged.keyChange || keyChanged.keyChange.newHex !== hex)) {
+      keyChanged.keyChange = { newHex: hex, seenAt: Date.now() };
+      await this.saveContacts();
+    }
+    const { walk, pinError } = await this.walkKey(hex);
+    return { handle, user, hex, walk, pinError, contact: this.contacts[hex] ?? null, keyChanged };
+  }
+
+  /** Fetches and verifies the chain of a key; refreshes our pin when it extends the old one. */
+  async walkKey(hex: string): Promise<{ walk: WalkResult; pinError: KezError | null }> {
+    parseKeyHex(hex);
+    const { links } = await api.sigchain(hex);
+    const walk = walkChain(`ed25519:${hex}`, links);
+    const me = this.me;
+    const contact = this.contacts[hex];
+    const pin = me && hex === me.hex ? this.ownPin : (contact?.pin ?? null);
+    let pinError: KezError | null = null;
+    if (!walk.error) {
+      try {
+        checkExtends(pin, walk.links.map((l) => l.link!));
+        const newPin = pinOf(walk.state);
+        if (me && hex === me.hex) {
+          this.ownPin = newPin;
+          void this.box?.put('ownpin', newPin);
+        } else if (contact) {
+          contact.pin = newPin;
+          contact.checkedAt = Date.now();
+          await this.saveContacts();
+        }
+      } catch (e) {
+        pinError = e instanceof KezError ? e : new KezError('chain_fork', String(e));
+      }
+    }
+    return { walk, pinError };
+  }
+
+  /** Trust on first use: pin the key (and chain tail) for this handle. */
+  async addContact(view: IdentityView): Promise<Contact> {
+    if (view.walk.error) throw view.walk.error;
+    if (view.keyChanged) throw new KezError('invalid_key', 'the key for this handle changed; review the warning first');
+    const existing = this.contacts[view.hex];
+    const c: Contact = existing ?? {
+      hex: view.hex,
+      key: view.user.primary,
+      handle: view.handle,
+      addedAt: Date.now(),
+      pin: pinOf(view.walk.state),
+      checkedAt: Date.now(),
+      verified: false,
+      keyChange: null,
+      replacedBy: null,
+    };
+    c.handle = view.handle;
+    this.contacts[view.hex] = c;
+    await this.saveContacts();
+    return this.contacts[view.hex]!;
+  }
+
+  /** After a loud warning the user accepts the new key: the old record is kept but retired. */
+  async acceptKeyChange(view: IdentityView): Promise<Contact> {
+    const old = view.keyChanged;
+    if (old) {
+      old.replacedBy = view.hex;
+      old.keyChange = null;
+    }
+    return this.addContact({ ...view, keyChanged: null });
+  }
+
+  async setVerified(hex: string, verified: boolean): Promise<void> {
+    const c = this.contacts[hex];
+    if (!c) return;
+    c.verified = verified;
+    await this.saveContacts();
+  }
+
+  async removeContact(hex: string): Promise<void> {
+    delete this.contacts[hex];
+    await this.saveContacts();
+  }
+
+  /** A contact's shared files that are wrapped for me (manifest checked against the chain). */
+  async sharedFiles(hex: string): Promise<{ entries: OpenedEntry[]; total: number } | null> {
+    const me = this.requireMe();
+    const { walk } = await this.walkKey(hex);
+    if (walk.error) throw walk.error;
+    if (!walk.state.sharedFiles) return null;
+    const bytes = await api.manifestByOwner(hex);
+    if (!bytes) return null;
+    const m = verifyManifest(bytes, walk.state);
+    return { entries: entriesForMe(m, me.seed), total: m.entries.length };
+  }
+
+  // ------------------------------------------------------------ chat
+
+  async connect(): Promise<void> {
+    const cfg = this.requireConfig();
+    const me = this.requireMe();
+    await this.transport?.close().catch(() => undefined);
+    this.transport = null;
+    if (location.protocol === 'https:' && cfg.nats_ws_url.startsWith('ws:')) {
+      this.connection = 'disconnected';
+      this.connectionDetail = 'the chat server address is not secure (ws://) but this page is https';
+      return;
+    }
+    try {
+      const { connectTransport } = await import('../lib/transport');
+      this.transport = await connectTransport({
+        wsUrl: cfg.nats_ws_url,
+        seed: me.seed,
+        stream: cfg.inbox_stream,
+        onMessage: (m) => this.receive(m.data),
+        onStatus: (s, detail) => {
+          this.connection = s;
+          this.connectionDetail = detail ?? '';
+        },
+      });
+    } catch (e) {
+      this.connection = 'disconnected';
+      this.connectionDetail = e instanceof KezError ? e.message : String(e);
+    }
+  }
+
+  /** Opens one inbox message and stores the result; resolves only after storing (then the transport acks). */
+  private async receive(data: Uint8Array): Promise<void> {
+    const me = this.me;
+    if (!me) throw new Error('locked');
+    let opened;
+    try {
+      opened = open(data, {
+        mySeed: me.seed,
+        now: Date.now(),
+        retentionMs: this.retentionMs,
+        seen: (from, id) => this.seen.has(`${from}/${id}`),
+      });
+    } catch (e) {
+      if (e instanceof KezError && e.code === 'replayed') return; // already stored: ack quietly
+      this.addNotice('rejected', e);
+      await this.box?.put('notices', $state.snapshot(this.notices));
+      return;
+    }
+    const hex = opened.from.slice('ed25519:'.length);
+    let text = '';
+    let file: SharedFileInfo | null = null;
+    if (opened.kind === 'text') {
+      text = opened.body.text as string;
+    } else {
+      try {
+        const o = openEntry(parseEntry(opened.body.entry!), me.seed, opened.fromPk);
+        file = o ? { name: o.meta.name, size: o.meta.size, entryId: o.entry.id } : null;
+        text = o ? `shared a file: ${o.meta.name}` : 'shared a file that is not wrapped for this key';
+      } catch (e) {
+        text = `shared a file that could not be opened (${e instanceof KezError ? e.code : 'error'})`;
+      }
+    }
+    const c = this.conv(hex);
+    c.messages.push({ id: opened.id, dir: 'in', kind: opened.kind, text, file, ts: opened.ts, at: Date.now(), status: 'received' });
+    c.messages.sort((a, b) => a.ts - b.ts);
+    c.lastAt = Math.max(c.lastAt, opened.ts);
+    if (this.activeConv !== hex || document.visibilityState === 'hidden') c.unread++;
+    this.seen.set(`${opened.from}/${opened.id}`, opened.ts);
+    await this.saveConv(hex);
+    await this.saveSeen();
+  }
+
+  async sendText(hex: string, text: string): Promise<void> {
+    const me = this.requireMe();
+    const pk = parseKeyHex(hex);
+    const sealed = seal({ senderSeed: me.seed, recipientPk: pk, kind: 'text', body: textBody(text), ts: Date.now() });
+    const { newMsgId } = await import('../lib/transport');
+    const msg: ChatMessage = {
+      id: sealed.id,
+      dir: 'out',
+      kind: 'text',
+      text,
+      ts: sealed.inner.ts as number,
+      at: Date.now(),
+      status: 'sending',
+      outer: b64uEncode(sealed.outer),
+      msgId: newMsgId(),
+    };
+    const c = this.conv(hex);
+    c.messages.push(msg);
+    c.lastAt = msg.ts;
+    await this.saveConv(hex);
+    await this.deliver(hex, msg.id);
+  }
+
+  async retry(hex: string, id: string): Promise<void> {
+    await this.deliver(hex, id);
+  }
+
+  private async deliver(hex: string, id: string): Promise<void> {
+    const m = this.convs[hex]?.messages.find((x) => x.id === id && x.dir === 'out');
+    if (!m || !m.outer || !m.msgId) return;
+    m.status = 'sending';
+    m.error = undefined;
+    try {
+      if (!this.transport) throw new KezError('unavailable', 'not connected to the chat server');
+      await this.transport.publish(hex, b64uDecode(m.outer), m.msgId);
+      m.status = 'sent';
+      m.outer = undefined;
+      m.msgId = undefined;
+    } catch (e) {
+      m.status = 'failed';
+      m.error = e instanceof KezError ? e.message : String(e);
+    }
+    await this.saveConv(hex);
+  }
+}
+
+export const app = new AppState();

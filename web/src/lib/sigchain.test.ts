@@ -1,0 +1,159 @@
+import { describe, expect, test } from 'vitest';
+import { sha256 } from '@noble/hashes/sha2.js';
+import {
+  applyLink,
+  buildLink,
+  checkAppend,
+  checkExtends,
+  emptyState,
+  irohEndpointBody,
+  natsEndpointBody,
+  parseLinkBytes,
+  pinOf,
+  verifyChain,
+  walkChain,
+  type Link,
+} from './sigchain';
+import { fromUtf8, hexEncode, utf8 } from './encoding';
+import { jcsBytes, obj, parseCanonical, type JsonObject } from './jcs';
+import { identityFromSeed } from './keys';
+import { signingInput, signObject } from './sign';
+import { expectCode, seedOf } from './test/util';
+
+const me = identityFromSeed(seedOf(11));
+const t0 = 1_760_000_000_000;
+
+function chain(ops: Array<[string, JsonObject, boolean?]>, seed = me.seed): Link[] {
+  const out: Link[] = [];
+  for (const [i, [op, body, ignore]] of ops.entries()) {
+    const prev = out.length ? { seqno: out.length, linkId: out[out.length - 1]!.linkId } : null;
+    out.push(buildLink({ seed, prev, ctime: t0 + i, op, body, ignoreIfUnsupported: ignore }));
+  }
+  return out;
+}
+
+const nats = natsEndpointBody(me.hex, 'nats://127.0.0.1:4222');
+const iroh = irohEndpointBody(me.hex);
+
+describe('links', () => {
+  test('link 1 shape, JCS bytes and link_id = SHA-256(signing input)', () => {
+    const [l] = chain([['add_endpoint', nats]]);
+    expect(l!.seqno).toBe(1);
+    expect(l!.prev).toBeNull();
+    expect(fromUtf8(l!.bytes)).toContain('"prev":null');
+    expect(l!.linkId).toBe(hexEncode(sha256(signingInput('sigchain.link', l!.obj))));
+    expect(parseLinkBytes(l!.bytes).linkId).toBe(l!.linkId);
+  });
+  test('a link over 8 KiB, non-canonical bytes or tampering is refused', () => {
+    const [l] = chain([['add_claim', obj({ service: 'web', account: 'x' })]]);
+    expectCode(() => parseLinkBytes(new Uint8Array(8193)), 'too_large');
+    expectCode(() => parseLinkBytes(utf8(fromUtf8(l!.bytes) + ' ')), 'not_canonical');
+    const o = parseCanonical(l!.bytes) as JsonObject;
+    expectCode(() => parseLinkBytes(jcsBytes({ ...o, ctime: 1 })), 'bad_signature');
+    expectCode(() => parseLinkBytes(jcsBytes(signObject(me.seed, 'sigchain.link', obj({ ...o, signer: identityFromSeed(seedOf(12)).key })))), 'invalid_link');
+    expectCode(() => parseLinkBytes(jcsBytes(signObject(me.seed, 'sigchain.link', obj({ ...o, extra: 1 })))), 'invalid_request');
+    expectCode(() => parseLinkBytes(jcsBytes(signObject(me.seed, 'sigchain.link', obj({ ...o, type: 'kez.msg' })))), 'wrong_type');
+  });
+});
+
+describe('chain verification and derived state', () => {
+  test('endpoints, removal, shared files, claims, unknown op skipped', () => {
+    const links = chain([
+      ['add_endpoint', nats],
+      ['add_endpoint', iroh],
+      ['add_claim', obj({ service: 'github', account: 'alice', proof: 'https://gist.github.com/x' })],
+      ['set_shared_files', obj({ manifest: 'ab'.repeat(32), manifest_seq: 1, size: 100 })],
+      ['future_op', obj({ anything: 1 }), true],
+      ['set_shared_files', obj({ manifest: 'cd'.repeat(32), manifest_seq: 2, size: 120 })],
+    ]);
+    const rm = buildLink({ seed: me.seed, prev: { seqno: 6, linkId: links[5]!.linkId }, ctime: t0 + 9, op: 'remove_endpoint', body: obj({ target: links[1]!.linkId }) });
+    const all = [...links, rm];
+    const s = verifyChain(me.key, all.map((l) => l.obj));
+    expect(s.seqno).toBe(7);
+    expect(s.tail).toBe(rm.linkId);
+    expect(s.endpoints.map((e) => e.body.kind)).toEqual(['nats']);
+    expect(s.endpoints[0]!.linkId).toBe(links[0]!.linkId);
+    expect(s.sharedFiles?.manifest).toBe('cd'.repeat(32));
+    expect(s.claims).toHaveLength(1);
+    // also from raw bytes
+    expect(verifyChain(me.key, all.map((l) => l.bytes)).tail).toBe(rm.linkId);
+  });
+  test('op body rules', () => {
+    const bad: Array<[string, JsonObject, boolean?]> = [
+      ['add_endpoint', natsEndpointBody('00'.repeat(32), 'nats://x')],
+      ['add_endpoint', irohEndpointBody('00'.repeat(32))],
+      ['add_endpoint', obj({ kind: 'smtp' })],
+      ['remove_endpoint', obj({ target: 'ab'.repeat(32) })],
+      ['add_claim', obj({ service: 'Bad!', account: 'x' })],
+      ['add_claim', obj({ service: 'web', account: '' })],
+      ['add_claim', obj({ service: 'web', account: 'x'.repeat(257) })],
+      ['future_op', obj({})],
+    ];
+    for (const b of bad) expectCode(() => verifyChain(me.key, chain([b]).map((l) => l.obj)), 'invalid_link');
+    // body shape (missing/extra/wrong-typed field) is invalid_request, as for any object
+    expectCode(() => chain([['add_endpoint', obj({ kind: 'nats', subject: `kez.inbox.${me.hex}`, url: 'x', extra: 1 })]]), 'invalid_request');
+    expectCode(() => chain([['set_shared_files', obj({ manifest: 'ab'.repeat(32), manifest_seq: 'x', size: 1 })]]), 'invalid_request');
+    // link 1 must have prev null and only link 1 may
+    expectCode(() => buildLink({ seed: me.seed, prev: { seqno: 0, linkId: 'ab'.repeat(32) }, ctime: t0, op: 'add_endpoint', body: nats }), 'invalid_link');
+    // manifest_seq must increase
+    const two = chain([
+      ['set_shared_files', obj({ manifest: 'ab'.repeat(32), manifest_seq: 5, size: 1 })],
+      ['set_shared_files', obj({ manifest: 'cd'.repeat(32), manifest_seq: 5, size: 1 })],
+    ]);
+    expectCode(() => verifyChain(me.key, two.map((l) => l.obj)), 'invalid_link');
+    // removing twice: second target is no longer live
+    const ep = chain([['add_endpoint', nats]]);
+    const rm1 = buildLink({ seed: me.seed, prev: pinOf(verifyChain(me.key, ep.map((l) => l.obj))), ctime: t0, op: 'remove_endpoint', body: obj({ target: ep[0]!.linkId }) });
+    const rm2 = buildLink({ seed: me.seed, prev: { seqno: 2, linkId: rm1.linkId }, ctime: t0, op: 'remove_endpoint', body: obj({ target: ep[0]!.linkId }) });
+    expectCode(() => verifyChain(me.key, [ep[0]!.obj, rm1.obj, rm2.obj]), 'invalid_link');
+  });
+  test('order, prev and chain identity', () => {
+    const links = chain([['add_endpoint', nats], ['add_endpoint', iroh]]);
+    expectCode(() => verifyChain(me.key, [links[1]!.obj]), 'seqno_conflict');
+    expectCode(() => verifyChain(me.key, [links[0]!.obj, links[0]!.obj]), 'seqno_conflict');
+    const wrongPrev = buildLink({ seed: me.seed, prev: { seqno: 1, linkId: 'ee'.repeat(32) }, ctime: t0, op: 'add_endpoint', body: iroh });
+    expectCode(() => verifyChain(me.key, [links[0]!.obj, wrongPrev.obj]), 'prev_mismatch');
+    const other = identityFromSeed(seedOf(13));
+    expectCode(() => verifyChain(other.key, [links[0]!.obj]), 'invalid_link');
+  });
+  test('walk reports per-link status and stops trusting after a failure', () => {
+    const links = chain([['add_endpoint', nats], ['add_endpoint', iroh], ['add_claim', obj({ service: 'web', account: 'a' })]]);
+    const tampered = { ...links[1]!.obj, ctime: 5 };
+    const w = walkChain(me.key, [links[0]!.obj, tampered, links[2]!.obj]);
+    expect(w.links.map((l) => l.error?.code ?? 'ok')).toEqual(['ok', 'bad_signature', 'invalid_link']);
+    expect(w.state.seqno).toBe(1);
+    expect(w.error?.code).toBe('bad_signature');
+  });
+  test('embedded links must satisfy the profile', () => {
+    const [l] = chain([['add_endpoint', nats]]);
+    expectCode(() => verifyChain(me.key, [{ ...l!.obj, Extra: 1 }]), 'invalid_json');
+  });
+});
+
+describe('rollback and fork detection', () => {
+  const links = chain([['add_endpoint', nats], ['add_endpoint', iroh], ['add_claim', obj({ service: 'web', account: 'a' })]]);
+  const pin = { seqno: 2, linkId: links[1]!.linkId };
+  test('extension is fine', () => {
+    checkExtends(pin, links);
+    checkExtends(pin, links.slice(0, 2));
+    checkExtends(null, []);
+  });
+  test('shorter chain is a rollback', () => {
+    expectCode(() => checkExtends(pin, links.slice(0, 1)), 'chain_rollback');
+  });
+  test('different link at the pinned seqno is a fork', () => {
+    const forked = chain([['add_endpoint', nats], ['add_claim', obj({ service: 'web', account: 'b' })]]);
+    expectCode(() => checkExtends(pin, forked), 'chain_fork');
+  });
+});
+
+describe('server append', () => {
+  test('extends the tail within the time window', () => {
+    const [l1, l2] = chain([['add_endpoint', nats], ['add_endpoint', iroh]]);
+    const s1 = checkAppend(emptyState(me.key), l1!.bytes, t0).state;
+    expect(checkAppend(s1, l2!.bytes, t0).state.seqno).toBe(2);
+    expectCode(() => checkAppend(s1, l1!.bytes, t0), 'seqno_conflict');
+    expectCode(() => checkAppend(s1, l2!.bytes, t0 + 400_000), 'stale_timestamp');
+    expect(applyLink(emptyState(me.key), l1!).seqno).toBe(1);
+  });
+});
