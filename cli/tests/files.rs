@@ -33,6 +33,9 @@ fn target_dir() -> PathBuf {
 
 /// The kez-server binary of this build profile (built on demand).
 fn kez_server_bin() -> PathBuf {
+    if let Some(b) = std::env::var_os("KEZ_SERVER_BIN").filter(|b| !b.is_empty()) {
+        return PathBuf::from(b);
+    }
     let bin = target_dir().join("kez-server");
     if !bin.exists() {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());

@@ -220,14 +220,18 @@ pub fn open(recipient: &SigningKey, outer: &[u8], now: u64, window_ms: u64) -> R
     let inner = parse_canonical(&plaintext)?;
     let g = Fields::exact(&inner, "message", &["type", "v", "from", "to", "enc", "id", "ts", "kind", "body", "sig"], &[])?;
     let me = PublicKey::of(recipient);
-    let to: PublicKey = g.str("to")?.parse()?;
+    // A malformed `to` is as much "not for me" as another key (PROTOCOL.md §6 step 4).
+    let to: PublicKey =
+        g.str("to")?.parse().map_err(|_| err(ErrorCode::WrongRecipient, "message is not addressed to a valid key"))?;
     if to != me {
         return Err(err(ErrorCode::WrongRecipient, "message is addressed to another key"));
     }
     if g.str("enc")? != enc_text {
         return Err(err(ErrorCode::EncMismatch, "inner enc does not match the envelope"));
     }
-    let from: PublicKey = g.str("from")?.parse()?;
+    // A `from` that is no valid key cannot have signed anything (step 5).
+    let from: PublicKey =
+        g.str("from")?.parse().map_err(|_| err(ErrorCode::BadSignature, "sender key is not a valid key"))?;
     verify_object(Purpose::Msg, inner.as_object().unwrap_or(&Map::new()), &from)?;
     let ts = g.u64("ts")?;
     if ts > now.saturating_add(FUTURE_SKEW_MS) || ts < now.saturating_sub(window_ms) {

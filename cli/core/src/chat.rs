@@ -106,8 +106,10 @@ pub enum Sender {
     },
 }
 
-/// The outcome of processing one inbox message.
+/// The outcome of processing one inbox message (one per message, so the
+/// size difference between variants does not matter).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(clippy::large_enum_variant)]
 pub enum Received {
     /// New, verified, stored: show it.
     Shown {

@@ -209,6 +209,7 @@ impl fmt::Debug for Identity {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

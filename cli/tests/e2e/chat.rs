@@ -41,7 +41,7 @@ fn two_users_chat_offline_delivery_in_order_exactly_once() {
 
     // Bob gets all three, in order, shown as Alice.
     let r = bob.ok(&["--json", "listen", "--count", "3", "--timeout", "30"]);
-    let lines = r.json_lines();
+    let lines = r.inbox_events();
     assert_eq!(texts(&lines), ["hello bob", "second", "third\nwith two lines"], "{}", r.stdout);
     for m in messages(&lines) {
         assert_eq!(m["sender"], "contact");
@@ -51,7 +51,7 @@ fn two_users_chat_offline_delivery_in_order_exactly_once() {
 
     // Exactly once: nothing is waiting any more.
     let r = bob.ok(&["--json", "listen", "--once"]);
-    assert!(r.json_lines().is_empty(), "{}", r.stdout);
+    assert!(r.inbox_events().is_empty(), "{}", r.stdout);
 
     // Both ways; human output is "handle: text".
     bob.ok(&["send", "alice", "hi alice"]);
@@ -84,15 +84,15 @@ fn two_users_chat_offline_delivery_in_order_exactly_once() {
     alice.ok(&["send", "bob", "after the crash"]);
     let r = bob.run_with(&["--json", "listen", "--count", "2", "--timeout", "30"], "", &[("KEZ_FAULT", "crash-before-ack")]);
     assert_eq!(r.code, 86, "the fault hook ends the process before the ack: {}", r.stderr);
-    assert_eq!(texts(&r.json_lines()), ["before the crash"]);
+    assert_eq!(texts(&r.inbox_events()), ["before the crash"]);
     // The next run gets the second message at once, then the redelivery of the
     // first one (after the broker's ack wait), which it acknowledges silently.
     let r = bob.ok(&["--json", "listen", "--timeout", "16"]);
-    let lines = r.json_lines();
+    let lines = r.inbox_events();
     assert_eq!(texts(&lines), ["after the crash"], "{}", r.stdout);
     assert_eq!(lines.iter().filter(|l| l["event"] == "redelivered").count(), 1, "{}", r.stdout);
     let r = bob.ok(&["--json", "listen", "--once"]);
-    assert!(r.json_lines().is_empty(), "nothing left after the redelivery was acked: {}", r.stdout);
+    assert!(r.inbox_events().is_empty(), "nothing left after the redelivery was acked: {}", r.stdout);
     let h = bob.ok(&["--json", "history", "alice"]).json();
     let n = h["messages"].as_array().unwrap().iter().filter(|m| m["text"] == "before the crash").count();
     assert_eq!(n, 1, "stored once");

@@ -167,6 +167,15 @@ impl Run {
         serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", self.stdout, self.stderr))
     }
 
+    /// The inbox events of `listen --json` (message, rejected, redelivered);
+    /// other events (e.g. the file provider's) are skipped.
+    pub fn inbox_events(&self) -> Vec<Value> {
+        self.json_lines()
+            .into_iter()
+            .filter(|v| matches!(v["event"].as_str(), Some("message" | "rejected" | "redelivered")))
+            .collect()
+    }
+
     /// `listen --json` output: one object per line.
     pub fn json_lines(&self) -> Vec<Value> {
         self.stdout
@@ -262,7 +271,7 @@ impl User {
             transcript.push('\n');
             // "   1. word       2. word …"
             let tokens: Vec<&str> = line.split_whitespace().collect();
-            if tokens.len() >= 2 && tokens.len() % 2 == 0 && tokens[0].ends_with('.') && tokens[0][..tokens[0].len() - 1].parse::<usize>().is_ok() {
+            if tokens.len() >= 2 && tokens.len().is_multiple_of(2) && tokens[0].ends_with('.') && tokens[0][..tokens[0].len() - 1].parse::<usize>().is_ok() {
                 for pair in tokens.chunks(2) {
                     let n: usize = pair[0].trim_end_matches('.').parse().expect("word number");
                     assert_eq!(n, words.len() + 1, "words are numbered in order: {line}");

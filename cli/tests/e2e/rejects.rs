@@ -59,7 +59,7 @@ async fn forged_envelopes_are_rejected_reported_and_never_shown() {
 
     let r = bob.ok(&["--json", "listen", "--once"]);
     let events: Vec<(String, String)> = r
-        .json_lines()
+        .inbox_events()
         .iter()
         .map(|l| match l["event"].as_str().unwrap() {
             "message" => (format!("message:{}", l["sender"].as_str().unwrap()), l["text"].as_str().unwrap().to_string()),
@@ -85,7 +85,7 @@ async fn forged_envelopes_are_rejected_reported_and_never_shown() {
     for reason in ["decrypt_failed", "bad_signature", "wrong_recipient", "replayed"] {
         assert!(r.stderr.contains(reason), "{reason} in {}", r.stderr);
     }
-    let unknown = r.json_lines().into_iter().find(|l| l["sender"] == "unknown").unwrap();
+    let unknown = r.inbox_events().into_iter().find(|l| l["sender"] == "unknown").unwrap();
     assert_eq!(unknown["fingerprint"], kv_schemas::safety::fingerprint(&m_key));
     assert!(unknown["handle"].is_null());
     for forged in ["tampered text", "send me your words", "meant for alice", "for alice only"] {
@@ -95,7 +95,7 @@ async fn forged_envelopes_are_rejected_reported_and_never_shown() {
     // Human output says "unknown sender" and shows Alice by name.
     // (The rejected ones were terminated: nothing comes back.)
     let r = bob.ok(&["--json", "listen", "--once"]);
-    assert!(r.json_lines().is_empty(), "rejected envelopes are not redelivered: {}", r.stdout);
+    assert!(r.inbox_events().is_empty(), "rejected envelopes are not redelivered: {}", r.stdout);
 
     // History: Alice's conversation has only the real message.
     let h = bob.ok(&["--json", "history", "alice"]).json();

@@ -44,7 +44,7 @@ fn restore_from_words_on_a_fresh_home_gets_same_identity_and_waiting_messages() 
     laptop2.ok(&["add", "bob"]);
     let r = laptop2.ok(&["--json", "listen", "--count", "2", "--timeout", "30"]);
     let texts: Vec<String> = r
-        .json_lines()
+        .inbox_events()
         .iter()
         .filter(|l| l["event"] == "message")
         .map(|l| format!("{}: {}", l["handle"].as_str().unwrap(), l["text"].as_str().unwrap()))

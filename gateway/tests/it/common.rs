@@ -34,6 +34,14 @@ pub fn config() -> GatewayConfig {
 
 impl Env {
     pub async fn start() -> Env {
+        // Gateway warnings (5xx details) show up in the output of failing tests.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| "kez_gateway=warn,kez_service_kit=debug".into()),
+            )
+            .with_test_writer()
+            .try_init();
         let server = NatsServer::start().await.expect("nats-server starts");
         let nats = server.connect_as(ServiceUser::Gateway).await.expect("gateway connects");
         Env { server, nats, services: Mutex::new(Vec::new()) }
@@ -64,7 +72,7 @@ impl Env {
         let service = svc::start(&client, name, "test stand-in").await.expect("service starts");
         let endpoint = subject.rsplit('.').next().unwrap_or("e");
         svc::serve(&service, endpoint, subject, handler).await.expect("endpoint added");
-        client.flush().await.expect("flush");
+        settle(&client).await;
         self.services.lock().unwrap().push(service);
     }
 
@@ -81,6 +89,17 @@ impl Env {
         .await;
         seen
     }
+}
+
+/// Waits until the server has processed everything `client` sent so far.
+/// (`flush` only writes the socket.) A message to itself is delivered only
+/// after the server handled the earlier SUBs, which are in order on one connection.
+pub async fn settle(client: &async_nats::Client) {
+    use futures::StreamExt as _;
+    let subject = client.new_inbox();
+    let mut sub = client.subscribe(subject.clone()).await.expect("subscribe");
+    client.publish(subject, Bytes::new()).await.expect("publish");
+    tokio::time::timeout(Duration::from_secs(10), sub.next()).await.expect("settles").expect("message");
 }
 
 /// Request bodies a stand-in received.

@@ -3,11 +3,11 @@
 //! p99 ≤ 20 ms).
 //!
 //! ```text
-//! cargo run --release -p kez-auth-callout --example connect_bench -- [--n 2000] [--concurrency 16] [--reps 3] [--users 256] [--no-registry]
+//! cargo run --release -p kez-auth-callout --example connect_bench -- [--n 2000] [--concurrency 16] [--reps 3] [--users 256] [--registry-cache-ttl 30] [--no-registry]
 //! ```
 //!
-//! One nats-server (kez-testkit, production-shaped config), the registry stand-in of the tests
-//! (answers `lookup_key` from memory: one NATS round trip, no KV read) in the bench process, and
+//! One nats-server (kez-testkit, production-shaped config, `sync_interval: always`), the real
+//! registry service (`kez_registry`: `lookup_key` reads two KV entries) in the bench process, and
 //! one worker in a child process (this binary with `--worker`, as in production and as in the
 //! baseline run, so it does not share a runtime with the load generator). Each rep
 //! runs the static phase (the ops user's nkey, verified by the server itself) and then the
@@ -15,8 +15,10 @@
 //! `n` connects from `concurrency` tasks. A connect is timed from `connect()` until the
 //! CONNECT/PING/PONG handshake finished, i.e. including authorization; the client is then drained.
 //! Prints per-rep numbers, medians and callout/static ratios, and the worker's mean time per
-//! request and mean registry round trip. `--no-registry` (diagnostic only) replaces the registry
-//! question by "yes" inside the worker, to show what the registry round trip costs.
+//! request and registry round trips. `--registry-cache-ttl` is the worker's
+//! `registry_cache_ttl` in seconds (default 30 as in production; 0 asks the registry on every
+//! login). `--no-registry` (diagnostic only) replaces the registry question by "yes" inside the
+//! worker, to show what the registry costs.
 #![allow(clippy::unwrap_used)]
 
 #[path = "../tests/common/mod.rs"]
@@ -38,11 +40,12 @@ struct Args {
     concurrency: usize,
     reps: usize,
     users: usize,
+    registry_cache_ttl: usize,
     no_registry: bool,
 }
 
 fn parse_args() -> Args {
-    let mut a = Args { n: 2000, concurrency: 16, reps: 3, users: 256, no_registry: false };
+    let mut a = Args { n: 2000, concurrency: 16, reps: 3, users: 256, registry_cache_ttl: 30, no_registry: false };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         if flag == "--no-registry" {
@@ -55,6 +58,7 @@ fn parse_args() -> Args {
             "--concurrency" => a.concurrency = v,
             "--reps" => a.reps = v,
             "--users" => a.users = v,
+            "--registry-cache-ttl" => a.registry_cache_ttl = v,
             _ => panic!("unknown flag {flag}"),
         }
     }
@@ -160,22 +164,31 @@ async fn worker_main() {
     let auth_conn = connect(var("KEZ_BENCH_WORKER_SEED")).await.unwrap();
     let app_conn = connect(var("KEZ_BENCH_APP_SEED")).await.unwrap();
     let issuer = nkeys::KeyPair::from_seed(&var("KEZ_BENCH_ISSUER_SEED")).unwrap();
-    let config = kez_auth_callout::CalloutConfig::new(issuer);
+    let mut config = kez_auth_callout::CalloutConfig::new(issuer);
+    config.registry_cache_ttl = Duration::from_secs(var("KEZ_BENCH_CACHE_TTL").parse().unwrap());
     let (ns, n) = (Arc::new(std::sync::atomic::AtomicU64::new(0)), Arc::new(AtomicUsize::new(0)));
+    let timed = Timed {
+        inner: kez_auth_callout::NatsRegistry::new(app_conn.clone(), config.registry_timeout),
+        ns: ns.clone(),
+        n: n.clone(),
+    };
+    // Same composition as kez_auth_callout::start, with the round trips timed.
     let handle = if std::env::var_os("KEZ_BENCH_NO_REGISTRY").is_some() {
         kez_auth_callout::start_with_registry(auth_conn, app_conn, config, Everyone).await
+    } else if config.registry_cache_ttl.is_zero() {
+        kez_auth_callout::start_with_registry(auth_conn, app_conn, config, timed).await
     } else {
-        let inner = kez_auth_callout::NatsRegistry::new(app_conn.clone(), config.registry_timeout);
-        kez_auth_callout::start_with_registry(auth_conn, app_conn, config, Timed { inner, ns: ns.clone(), n: n.clone() })
-            .await
+        let cached = kez_auth_callout::CachedRegistry::new(timed, config.registry_cache_ttl, config.registry_cache_capacity);
+        kez_auth_callout::start_with_registry(auth_conn, app_conn, config, cached).await
     }
     .unwrap();
     println!("ready");
     std::io::stdout().flush().unwrap();
     // Block until the parent closes our stdin.
     tokio::task::spawn_blocking(|| std::io::stdin().lines().count()).await.unwrap();
-    let registry_mean_us = ns.load(Ordering::Relaxed) / (n.load(Ordering::Relaxed).max(1) as u64) / 1000;
-    println!("{}", serde_json::json!({ "stats": handle.stats(), "registry_mean_us": registry_mean_us }));
+    let trips = n.load(Ordering::Relaxed) as u64;
+    let registry_mean_us = ns.load(Ordering::Relaxed).checked_div(trips).unwrap_or(0) / 1000;
+    println!("{}", serde_json::json!({ "stats": handle.stats(), "registry_trips": trips, "registry_mean_us": registry_mean_us }));
 }
 
 #[tokio::main]
@@ -188,7 +201,7 @@ async fn main() {
     let registry = TestRegistry::start(&server).await;
     let users: Arc<Vec<User>> = Arc::new((0..args.users).map(|_| User::new()).collect());
     for u in users.iter() {
-        registry.register(u);
+        registry.register(u).await;
     }
     let url = server.client_url();
     let seed = |kp: &nkeys::KeyPair| kp.seed().unwrap();
@@ -198,6 +211,7 @@ async fn main() {
         .env("KEZ_BENCH_WORKER_SEED", seed(server.worker_key()))
         .env("KEZ_BENCH_APP_SEED", seed(server.service_key(ServiceUser::AuthCallout)))
         .env("KEZ_BENCH_ISSUER_SEED", seed(server.issuer_key()))
+        .env("KEZ_BENCH_CACHE_TTL", args.registry_cache_ttl.to_string())
         .envs(args.no_registry.then_some(("KEZ_BENCH_NO_REGISTRY", "1")))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -216,12 +230,13 @@ async fn main() {
     };
 
     println!(
-        "connect bench: n={} concurrency={} reps={} users={} registry={} server={} nproc={}",
+        "connect bench: n={} concurrency={} reps={} users={} registry={} cache_ttl={}s server={} nproc={}",
         args.n,
         args.concurrency,
         args.reps,
         args.users,
         if args.no_registry { "off (diagnostic)" } else { "on" },
+        args.registry_cache_ttl,
         server.server_name(),
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
     );
@@ -270,11 +285,12 @@ async fn main() {
     worker.wait().unwrap();
     let stats: kez_auth_callout::Stats = serde_json::from_value(report["stats"].clone()).unwrap();
     println!(
-        "worker: accepted {} rejected {} {:?}; mean handling {} us, mean registry round trip {}; failed connects {failures}",
+        "worker: accepted {} rejected {} {:?}; mean handling {} us; registry round trips {} (mean {} us); failed connects {failures}",
         stats.accepted,
         stats.rejected,
         stats.rejected_by_reason,
         stats.mean_handle_us,
-        if args.no_registry { "n/a (--no-registry)".to_owned() } else { format!("{} us", report["registry_mean_us"]) },
+        report["registry_trips"],
+        report["registry_mean_us"],
     );
 }

@@ -49,7 +49,7 @@ use tokio::task::JoinHandle;
 use tracing::{debug, error, info, warn};
 
 pub use inbox::{InboxDiscard, InboxStreamConfig};
-pub use registry::{KeyRegistry, NatsRegistry, RegistryError};
+pub use registry::{CachedRegistry, KeyRegistry, NatsRegistry, RegistryError};
 pub use stats::{RejectReason, Stats};
 
 use authorize::{Authorizer, Decision};
@@ -87,6 +87,11 @@ pub struct CalloutConfig {
     /// Timeout of the registry question. It must leave room inside the server's
     /// `authorization.timeout` (2 s) for the rest of the round trip. Default 1 s.
     pub registry_timeout: Duration,
+    /// How long a "registered" answer is reused for further logins of the same key (see
+    /// [`CachedRegistry`]); zero asks the registry on every login. Default 30 s, at most 10 min.
+    pub registry_cache_ttl: Duration,
+    /// Keys the registry cache holds at most. Default 100 000 (a few MB).
+    pub registry_cache_capacity: usize,
     /// Requests handled concurrently; more wait in the subscription. Default 1024.
     pub max_in_flight: usize,
     /// The inbox stream's limits.
@@ -104,6 +109,8 @@ impl CalloutConfig {
             user_jwt_lifetime: Duration::from_secs(3600),
             user_jwt_jitter: Duration::from_secs(360),
             registry_timeout: Duration::from_secs(1),
+            registry_cache_ttl: Duration::from_secs(30),
+            registry_cache_capacity: 100_000,
             max_in_flight: 1024,
             inbox: InboxStreamConfig::default(),
             replication: Replication::default(),
@@ -134,6 +141,12 @@ impl CalloutConfig {
         }
         if self.registry_timeout.is_zero() || self.registry_timeout > Duration::from_secs(10) {
             return bad("registry_timeout must be between 1 ms and 10 s (keep it below authorization.timeout)".into());
+        }
+        if self.registry_cache_ttl > Duration::from_secs(600) {
+            return bad("registry_cache_ttl must be at most 10 minutes (it delays revocation)".into());
+        }
+        if self.registry_cache_capacity == 0 {
+            return bad("registry_cache_capacity must be positive (set registry_cache_ttl to zero to disable)".into());
         }
         if self.max_in_flight == 0 {
             return bad("max_in_flight must be positive".into());
@@ -267,7 +280,8 @@ impl Drop for CalloutHandle {
     }
 }
 
-/// Starts the worker with the registry service as the source of registered keys.
+/// Starts the worker with the registry service as the source of registered keys (behind a
+/// [`CachedRegistry`] unless `registry_cache_ttl` is zero).
 ///
 /// - `auth_conn`: the worker user of the auth-callout account (AUTH); requests arrive here.
 /// - `app_conn`: a service user of account APP (the `auth-callout` service user): registry
@@ -278,7 +292,12 @@ pub async fn start(
     config: CalloutConfig,
 ) -> Result<CalloutHandle, StartError> {
     let registry = NatsRegistry::new(app_conn.clone(), config.registry_timeout);
-    start_with_registry(auth_conn, app_conn, config, registry).await
+    if config.registry_cache_ttl.is_zero() {
+        start_with_registry(auth_conn, app_conn, config, registry).await
+    } else {
+        let cached = CachedRegistry::new(registry, config.registry_cache_ttl, config.registry_cache_capacity);
+        start_with_registry(auth_conn, app_conn, config, cached).await
+    }
 }
 
 /// [`start`] with another source of registered keys (tests, or a cached registry).

@@ -121,7 +121,7 @@ impl Counters {
             rejected,
             rejected_by_reason,
             reply_failures: self.reply_failures.load(Ordering::Relaxed),
-            mean_handle_us: if handled == 0 { 0 } else { self.handle_ns.load(Ordering::Relaxed) / handled / 1000 },
+            mean_handle_us: self.handle_ns.load(Ordering::Relaxed).checked_div(handled).unwrap_or(0) / 1000,
         }
     }
 }

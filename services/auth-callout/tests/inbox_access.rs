@@ -33,8 +33,8 @@ async fn fetch_one(c: &consumer::PullConsumer) -> jetstream::Message {
 #[tokio::test]
 async fn registered_user_gets_offline_mail_over_nats_and_websocket() {
     let env = Env::start().await;
-    let alice = env.registered_user();
-    let bob = env.registered_user();
+    let alice = env.registered_user().await;
+    let bob = env.registered_user().await;
 
     // Bob writes to Alice while she has never connected (no consumer exists yet).
     let (bob_conn, bob_events) = bob.connect(&env.server.client_url()).await;
@@ -85,8 +85,8 @@ async fn registered_user_gets_offline_mail_over_nats_and_websocket() {
 #[tokio::test]
 async fn subscriptions_outside_the_own_inbox_are_denied() {
     let env = Env::start().await;
-    let alice = env.registered_user();
-    let bob = env.registered_user();
+    let alice = env.registered_user().await;
+    let bob = env.registered_user().await;
     let (conn, events) = alice.connect(&env.server.client_url()).await;
 
     let mut denied = Vec::new();
@@ -115,8 +115,8 @@ async fn subscriptions_outside_the_own_inbox_are_denied() {
 #[tokio::test]
 async fn consumers_of_other_users_cannot_be_created_bound_or_read() {
     let env = Env::start().await;
-    let alice = env.registered_user();
-    let bob = env.registered_user();
+    let alice = env.registered_user().await;
+    let bob = env.registered_user().await;
     // Bob's legitimate durable, holding one message.
     let (bob_conn, _) = bob.connect(&env.server.client_url()).await;
     let bob_js = user_js(&bob_conn);
@@ -163,7 +163,7 @@ async fn consumers_of_other_users_cannot_be_created_bound_or_read() {
 #[tokio::test]
 async fn publishing_outside_the_grants_is_denied() {
     let env = Env::start().await;
-    let alice = env.registered_user();
+    let alice = env.registered_user().await;
     let (conn, events) = alice.connect(&env.server.client_url()).await;
 
     let subjects = [
@@ -204,7 +204,7 @@ async fn pub_ack_reply_subject_cannot_be_aimed_at_the_jetstream_api() {
     // A user may publish to an inbox with ANY reply subject; JetStream then publishes its PubAck
     // there with its own rights. Aim it at the stream API and check nothing happens.
     let env = Env::start().await;
-    let alice = env.registered_user();
+    let alice = env.registered_user().await;
     let (conn, events) = alice.connect(&env.server.client_url()).await;
     for reply in [
         "$JS.API.STREAM.DELETE.KEZ_INBOX",
@@ -226,7 +226,7 @@ async fn pub_ack_reply_subject_cannot_be_aimed_at_the_jetstream_api() {
 
     // Observation (not a grant problem, senders may write to any inbox anyway): a PubAck aimed at
     // another inbox is stored there as a message, which the recipient discards as malformed.
-    let bob = env.registered_user();
+    let bob = env.registered_user().await;
     conn.publish_with_reply(inbox_subject(&alice.key), inbox_subject(&bob.key), "y".into()).await.unwrap();
     conn.flush().await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;

@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_nats::{Auth, ConnectErrorKind};
 use common::{Env, Events, User};
@@ -12,13 +12,11 @@ use kez_auth_callout::{CalloutConfig, RejectReason, STATUS_SUBJECT, StartError, 
 use kez_testkit::{NatsServer, ServiceUser};
 use nkeys::KeyPair;
 
-/// Connects and expects "Authorization Violation" well before the server's 2 s callout timeout,
-/// i.e. the worker answered with a refusal rather than not answering.
+/// Connects and expects "Authorization Violation". Callers then check the worker's counter for
+/// the expected reason, which proves the worker refused (rather than the server timing out).
 async fn expect_refused(options: async_nats::ConnectOptions, url: &str) {
-    let started = Instant::now();
     let err = options.connect(url).await.expect_err("login must be refused");
     assert_eq!(err.kind(), ConnectErrorKind::AuthorizationViolation, "{err}");
-    assert!(started.elapsed() < Duration::from_millis(1500), "refusal took {:?}", started.elapsed());
 }
 
 #[tokio::test]
@@ -29,7 +27,7 @@ async fn unregistered_key_is_refused() {
     expect_refused(stranger.options(&Events::default()), &env.server.ws_url()).await;
     env.wait_rejected(RejectReason::Unregistered, 2).await;
     // Registering the key is enough to get in (no negative caching).
-    env.registry.register(&stranger);
+    env.registry.register(&stranger).await;
     stranger.connect(&env.server.client_url()).await;
     let s = env.callout.stats();
     assert_eq!((s.accepted, s.rejected), (1, 2), "{s:?}");
@@ -38,7 +36,7 @@ async fn unregistered_key_is_refused() {
 #[tokio::test]
 async fn signature_over_anything_but_the_nonce_is_refused() {
     let env = Env::start().await;
-    let alice = env.registered_user();
+    let alice = env.registered_user().await;
     let nkey = alice.nkey();
     // A valid signature by the right key, over a different nonce-looking string.
     let signing = alice.signing.clone();
@@ -79,7 +77,7 @@ async fn signature_over_anything_but_the_nonce_is_refused() {
 #[tokio::test]
 async fn empty_or_garbage_signatures_are_refused() {
     let env = Env::start().await;
-    let alice = env.registered_user();
+    let alice = env.registered_user().await;
     let cases: [(Option<Vec<u8>>, RejectReason); 4] = [
         (None, RejectReason::MissingSignature),
         // Encodes to "", which the client omits from CONNECT: no signature at all.
@@ -110,7 +108,7 @@ async fn empty_or_garbage_signatures_are_refused() {
 #[tokio::test]
 async fn registry_down_refuses_with_a_clear_reason() {
     let mut env = Env::start().await;
-    let alice = env.registered_user();
+    let alice = env.registered_user().await;
     env.registry.stop().await;
     expect_refused(alice.options(&Events::default()), &env.server.client_url()).await;
     env.wait_rejected(RejectReason::RegistryUnavailable, 1).await;
@@ -127,7 +125,7 @@ async fn wrong_issuer_is_detected_at_the_first_login() {
     // response signed by an unknown key before reading it, so it cannot log our reason; it logs
     // "Auth callout signing key is unknown" instead.
     let env = Env::start_with(|c| CalloutConfig { issuer: KeyPair::new_account(), ..c }).await;
-    let alice = env.registered_user();
+    let alice = env.registered_user().await;
     expect_refused(alice.options(&Events::default()), &env.server.client_url()).await;
     env.wait_rejected(RejectReason::IssuerMismatch, 1).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -138,7 +136,7 @@ async fn wrong_issuer_is_detected_at_the_first_login() {
 #[tokio::test]
 async fn service_is_discoverable_and_reports_counters() {
     let env = Env::start().await;
-    let alice = env.registered_user();
+    let alice = env.registered_user().await;
     alice.connect(&env.server.client_url()).await;
     expect_refused(User::new().options(&Events::default()), &env.server.client_url()).await;
     env.wait_rejected(RejectReason::Unregistered, 1).await;
@@ -166,7 +164,10 @@ async fn two_workers_share_the_load_and_one_can_stop() {
     )
     .await
     .unwrap();
-    let users: Vec<User> = (0..12).map(|_| env.registered_user()).collect();
+    let mut users = Vec::new();
+    for _ in 0..12 {
+        users.push(env.registered_user().await);
+    }
     for u in &users {
         u.connect(&env.server.client_url()).await;
     }

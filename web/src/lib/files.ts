@@ -149,8 +149,8 @@ function metaAad(blobHash: Uint8Array): Uint8Array {
 
 function checkName(name: string): void {
   const n = utf8(name).length;
-  if (n < 1 || n > 255 || name.includes('/') || name.includes('\0')) {
-    fail('invalid_manifest', 'file name must be 1–255 bytes without "/" or NUL');
+  if (n < 1 || n > 255 || /[/\\\0]/.test(name) || name === '.' || name === '..') {
+    fail('invalid_manifest', 'file name must be 1–255 bytes without "/", "\\" or NUL, and not "." or ".."');
   }
 }
 

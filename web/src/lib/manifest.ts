@@ -57,6 +57,8 @@ export function parseManifest(bytes: Uint8Array): Manifest {
   const rawEntries = f.array('entries');
   if (rawEntries.length > MAX_ENTRIES) fail('invalid_manifest', 'a manifest has at most 1 024 entries');
   const entries = rawEntries.map(parseEntry);
+  const ids = new Set(entries.map((e) => e.id));
+  if (ids.size !== entries.length) fail('invalid_manifest', 'entry ids must be unique');
   const seq = f.int('seq');
   const ctime = f.int('ctime');
   verifyObject('manifest', f.map, ownerPk); // type/v (wrong_type), then the signature

@@ -2,59 +2,48 @@
 //! stand-in registry, the worker, and end users that connect with their own key.
 #![allow(dead_code, clippy::unwrap_used)]
 
-use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_nats::{Auth, AuthError, ConnectOptions, Event};
-use bytes::Bytes;
 use ed25519_dalek::SigningKey;
 use kez_auth_callout::{CalloutConfig, CalloutHandle, RejectReason};
+use kez_service_kit::settings::Settings;
 use kez_service_kit::svc;
 use kez_testkit::{NatsServer, ServiceUser};
-use kv_schemas::subjects::svc::REGISTRY_LOOKUP_KEY;
-use kv_schemas::{ErrorCode, KezError, PublicKey};
+use kv_schemas::api::RegisterReply;
+use kv_schemas::subjects::svc::REGISTRY_REGISTER;
+use kv_schemas::{Handle, PublicKey};
 use nkeys::{KeyPair, KeyPairType};
 
 /// Connect timeout for end users: a refused login must fail fast, not hang.
 pub const USER_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// A stand-in for `kez_registry` (not written yet): answers `lookup_key` from a fixed set, with the
-/// real service's error contract (`key_not_found` as a service error).
-/// TODO(lead): switch to `kez_registry::start` once services/registry exists.
+/// The real registry service (`kez_registry`) on its own service-user connection. Users are
+/// registered through `kez.svc.registry.v1.register` with a signed registration request (§4).
 pub struct TestRegistry {
-    keys: Arc<Mutex<HashSet<PublicKey>>>,
     service: Option<async_nats::service::Service>,
-    _conn: async_nats::Client,
+    conn: async_nats::Client,
 }
+
+/// Home domain of the test deployment.
+pub const DOMAIN: &str = "kez.test";
 
 impl TestRegistry {
     pub async fn start(server: &NatsServer) -> Self {
         let conn = server.connect_as(ServiceUser::Registry).await.unwrap();
-        let keys: Arc<Mutex<HashSet<PublicKey>>> = Arc::default();
-        let service = svc::start(&conn, "kez-registry", "test stand-in for the registry").await.unwrap();
-        let k = keys.clone();
-        svc::serve(&service, "lookup_key", REGISTRY_LOOKUP_KEY, move |body: Bytes| {
-            let known = svc::parse_json::<kv_schemas::api::ByKey>(&body)
-                .map(|req| (k.lock().unwrap().contains(&req.key), req.key));
-            async move {
-                match known? {
-                    (true, key) => svc::json_reply(&serde_json::json!({
-                        "handle": format!("u{}@kez.test", &key.hex()[..8]),
-                        "key": key,
-                        "registered_at": 1_700_000_000_000u64,
-                    })),
-                    (false, _) => Err(KezError::new(ErrorCode::KeyNotFound, "no such key")),
-                }
-            }
-        })
-        .await
-        .unwrap();
-        Self { keys, service: Some(service), _conn: conn }
+        let settings = Settings::local(DOMAIN, "http://kez.test");
+        let service = kez_registry::start(&conn, &settings).await.unwrap();
+        Self { service: Some(service), conn }
     }
 
-    pub fn register(&self, user: &User) {
-        self.keys.lock().unwrap().insert(user.key);
+    /// Registers `u<first 8 hex>@kez.test` for the user's key.
+    pub async fn register(&self, user: &User) {
+        let handle = Handle::new(&format!("u{}", &user.hex()[..8]), DOMAIN).unwrap();
+        let request = kv_schemas::register::build(&user.signing, &handle, kv_schemas::now_ms(), kv_schemas::random_bytes());
+        let reply = svc::call(&self.conn, REGISTRY_REGISTER, request.into(), Duration::from_secs(5)).await.unwrap();
+        let reply: RegisterReply = serde_json::from_slice(&reply).unwrap();
+        assert_eq!(reply.key, user.key);
     }
 
     /// Takes the registry off the bus (no responders from then on).
@@ -90,10 +79,10 @@ impl Env {
         Self { callout, registry, server }
     }
 
-    /// A registered user.
-    pub fn registered_user(&self) -> User {
+    /// A user registered through the registry service.
+    pub async fn registered_user(&self) -> User {
         let u = User::new();
-        self.registry.register(&u);
+        self.registry.register(&u).await;
         u
     }
 

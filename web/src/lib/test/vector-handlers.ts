@@ -53,12 +53,6 @@ type Case = JsonObject;
  * fails so the entry is removed. Key: "<file> <array>/<case name>".
  */
 export const KNOWN_DIVERGENCES: Record<string, string> = {
-  'envelopes.json invalid/inner_from_small_order_key':
-    'PROTOCOL §6 step 5: a `from` failing §2.1 is bad_signature (and §10 lists no invalid_key for envelopes); Rust returns invalid_key',
-  'files.json meta_invalid/name_with_backslash': 'PROTOCOL §7.3 forbids only "/" and NUL in names; Rust also rejects "\\"',
-  'files.json meta_invalid/name_dot': 'PROTOCOL §7.3 forbids only "/" and NUL in names; Rust also rejects "."',
-  'files.json meta_invalid/name_dot_dot': 'PROTOCOL §7.3 forbids only "/" and NUL in names; Rust also rejects ".."',
-  'manifests.json invalid/duplicate_entry_ids': 'PROTOCOL §7.4 has no unique-entry-id rule; Rust adds one',
 };
 
 /** Collects mismatches; `done()` fails the test listing all of them. */
