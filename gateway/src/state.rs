@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use async_nats::connection::State as ConnState;
 use axum::body::Bytes;
+use kez_service_kit::svc;
 use kv_schemas::api::ClientConfig;
 use kv_schemas::{ErrorCode, KezError};
-use kez_service_kit::svc;
 
 use crate::config::{ConfigError, GatewayConfig};
 use crate::error::ApiError;
@@ -102,9 +102,18 @@ impl AppState {
     /// would otherwise buffer the request and report a timeout).
     pub(crate) async fn call(&self, subject: &str, payload: Bytes) -> Result<Bytes, KezError> {
         let result = if self.nats_connected() {
-            svc::call(&self.inner.nats, subject, payload, self.inner.config.service_timeout).await
+            svc::call(
+                &self.inner.nats,
+                subject,
+                payload,
+                self.inner.config.service_timeout,
+            )
+            .await
         } else {
-            Err(KezError::new(ErrorCode::Unavailable, "not connected to the message broker"))
+            Err(KezError::new(
+                ErrorCode::Unavailable,
+                "not connected to the message broker",
+            ))
         };
         if let Err(e) = &result {
             self.inner.metrics.record_service_error(e.code);
@@ -113,7 +122,11 @@ impl AppState {
     }
 
     /// [`call`](Self::call) with a JSON request body.
-    pub(crate) async fn call_json<T: serde::Serialize>(&self, subject: &str, request: &T) -> Result<Bytes, ApiError> {
+    pub(crate) async fn call_json<T: serde::Serialize>(
+        &self,
+        subject: &str,
+        request: &T,
+    ) -> Result<Bytes, ApiError> {
         let payload = serde_json::to_vec(request)
             .map_err(|_| ApiError::new(ErrorCode::Internal, "request could not be encoded"))?;
         Ok(self.call(subject, Bytes::from(payload)).await?)

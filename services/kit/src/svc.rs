@@ -127,3 +127,17 @@ pub fn json_reply<T: serde::Serialize>(value: &T) -> Result<Bytes, KezError> {
         .map(Bytes::from)
         .map_err(|_| KezError::new(ErrorCode::Internal, "reply could not be encoded"))
 }
+
+/// Waits until the server has processed everything this connection sent so
+/// far (subscriptions included), by echoing a message through the server to
+/// ourselves. `flush` only empties the socket buffer; without this a request
+/// from another connection right after start-up can meet "no responders".
+pub async fn settle(client: &async_nats::Client) -> Result<(), async_nats::Error> {
+    let subject = client.new_inbox();
+    let mut sub = client.subscribe(subject.clone()).await?;
+    client.publish(subject, Bytes::new()).await?;
+    tokio::time::timeout(Duration::from_secs(5), sub.next())
+        .await
+        .map_err(|_| "the server did not echo within 5 s")?;
+    Ok(())
+}

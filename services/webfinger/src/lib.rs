@@ -36,6 +36,7 @@ pub async fn start(client: &async_nats::Client, settings: &Settings) -> Result<S
         }
     })
     .await?;
+    svc::settle(client).await?;
     Ok(service)
 }
 
