@@ -242,6 +242,76 @@ pub fn mark_verified(store: &Store, handle: &Handle, me: &PublicKey, number: &st
 mod tests {
     use super::*;
 
+    use ed25519_dalek::SigningKey;
+    use kv_schemas::sigchain::{Endpoint, Op, build_link};
+
+    /// A verified chain of `n` links for `sk` (nats endpoint, then iroh endpoints).
+    fn chain(sk: &SigningKey, n: u64, first_url: &str) -> Vec<serde_json::Value> {
+        let key = PublicKey::of(sk);
+        let mut out: Vec<serde_json::Value> = vec![];
+        let mut prev: Option<String> = None;
+        for seqno in 1..=n {
+            let op = if seqno == 1 {
+                Op::AddEndpoint(Endpoint::Nats { subject: kv_schemas::subjects::inbox_subject(&key), url: first_url.into() })
+            } else {
+                Op::AddClaim(kv_schemas::sigchain::Claim { service: "dns".into(), account: format!("x{seqno}.example"), proof: None })
+            };
+            let bytes = build_link(sk, seqno, prev.as_deref(), 1_800_000_000_000 + seqno, &op);
+            let link = kv_schemas::sigchain::parse_link(&bytes).unwrap();
+            prev = Some(link.link_id.clone());
+            out.push(serde_json::from_slice(&bytes).unwrap());
+        }
+        out
+    }
+
+    fn resolved(handle: &Handle, sk: &SigningKey, links: &[serde_json::Value]) -> Resolved {
+        let key = PublicKey::of(sk);
+        let (state, links) = verify_chain(&key, links).unwrap();
+        Resolved { handle: handle.clone(), key, state, links }
+    }
+
+    #[test]
+    fn tofu_pin_rollback_fork_key_change_and_trust() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let bob = Handle::parse_input("bob", "kez.lat").unwrap();
+        let sk = SigningKey::from_bytes(&[7; 32]);
+        let links = chain(&sk, 3, "nats://a:4222");
+
+        // First use pins key and tail.
+        let (c, change) = reconcile(&store, &resolved(&bob, &sk, &links[..2])).unwrap();
+        assert_eq!(change, Change::Added);
+        assert_eq!(c.tail.seqno, 2);
+        assert_eq!(c.inbox.as_deref(), Some(kv_schemas::subjects::inbox_subject(&c.key).as_str()));
+        // Growing is fine.
+        let (c, change) = reconcile(&store, &resolved(&bob, &sk, &links)).unwrap();
+        assert_eq!((change, c.tail.seqno), (Change::Unchanged, 3));
+        // Rollback (fewer links than seen) is refused.
+        let e = reconcile(&store, &resolved(&bob, &sk, &links[..1])).unwrap_err();
+        assert!(matches!(e, ClientError::ChainInvalid { .. }), "{e}");
+        // Fork: a different chain of the same key with the same length.
+        let forked = chain(&sk, 3, "nats://b:4222");
+        let e = reconcile(&store, &resolved(&bob, &sk, &forked)).unwrap_err();
+        assert!(matches!(e, ClientError::ChainInvalid { .. }), "{e}");
+
+        // Another key for the same handle: pending, blocked, pinned key kept.
+        let sk2 = SigningKey::from_bytes(&[8; 32]);
+        let new = resolved(&bob, &sk2, &chain(&sk2, 1, "nats://a:4222"));
+        let e = reconcile(&store, &new).unwrap_err();
+        assert!(matches!(e, ClientError::KeyChanged { .. }), "{e}");
+        let c = store.contact(&bob).unwrap().unwrap();
+        assert!(c.is_blocked());
+        assert_eq!(c.key, PublicKey::of(&sk));
+        assert_eq!(c.pending_key, Some(PublicKey::of(&sk2)));
+        // Only the new key's own fingerprint re-trusts it.
+        assert!(trust_new_key(&store, &new, &safety::fingerprint(&PublicKey::of(&sk))).is_err());
+        let c = trust_new_key(&store, &new, &safety::fingerprint(&PublicKey::of(&sk2))).unwrap();
+        assert!(!c.is_blocked());
+        assert_eq!(c.key, PublicKey::of(&sk2));
+        assert_eq!(c.previous_keys, vec![PublicKey::of(&sk)]);
+        assert_eq!(store.contact_by_key(&PublicKey::of(&sk2)).unwrap().unwrap().handle, bob);
+    }
+
     #[test]
     fn key_spec_forms() {
         let k = PublicKey::of(&ed25519_dalek::SigningKey::from_bytes(&[5; 32]));

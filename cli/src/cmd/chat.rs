@@ -241,26 +241,30 @@ async fn handle_delivery(
             reason: "delivery without JetStream metadata".into(),
         },
     };
-    let ack_err = |e: async_nats::Error| ClientError::Broker(format!("acknowledging: {e}"));
+    // A lost ack is harmless: the message is stored, so its redelivery is
+    // acknowledged silently. Warn and go on.
+    let ack_err = |e: async_nats::Error| {
+        eprintln!("kez-chat: warning: acknowledging failed ({e}); the broker will redeliver, which is handled");
+    };
     match outcome {
         Received::Shown { message, sender } => {
             show_message(ctx, account, &message, &sender);
             if crash_before_ack() {
                 std::process::exit(86);
             }
-            msg.double_ack().await.map_err(ack_err)?;
+            let _ = msg.double_ack().await.map_err(ack_err);
             Ok(true)
         }
         Received::Redelivered => {
             if ctx.json {
                 json_line(&json!({ "event": "redelivered", "stream_seq": seq }));
             }
-            msg.double_ack().await.map_err(ack_err)?;
+            let _ = msg.double_ack().await.map_err(ack_err);
             Ok(false)
         }
         Received::Rejected { code, reason } => {
             report_rejected(ctx, seq, code.as_str(), &reason);
-            msg.double_ack_with(AckKind::Term).await.map_err(ack_err)?;
+            let _ = msg.double_ack_with(AckKind::Term).await.map_err(ack_err);
             Ok(false)
         }
     }
@@ -288,7 +292,7 @@ pub async fn listen(ctx: &mut Ctx, args: ListenArgs, extra: Vec<ListenExtra>) ->
     if !ctx.json && !args.once {
         eprintln!("listening as {} (Ctrl-C to stop)", account.handle);
     }
-    let receive = receive_loop(ctx, &account, &id, &inbox, &args, timeout, started);
+    let receive = receive_loop(ctx, &account, &id, &broker, &inbox, &args, timeout, started);
     let extras = async move {
         if extra.is_empty() {
             futures::future::pending::<Result<()>>().await
@@ -306,10 +310,12 @@ pub async fn listen(ctx: &mut Ctx, args: ListenArgs, extra: Vec<ListenExtra>) ->
 }
 
 /// Pulls, processes and acknowledges until `--once`, `--count` or `--timeout` says stop.
+#[allow(clippy::too_many_arguments)]
 async fn receive_loop(
     ctx: &Ctx,
     account: &Account,
     id: &Identity,
+    broker: &Broker,
     inbox: &kez_client::broker::Inbox,
     args: &ListenArgs,
     timeout: Option<Duration>,
@@ -325,16 +331,35 @@ async fn receive_loop(
             return Ok(());
         }
         let want = args.count.map(|n| (n - shown).min(64) as usize).unwrap_or(64);
-        let mut batch = inbox.fetch_waiting(want).await?;
+        let pulled = async {
+            let mut batch = inbox.fetch_waiting(want).await?;
+            if batch.is_empty() && !args.once {
+                let wait = remaining.unwrap_or(Duration::from_secs(5)).min(Duration::from_secs(5));
+                batch.extend(inbox.next(wait).await?);
+            }
+            Ok::<_, ClientError>(batch)
+        };
+        let batch = match pulled.await {
+            Ok(b) => b,
+            // The broker went away (restart, network): keep trying, like a chat client
+            // should; --once and --timeout still end the run.
+            Err(e @ ClientError::Broker(_)) if !args.once => {
+                eprintln!("kez-chat: warning: {e}; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        // A denied pull request is never answered; the server says so asynchronously.
+        let denied = broker.violations();
+        if !denied.is_empty() {
+            bail!(ClientError::Denied(denied.join("; ")));
+        }
         if batch.is_empty() {
             if args.once {
                 return Ok(());
             }
-            let wait = remaining.unwrap_or(Duration::from_secs(5)).min(Duration::from_secs(5));
-            match inbox.next(wait).await? {
-                Some(m) => batch.push(m),
-                None => continue,
-            }
+            continue;
         }
         let store = Store::open(&ctx.paths.db_dir())?;
         for m in batch {
@@ -367,7 +392,7 @@ pub async fn history(ctx: &mut Ctx, args: HistoryArgs) -> Result<()> {
         all.extend(store.history(k, args.limit)?);
     }
     drop(store);
-    all.sort_by(|a, b| (a.ts, a.stored_at).cmp(&(b.ts, b.stored_at)));
+    all.sort_by_key(|m| (m.ts, m.stored_at));
     let skip = all.len().saturating_sub(args.limit);
     let all = &all[skip..];
     if ctx.json {
