@@ -121,6 +121,35 @@ where
     Phase { rate: all.len() as f64 / elapsed.as_secs_f64(), p50: pct(0.50), p99: pct(0.99), failures }
 }
 
+/// CPU time (user + system) a process has used so far, from /proc (Linux only; zero elsewhere).
+/// CPU per connect does not depend on what else the machine runs, unlike rates and latencies.
+fn cpu_time(pid: u32) -> Duration {
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    let hz = *TICKS.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+            .unwrap_or(100.0)
+    });
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return Duration::ZERO };
+    // Fields after the ")" that ends the command name; utime and stime are fields 14 and 15.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = [11, 12].iter().filter_map(|&i| f.get(i)?.parse::<f64>().ok()).sum();
+    Duration::from_secs_f64(ticks / hz)
+}
+
+/// CPU used by (server, worker, bench process incl. registry) during `f`, per connect, in µs.
+async fn cpu_per_connect<F: std::future::Future<Output = Phase>>(pids: [u32; 3], n: usize, f: F) -> (Phase, [f64; 3]) {
+    let before = pids.map(cpu_time);
+    let phase = f.await;
+    let after = pids.map(cpu_time);
+    let per = |i: usize| (after[i].saturating_sub(before[i])).as_secs_f64() * 1e6 / n as f64;
+    (phase, [per(0), per(1), per(2)])
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
@@ -247,11 +276,15 @@ async fn main() {
     let (mut s_rate, mut s_p50, mut s_p99, mut c_rate, mut c_p50, mut c_p99) =
         (vec![], vec![], vec![], vec![], vec![], vec![]);
     let mut failures = 0;
+    let pids = [server.pid().unwrap_or(0), worker.id(), std::process::id()];
+    let (mut s_cpu, mut c_cpu) = (vec![], vec![]);
     for rep in 1..=args.reps {
         tokio::time::sleep(Duration::from_millis(1500)).await;
-        let s = run_phase(&url, args.n, args.concurrency, static_opts.clone()).await;
+        let (s, sc) = cpu_per_connect(pids, args.n, run_phase(&url, args.n, args.concurrency, static_opts.clone())).await;
         tokio::time::sleep(Duration::from_millis(1500)).await;
-        let c = run_phase(&url, args.n, args.concurrency, callout_opts.clone()).await;
+        let (c, cc) = cpu_per_connect(pids, args.n, run_phase(&url, args.n, args.concurrency, callout_opts.clone())).await;
+        s_cpu.push(sc);
+        c_cpu.push(cc);
         println!(
             "rep {rep}: static {:>7.0} conn/s p50 {:>6.2} ms p99 {:>6.2} ms | callout {:>7.0} conn/s p50 {:>6.2} ms p99 {:>6.2} ms",
             s.rate,
@@ -278,6 +311,23 @@ async fn main() {
         cr / sr,
         cp50 / sp50,
         cp99 / sp99
+    );
+    let cpu = |v: &Vec<[f64; 3]>, i: usize| median(v.iter().map(|x| x[i]).collect());
+    let (s_tot, c_tot) = (cpu(&s_cpu, 0) + cpu(&s_cpu, 1) + cpu(&s_cpu, 2), cpu(&c_cpu, 0) + cpu(&c_cpu, 1) + cpu(&c_cpu, 2));
+    println!(
+        "CPU per connect (median, us): static  server {:.0} + worker {:.0} + bench/clients+registry {:.0} = {:.0}",
+        cpu(&s_cpu, 0),
+        cpu(&s_cpu, 1),
+        cpu(&s_cpu, 2),
+        s_tot
+    );
+    println!(
+        "CPU per connect (median, us): callout server {:.0} + worker {:.0} + bench/clients+registry {:.0} = {:.0}   static/callout CPU = {:.2}x (the rate ratio on a saturated idle box)",
+        cpu(&c_cpu, 0),
+        cpu(&c_cpu, 1),
+        cpu(&c_cpu, 2),
+        c_tot,
+        s_tot / c_tot
     );
     // Closing stdin stops the worker, which prints its counters.
     drop(worker.stdin.take());

@@ -40,7 +40,8 @@ const EXP_SKEW_SECS: i64 = 30;
 /// The signing side of the worker.
 #[derive(Debug, Clone)]
 pub(crate) struct Authorizer {
-    issuer: KeyPair,
+    /// The issuer's seed as an ed25519-dalek key: faster than `KeyPair::sign` (see natsjwt::Signer).
+    issuer: ed25519_dalek::SigningKey,
     issuer_public: String,
     target_account: String,
     lifetime: Duration,
@@ -157,9 +158,20 @@ fn reject(reason: RejectReason, detail: impl Into<String>) -> Reject {
 }
 
 impl Authorizer {
-    pub(crate) fn new(issuer: KeyPair, target_account: String, lifetime: Duration, jitter: Duration) -> Self {
-        let issuer_public = issuer.public_key();
-        Self { issuer, issuer_public, target_account, lifetime, jitter }
+    /// `issuer` must be a seeded key (checked by `CalloutConfig::validate`).
+    pub(crate) fn new(
+        issuer: &KeyPair,
+        target_account: String,
+        lifetime: Duration,
+        jitter: Duration,
+    ) -> Result<Self, natsjwt::JwtError> {
+        Ok(Self {
+            issuer: natsjwt::fast_signer(issuer)?,
+            issuer_public: issuer.public_key(),
+            target_account,
+            lifetime,
+            jitter,
+        })
     }
 
     pub(crate) fn issuer_public(&self) -> &str {
@@ -418,7 +430,7 @@ mod tests {
         let key = user_nkey_to_key(&user.public_key()).unwrap();
         World {
             server: KeyPair::new_server(),
-            auth: Authorizer::new(issuer.clone(), "APP".into(), HOUR, Duration::ZERO),
+            auth: Authorizer::new(&issuer, "APP".into(), HOUR, Duration::ZERO).unwrap(),
             issuer,
             registry: Fixed { keys: [key].into(), down: false, asked: Mutex::new(0) },
             user,
@@ -541,7 +553,7 @@ mod tests {
     #[tokio::test]
     async fn expiry_is_bounded_with_jitter() {
         let mut w = world();
-        w.auth = Authorizer::new(w.issuer.clone(), "APP".into(), HOUR, Duration::from_secs(360));
+        w.auth = Authorizer::new(&w.issuer, "APP".into(), HOUR, Duration::from_secs(360)).unwrap();
         let now = unix_secs(w.now);
         let mut seen = HashSet::new();
         for _ in 0..50 {
@@ -695,6 +707,62 @@ mod tests {
             assert!(o.reply.is_empty());
         }
         assert_eq!(*w.registry.asked.lock().unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn mutated_requests_never_panic_nor_admit() {
+        let w = world();
+        let good = good_request(&w, &KeyPair::new_user().public_key());
+        let good_claims = natsjwt::decode_claims_unverified(std::str::from_utf8(&good).unwrap()).unwrap();
+        // xorshift: deterministic, no extra dependency.
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for i in 0..3000 {
+            let mut p = good.clone();
+            match i % 4 {
+                0 => {
+                    let at = next() as usize % p.len();
+                    p[at] ^= 1 << (next() % 8);
+                }
+                1 => p.truncate(next() as usize % p.len()),
+                2 => {
+                    let at = next() as usize % p.len();
+                    p.insert(at, (next() % 256) as u8);
+                }
+                _ => {
+                    // Re-signed claims with one field replaced by junk: passes the server-signature
+                    // check, so it exercises the claim handling.
+                    let mut c = good_claims.clone();
+                    let junk = [json!(null), json!(-1), json!("x"), json!([]), json!({}), json!(u64::MAX), json!(1.5)];
+                    let v = junk[next() as usize % junk.len()].clone();
+                    match next() % 6 {
+                        0 => c["nats"]["client_info"]["nonce"] = v,
+                        1 => c["nats"]["connect_opts"]["sig"] = v,
+                        2 => c["nats"]["connect_opts"]["nkey"] = v,
+                        3 => c["exp"] = v,
+                        4 => c["sub"] = v,
+                        _ => c["nats"]["server_id"] = v,
+                    }
+                    p = signed_request(&w, &c);
+                }
+            }
+            let o = run(&w, &p).await;
+            if o.reply.is_empty() {
+                continue;
+            }
+            // Any non-empty reply is a response signed by us; a mutation must never be admitted,
+            // except one that changed nothing the checks look at.
+            let resp = response_claims(&o, &w);
+            if let Decision::Accepted { key, .. } = o.decision {
+                assert_eq!(key, w.key);
+                assert!(resp["nats"]["jwt"].is_string());
+            }
+        }
     }
 
     /// nkeys has no public raw→`U…` encoder; build one for the test (prefix, payload, CRC-16/XMODEM LE, base32).

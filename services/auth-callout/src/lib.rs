@@ -308,6 +308,10 @@ pub async fn start_with_registry<R: KeyRegistry>(
     registry: R,
 ) -> Result<CalloutHandle, StartError> {
     config.validate()?;
+    let authorizer = Arc::new(
+        Authorizer::new(&config.issuer, config.target_account.clone(), config.user_jwt_lifetime, config.user_jwt_jitter)
+            .map_err(|_| StartError::IssuerWithoutSeed { public: config.issuer.public_key() })?,
+    );
 
     // --- deployment checks (cheap, before anything is created) ---
     if auth_conn.server_info().nonce.is_empty() {
@@ -370,12 +374,6 @@ pub async fn start_with_registry<R: KeyRegistry>(
     .await
     .map_err(|e| StartError::Service(e.to_string()))?;
 
-    let authorizer = Arc::new(Authorizer::new(
-        config.issuer.clone(),
-        config.target_account.clone(),
-        config.user_jwt_lifetime,
-        config.user_jwt_jitter,
-    ));
     let issuer = authorizer.issuer_public().to_owned();
     let worker = tokio::spawn(serve_requests(
         subscription,

@@ -175,8 +175,8 @@ async fn publishing_outside_the_grants_is_denied() {
         "$SYS.REQ.SERVER.PING",
         "$SRV.INFO",
     ];
-    // Requests, so that "denied" is also visible as "never answered": the registry stand-in and
-    // JetStream would otherwise reply. Sent together; each waits out the 1 s request timeout.
+    // Requests, so that "denied" is also visible as "never answered": the registry, the KV
+    // bucket's stream and JetStream would otherwise reply. Sent together; each waits out the 1 s request timeout.
     let body = format!(r#"{{"key":"{}"}}"#, alice.key);
     let results = futures::future::join_all(subjects.map(|s| conn.request(s, body.clone().into()))).await;
     for (subject, result) in subjects.iter().zip(results) {
@@ -193,9 +193,10 @@ async fn publishing_outside_the_grants_is_denied() {
         .unwrap_err();
     assert!(err.to_string().contains("consumer not found"), "{err}");
 
-    // The stream survived the delete/purge attempts.
+    // The stream survived the delete/purge attempts, and nothing was written to the handles bucket.
     let ops_js = jetstream::new(env.server.connect_ops().await.unwrap());
     ops_js.get_stream(INBOX_STREAM).await.unwrap();
+    assert_eq!(ops_js.get_key_value("kez_handles").await.unwrap().get("x").await.unwrap(), None);
     assert_eq!(events.violations().len(), 7, "{:#?}", events.all());
 }
 

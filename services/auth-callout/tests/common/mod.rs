@@ -1,5 +1,5 @@
 //! Shared set-up for the auth-callout integration tests: a real nats-server (kez-testkit), a
-//! stand-in registry, the worker, and end users that connect with their own key.
+//! the registry service (kez_registry), the worker, and end users that connect with their own key.
 #![allow(dead_code, clippy::unwrap_used)]
 
 use std::sync::{Arc, Mutex};
