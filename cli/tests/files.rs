@@ -12,6 +12,7 @@
 //!    carol the blob even with its hash;
 //! 5. alice stops: bob's fetch fails with the offline message; `fetch --wait`
 //!    started while she is away completes once she serves again.
+#![allow(clippy::unwrap_used)]
 
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::path::{Path, PathBuf};
@@ -219,14 +220,8 @@ fn make_user(stack: &Stack, root: &Path, name: &'static str, seed: u8, bind: &st
     let reg = register::build(&sk, &Handle::new(name, "kez.test").unwrap(), now_ms(), [seed; 16]);
     let (status, body) = http_post(&stack.http, "/v1/register", &reg);
     assert!(status == 201 || status == 200, "{body}");
-    let user = User {
-        name,
-        sk,
-        home: root.join(name),
-        server: stack.http.clone(),
-        peers: String::new(),
-        bind: bind.into(),
-    };
+    let user =
+        User { name, sk, home: root.join(name), server: stack.http.clone(), peers: String::new(), bind: bind.into() };
     let words = kez_client::identity::seed_to_mnemonic(&[seed; 32]);
     let mut child = user
         .cmd(&["--passphrase-env", "KEZ_PW", "restore", "--mnemonic-stdin"])
@@ -374,7 +369,12 @@ async fn raw_get(who: &User, alice: &User, port: u16, blob: &str, tmp: &Path) ->
         .map_err(|_| "timeout".to_string())?
         .map_err(|e| e.to_string())?;
     let store = iroh_blobs::store::fs::FsStore::load(tmp.join("raw-carol")).await.unwrap();
-    let r = store.remote().fetch(conn, blob.parse::<iroh_blobs::Hash>().unwrap()).await.map(|_| ()).map_err(|e| format!("{e:#}"));
+    let r = store
+        .remote()
+        .fetch(conn, blob.parse::<iroh_blobs::Hash>().unwrap())
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("{e:#}"));
     store.shutdown().await.ok();
     ep.close().await;
     r

@@ -1,5 +1,6 @@
 //! Files over Iroh at the core level: two (or three) endpoints in one process
 //! on 127.0.0.1, relays and address lookup off.
+#![allow(clippy::unwrap_used)]
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -202,8 +203,9 @@ async fn offline_then_back_and_wait_and_resume() {
 
     // Alice offline: a clear error within the timeout, not 30 s.
     let t0 = std::time::Instant::now();
-    let r = fetch(&bob, &b_files, &cfg, &request(out.entry.clone(), pk(&alice), &tmp.path().join("dl1")), never(), |_| {})
-        .await;
+    let r =
+        fetch(&bob, &b_files, &cfg, &request(out.entry.clone(), pk(&alice), &tmp.path().join("dl1")), never(), |_| {})
+            .await;
     match r {
         Err(e @ FilesError::Offline { .. }) => assert!(e.to_string().contains("alice is offline"), "{e}"),
         other => panic!("expected offline, got {other:?}"),
@@ -235,14 +237,23 @@ async fn offline_then_back_and_wait_and_resume() {
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let mut tx = Some(tx);
     let dl2 = tmp.path().join("dl2");
-    let r = fetch(&bob, &b_files, &cfg, &request(out.entry.clone(), pk(&alice), &dl2), async { rx.await.ok(); }, |e| {
-        if let FetchEvent::Progress { done, total } = e
-            && done * 2 >= total
-            && let Some(t) = tx.take()
-        {
-            let _ = t.send(());
-        }
-    })
+    let r = fetch(
+        &bob,
+        &b_files,
+        &cfg,
+        &request(out.entry.clone(), pk(&alice), &dl2),
+        async {
+            rx.await.ok();
+        },
+        |e| {
+            if let FetchEvent::Progress { done, total } = e
+                && done * 2 >= total
+                && let Some(t) = tx.take()
+            {
+                let _ = t.send(());
+            }
+        },
+    )
     .await;
     let have = match r {
         Err(FilesError::Interrupted { have, total }) => {

@@ -334,8 +334,10 @@ pub async fn fetch_cmd(ctx: &mut Ctx, args: FetchArgs) -> Result<()> {
         }
         None => {
             let all = offers(ctx)?;
-            let hits: Vec<&Offer> =
-                all.iter().filter(|o| o.entry.id.starts_with(&args.target) || o.msg.id.starts_with(&args.target)).collect();
+            let hits: Vec<&Offer> = all
+                .iter()
+                .filter(|o| o.entry.id.starts_with(&args.target) || o.msg.id.starts_with(&args.target))
+                .collect();
             let o = match hits.as_slice() {
                 [one] => *one,
                 [] => bail!(ClientError::Usage(format!(
@@ -364,11 +366,9 @@ pub async fn fetch_cmd(ctx: &mut Ctx, args: FetchArgs) -> Result<()> {
         bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
     }
     bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-        .progress_chars("=> "),
+        indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
     );
     let json = ctx.json;
     let mut said_offline = false;
@@ -419,8 +419,14 @@ pub async fn fetch_cmd(ctx: &mut Ctx, args: FetchArgs) -> Result<()> {
             "seconds": secs,
         }));
     } else {
-        let rate = if secs > 0.0 { format!(", {}/s", human((got.transferred as f64 / secs) as u64)) } else { String::new() };
-        say!("fetched {} ({}) from {label}: hash verified{rate} → {}", got.meta.name, human(got.meta.size), got.path.display());
+        let rate =
+            if secs > 0.0 { format!(", {}/s", human((got.transferred as f64 / secs) as u64)) } else { String::new() };
+        say!(
+            "fetched {} ({}) from {label}: hash verified{rate} → {}",
+            got.meta.name,
+            human(got.meta.size),
+            got.path.display()
+        );
     }
     Ok(())
 }
@@ -451,7 +457,11 @@ pub async fn browse(ctx: &mut Ctx, args: BrowseArgs) -> Result<()> {
     match &b.manifest {
         None => say!("{label} shares no files"),
         Some(m) => {
-            say!("{label}'s shared files (manifest #{} of {}, signature and sigchain verified):", m.seq, fmt_time(m.ctime));
+            say!(
+                "{label}'s shared files (manifest #{} of {}, signature and sigchain verified):",
+                m.seq,
+                fmt_time(m.ctime)
+            );
             if b.visible.is_empty() {
                 say!("  none shared with you");
             }
@@ -497,7 +507,9 @@ pub async fn run_provider(files: PathBuf, id: Arc<Identity>, handle: String, jso
     let (provider, mut events) = Provider::start(&id.seed(), &files, &cfg).await.map_err(files_err)?;
     let n = Shares::load(&files).map(|s| s.shares.len()).unwrap_or(0);
     if json {
-        json_line(&json!({ "event": "serving", "node_id": provider.id_hex(), "addrs": provider.direct_addrs(), "shares": n }));
+        json_line(
+            &json!({ "event": "serving", "node_id": provider.id_hex(), "addrs": provider.direct_addrs(), "shares": n }),
+        );
     } else {
         eprintln!(
             "serving {n} shared file(s) as {handle} — node {} on {} (relays {})",

@@ -79,7 +79,7 @@ async fn child_provider(kind: &str, files: &Path, port: u16) -> Result<()> {
                     mode: iroh_blobs::api::blobs::ImportMode::TryReference,
                 })
                 .await?;
-            if tag.hash.to_hex().to_string() != rec.blob {
+            if tag.hash.to_hex() != rec.blob {
                 bail!("plain import hash mismatch");
             }
             let ep = bind_endpoint(&ALICE, &cfg, cfg.bind, vec![iroh_blobs::ALPN.to_vec()]).await?;
@@ -120,7 +120,21 @@ async fn child_fetch(kind: &str, files: &Path, port: u16, work: &Path) -> Result
                 wait: None,
             };
             let bob = SigningKey::from_bytes(&BOB);
-            let got = fetch(&bob, &work.join("files"), &cfg, &req, std::future::pending(), |_| {}).await?;
+            let verify_at = std::cell::Cell::new(None);
+            let got = fetch(&bob, &work.join("files"), &cfg, &req, std::future::pending(), |e| {
+                if e == kez_client::files::FetchEvent::Verifying {
+                    verify_at.set(Some(Instant::now()));
+                }
+            })
+            .await?;
+            if let Some(v) = verify_at.get() {
+                eprintln!(
+                    "  kez fetch phases: before download {:.2} s, transfer {:.2} s, verify+decrypt+write {:.2} s",
+                    (v - t0).as_secs_f64() - got.transfer_time.as_secs_f64(),
+                    got.transfer_time.as_secs_f64(),
+                    v.elapsed().as_secs_f64()
+                );
+            }
             (got.transfer_time.as_secs_f64(), got.meta.size)
         }
         "plain" => {
@@ -275,13 +289,21 @@ fn main() -> Result<()> {
                 f["vmhwm_kib"].as_u64().unwrap_or(0) / 1024,
                 p["vmhwm_kib"].as_u64().unwrap_or(0) / 1024,
             );
-            rows.push((kind, total, transfer, f["vmhwm_kib"].as_u64().unwrap_or(0), p["vmhwm_kib"].as_u64().unwrap_or(0)));
+            rows.push((
+                kind,
+                total,
+                transfer,
+                f["vmhwm_kib"].as_u64().unwrap_or(0),
+                p["vmhwm_kib"].as_u64().unwrap_or(0),
+            ));
         }
     }
     let best = |k: &str, sel: fn(&(&str, f64, f64, u64, u64)) -> f64| {
         rows.iter().filter(|r| r.0 == k).map(sel).fold(f64::INFINITY, f64::min)
     };
-    let peak = |k: &str, sel: fn(&(&str, f64, f64, u64, u64)) -> u64| rows.iter().filter(|r| r.0 == k).map(sel).max().unwrap_or(0);
+    let peak = |k: &str, sel: fn(&(&str, f64, f64, u64, u64)) -> u64| {
+        rows.iter().filter(|r| r.0 == k).map(sel).max().unwrap_or(0)
+    };
     let (pk_total, pl_total) = (best("kez", |r| r.1), best("plain", |r| r.1));
     let (pk_tr, pl_tr) = (best("kez", |r| r.2), best("plain", |r| r.2));
     println!("--- best of {runs} ---");

@@ -72,7 +72,8 @@ impl NodeConfig {
             cfg.hints = parse_hints(&v)?;
         }
         if let Some(v) = get(ENV_CONNECT_TIMEOUT_MS) {
-            let ms: u64 = v.parse().map_err(|_| FilesError::Other(format!("{ENV_CONNECT_TIMEOUT_MS} must be a number")))?;
+            let ms: u64 =
+                v.parse().map_err(|_| FilesError::Other(format!("{ENV_CONNECT_TIMEOUT_MS} must be a number")))?;
             cfg.connect_timeout = Duration::from_millis(ms.max(1));
         }
         Ok(cfg)
@@ -118,6 +119,7 @@ pub fn format_hint(node_hex: &str, addrs: &[SocketAddr]) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -21,7 +21,6 @@ use iroh_blobs::api::remote::GetProgressItem;
 use iroh_blobs::protocol::ERR_PERMISSION;
 use kv_schemas::PublicKey;
 use kv_schemas::files::{CHUNK, Decryptor, Entry, FileMeta, TAG};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use super::config::NodeConfig;
 use super::node::{bind_endpoint, open_store};
@@ -227,7 +226,8 @@ async fn download_with(
                     tracing::debug!("connect to {} failed: {e:#}", req.peer_label);
                 }
                 attempts += 1;
-                let offline = FilesError::Offline { peer: req.peer_label.clone(), secs: cfg.connect_timeout.as_secs().max(1) };
+                let offline =
+                    FilesError::Offline { peer: req.peer_label.clone(), secs: cfg.connect_timeout.as_secs().max(1) };
                 let Some(interval) = req.wait else { return Err(offline) };
                 on(FetchEvent::Offline { attempts, waiting: true });
                 tokio::select! {
@@ -313,8 +313,10 @@ fn classify(e: &iroh_blobs::get::GetError) -> Failure {
     }
 }
 
-/// Reads the verified blob back, re-hashes it, decrypts it into a temp file
-/// next to `final_path`, checks the plaintext, and renames.
+/// Moves the verified blob out of the store (by reference: no copy when the
+/// store holds it as a file), then re-hashes and decrypts it on a blocking
+/// thread into a temp file next to `final_path`, checks the plaintext, and
+/// renames. (Reading through the store's async reader was ~3x slower.)
 async fn decrypt_to(
     store: &iroh_blobs::store::fs::FsStore,
     hash: Hash,
@@ -324,57 +326,82 @@ async fn decrypt_to(
     dir: &Path,
     final_path: &Path,
 ) -> Result<()> {
+    use iroh_blobs::api::blobs::{ExportMode, ExportOptions};
+    let ct_path = dir.join(format!(".{}.kez-ct-{}", meta.name, hex::encode(kv_schemas::random_bytes::<4>())));
+    store
+        .blobs()
+        .export_with_opts(ExportOptions { hash, mode: ExportMode::TryReference, target: ct_path.clone() })
+        .finish()
+        .await
+        .map_err(|e| FilesError::other("reading the downloaded blob", e))?;
     let tmp = dir.join(format!(".{}.kez-part-{}", meta.name, hex::encode(kv_schemas::random_bytes::<4>())));
-    let res = async {
-        let mut reader = store.blobs().reader(hash);
-        let mut out = tokio::io::BufWriter::with_capacity(4 * CHUNK, tokio::fs::File::create(&tmp).await?);
-        let mut dec = Decryptor::new(file_key, entry.commit_bytes());
-        let mut ct_hash = blake3::Hasher::new();
-        let mut pt_hash = blake3::Hasher::new();
-        let mut buf = vec![0u8; CHUNK + TAG];
-        let mut plain = Vec::with_capacity(2 * (CHUNK + TAG));
-        let (mut ct_len, mut pt_len) = (0u64, 0u64);
-        let tampered = |m: String| FilesError::Tampered(m);
-        loop {
-            let mut n = 0;
-            while n < buf.len() {
-                let k = reader.read(&mut buf[n..]).await?;
-                if k == 0 {
-                    break;
-                }
-                n += k;
-            }
-            if n == 0 {
-                break;
-            }
-            ct_len += n as u64;
-            ct_hash.update(&buf[..n]);
-            dec.update(&buf[..n], &mut plain).map_err(|e| tampered(format!("the file does not decrypt: {e}")))?;
-            pt_len += plain.len() as u64;
-            pt_hash.update(&plain);
-            out.write_all(&plain).await?;
-            plain.clear();
-        }
-        dec.finish(&mut plain).map_err(|e| tampered(format!("the file does not decrypt: {e}")))?;
-        pt_len += plain.len() as u64;
-        pt_hash.update(&plain);
-        out.write_all(&plain).await?;
-        out.flush().await?;
-        let f = out.into_inner();
-        f.sync_all().await?;
-        drop(f);
-        if ct_hash.finalize().as_bytes() != &entry.blob_hash() || ct_len != entry.ct_size {
-            return Err(tampered("the downloaded blob does not match its BLAKE3 hash or size".into()));
-        }
-        if pt_len != meta.size || pt_hash.finalize().to_hex().as_str() != meta.hash {
-            return Err(tampered("the decrypted file does not match the hash and size in its signed metadata".into()));
-        }
-        tokio::fs::rename(&tmp, final_path).await?;
-        Ok(())
-    }
-    .await;
+    let (entry, meta2, tmp2, ct2, fin) =
+        (entry.clone(), meta.clone(), tmp.clone(), ct_path.clone(), final_path.to_path_buf());
+    let res = tokio::task::spawn_blocking(move || decrypt_file(&ct2, &tmp2, &fin, &entry, file_key, &meta2))
+        .await
+        .map_err(|e| FilesError::other("decrypting", e))
+        .and_then(|r| r);
+    let _ = std::fs::remove_file(&ct_path);
     if res.is_err() {
-        let _ = tokio::fs::remove_file(&tmp).await;
+        let _ = std::fs::remove_file(&tmp);
     }
     res
+}
+
+fn decrypt_file(
+    ct_path: &Path,
+    tmp: &Path,
+    final_path: &Path,
+    entry: &Entry,
+    file_key: [u8; 32],
+    meta: &FileMeta,
+) -> Result<()> {
+    use std::io::{Read as _, Write as _};
+    let tampered = |m: String| FilesError::Tampered(m);
+    let mut input = std::fs::File::open(ct_path)?;
+    let mut out = std::io::BufWriter::with_capacity(16 * CHUNK, std::fs::File::create(tmp)?);
+    let mut dec = Decryptor::new(file_key, entry.commit_bytes());
+    let mut ct_hash = blake3::Hasher::new();
+    let mut pt_hash = blake3::Hasher::new();
+    let mut buf = vec![0u8; 16 * (CHUNK + TAG)];
+    let mut plain = Vec::with_capacity(buf.len() + CHUNK);
+    let (mut ct_len, mut pt_len) = (0u64, 0u64);
+    loop {
+        let mut n = 0;
+        while n < buf.len() {
+            match input.read(&mut buf[n..]) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if n == 0 {
+            break;
+        }
+        ct_len += n as u64;
+        ct_hash.update(&buf[..n]);
+        for piece in buf[..n].chunks(CHUNK + TAG) {
+            dec.update(piece, &mut plain).map_err(|e| tampered(format!("the file does not decrypt: {e}")))?;
+        }
+        pt_len += plain.len() as u64;
+        pt_hash.update(&plain);
+        out.write_all(&plain)?;
+        plain.clear();
+    }
+    dec.finish(&mut plain).map_err(|e| tampered(format!("the file does not decrypt: {e}")))?;
+    pt_len += plain.len() as u64;
+    pt_hash.update(&plain);
+    out.write_all(&plain)?;
+    let f = out.into_inner().map_err(|e| e.into_error())?;
+    f.sync_all()?;
+    drop(f);
+    if ct_hash.finalize().as_bytes() != &entry.blob_hash() || ct_len != entry.ct_size {
+        return Err(tampered("the downloaded blob does not match its BLAKE3 hash or size".into()));
+    }
+    if pt_len != meta.size || pt_hash.finalize().to_hex().as_str() != meta.hash {
+        return Err(tampered("the decrypted file does not match the hash and size in its signed metadata".into()));
+    }
+    std::fs::rename(tmp, final_path)?;
+    Ok(())
 }

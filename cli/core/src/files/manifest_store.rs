@@ -50,7 +50,11 @@ pub struct Published {
 }
 
 /// Builds, uploads and commits a manifest of every share in `files_dir`.
-pub async fn publish_manifest<D: Directory>(dir: &D, owner: &SigningKey, files_dir: &std::path::Path) -> Result<Published> {
+pub async fn publish_manifest<D: Directory>(
+    dir: &D,
+    owner: &SigningKey,
+    files_dir: &std::path::Path,
+) -> Result<Published> {
     let pk = PublicKey::of(owner);
     let mut last_err = None;
     for _ in 0..4 {
@@ -124,7 +128,12 @@ impl Browsed {
 
 /// Reads `owner`'s chain and manifest and opens the entries meant for `me`.
 /// `pinned`: a chain position seen before; a chain that does not extend it is refused.
-pub async fn browse<D: Directory>(dir: &D, me: &SigningKey, owner: &PublicKey, pinned: Option<&PinnedTail>) -> Result<Browsed> {
+pub async fn browse<D: Directory>(
+    dir: &D,
+    me: &SigningKey,
+    owner: &PublicKey,
+    pinned: Option<&PinnedTail>,
+) -> Result<Browsed> {
     let links = dir.chain(owner).await?;
     let (state, parsed) = verify_chain(owner, &links)?;
     if let Some(p) = pinned {

@@ -29,7 +29,12 @@ use super::{FILES_ALPN, FilesError, Result, key_of};
 /// `relay` on: the n0 preset (relays, DNS/pkarr publishing and lookup).
 /// Off: no relay, no address lookup; reachable only at direct addresses.
 /// Port mapping is always off (not compiled in).
-pub async fn bind_endpoint(secret: &[u8; 32], cfg: &NodeConfig, bind: Option<SocketAddr>, alpns: Vec<Vec<u8>>) -> Result<Endpoint> {
+pub async fn bind_endpoint(
+    secret: &[u8; 32],
+    cfg: &NodeConfig,
+    bind: Option<SocketAddr>,
+    alpns: Vec<Vec<u8>>,
+) -> Result<Endpoint> {
     let builder = if cfg.relay {
         Endpoint::builder(presets::N0)
     } else {
@@ -150,12 +155,10 @@ impl State {
         match msg {
             ProviderMessage::ClientConnected(msg) => {
                 let peer = msg.endpoint_id.map(|id| *id.as_bytes());
-                let mut ok = peer.is_some_and(|p| self.admits_peer(&p));
-                if !ok && peer.is_some() {
-                    // A share made a moment ago by another process.
-                    let _ = self.reload_if_changed().await;
-                    ok = peer.is_some_and(|p| self.admits_peer(&p));
-                }
+                // Shares made or removed a moment ago by another process
+                // (`share`, `unshare`) count now, not at the next poll.
+                let _ = self.reload_if_changed().await;
+                let ok = peer.is_some_and(|p| self.admits_peer(&p));
                 let pk = peer.and_then(|p| PublicKey::from_bytes(p).ok());
                 if ok && let (Some(p), Some(pk)) = (peer, pk) {
                     self.conns.lock().unwrap_or_else(|e| e.into_inner()).insert(msg.connection_id, p);
@@ -174,11 +177,8 @@ impl State {
                 let blob = *msg.request.hash.as_bytes();
                 // Only plain blob requests: a hash-seq request could name other blobs.
                 let plain = msg.request.ranges.is_blob();
-                let mut ok = plain && peer.is_some_and(|p| self.admits(&blob, &p));
-                if !ok && plain && peer.is_some() {
-                    let _ = self.reload_if_changed().await;
-                    ok = peer.is_some_and(|p| self.admits(&blob, &p));
-                }
+                let _ = self.reload_if_changed().await;
+                let ok = plain && peer.is_some_and(|p| self.admits(&blob, &p));
                 let pk = peer.and_then(|p| PublicKey::from_bytes(p).ok());
                 let blob_hex = msg.request.hash.to_hex().to_string();
                 if ok && let Some(pk) = pk {
@@ -219,7 +219,11 @@ pub struct Provider {
 impl Provider {
     /// Opens the store, loads `shares.json`, binds and starts serving.
     /// Returns the provider and its event stream.
-    pub async fn start(secret: &[u8; 32], files_dir: &Path, cfg: &NodeConfig) -> Result<(Self, mpsc::UnboundedReceiver<ServeEvent>)> {
+    pub async fn start(
+        secret: &[u8; 32],
+        files_dir: &Path,
+        cfg: &NodeConfig,
+    ) -> Result<(Self, mpsc::UnboundedReceiver<ServeEvent>)> {
         std::fs::create_dir_all(files_dir)?;
         let store = open_store(&files_dir.join("store")).await?;
         let owner = PublicKey::of(&ed25519_dalek::SigningKey::from_bytes(secret));
