@@ -141,12 +141,7 @@ async fn http(duration: Duration, concurrency: usize, users: usize) -> Result<()
     let settings = Settings::local(DOMAIN, "http://127.0.0.1");
     let mut services = vec![];
     for kind in ServiceKind::ALL {
-        let user = match kind {
-            ServiceKind::Registry => ServiceUser::Registry,
-            ServiceKind::Webfinger => ServiceUser::Webfinger,
-            ServiceKind::Sigchain => ServiceUser::Sigchain,
-            ServiceKind::ManifestIndex => ServiceUser::Manifest,
-        };
+        let user = kind.user();
         let client = server.connect_as(user).await?;
         services.push(kind.start(&client, &settings).await.map_err(|e| anyhow::anyhow!("{e}"))?);
     }

@@ -36,6 +36,17 @@ impl ServiceKind {
         }
     }
 
+    /// The NATS user this service connects as.
+    pub fn user(self) -> kez_service_kit::secrets::ServiceUser {
+        use kez_service_kit::secrets::ServiceUser;
+        match self {
+            ServiceKind::Registry => ServiceUser::Registry,
+            ServiceKind::Webfinger => ServiceUser::Webfinger,
+            ServiceKind::Sigchain => ServiceUser::Sigchain,
+            ServiceKind::ManifestIndex => ServiceUser::Manifest,
+        }
+    }
+
     /// Starts this service on `client`.
     pub async fn start(self, client: &async_nats::Client, settings: &Settings) -> Result<Service, async_nats::Error> {
         match self {

@@ -180,12 +180,7 @@ async fn start_components(
 ) -> Result<Running> {
     let mut services = vec![];
     for kind in &c.services {
-        let user = match kind {
-            ServiceKind::Registry => ServiceUser::Registry,
-            ServiceKind::Webfinger => ServiceUser::Webfinger,
-            ServiceKind::Sigchain => ServiceUser::Sigchain,
-            ServiceKind::ManifestIndex => ServiceUser::Manifest,
-        };
+        let user = kind.user();
         let client = conn.as_user(user).await?;
         let svc = kind.start(&client, settings).await.map_err(|e| anyhow!("starting {kind}: {e}"))?;
         tracing::info!(service = %kind, "started");

@@ -10,7 +10,7 @@ use futures::future::join_all;
 use kez_server::ServiceKind;
 use kez_service_kit::settings::Settings;
 use kez_service_kit::svc::call;
-use kez_testkit::{NatsServer, ServiceUser};
+use kez_testkit::NatsServer;
 use kv_schemas::api::{AppendReply, ChainReply, ManifestPutReply, RegisterReply, UserRecord};
 use kv_schemas::sigchain::{Claim, Endpoint, Op, SharedFiles, build_link, parse_link};
 use kv_schemas::subjects::{BUCKET_HANDLES, BUCKET_KEYS, BUCKET_SIGCHAINS, inbox_subject, svc};
@@ -31,12 +31,7 @@ async fn mesh(registry_workers: usize) -> Mesh {
     let settings = Settings::local(DOMAIN, "http://127.0.0.1:8080");
     let mut services = vec![];
     for kind in ServiceKind::ALL {
-        let user = match kind {
-            ServiceKind::Registry => ServiceUser::Registry,
-            ServiceKind::Webfinger => ServiceUser::Webfinger,
-            ServiceKind::Sigchain => ServiceUser::Sigchain,
-            ServiceKind::ManifestIndex => ServiceUser::Manifest,
-        };
+        let user = kind.user();
         let copies = if kind == ServiceKind::Registry { registry_workers } else { 1 };
         for _ in 0..copies {
             let client = server.connect_as(user).await.expect("connect service");
