@@ -42,9 +42,11 @@ impl Ctx {
     pub fn new(paths: Paths, server_flag: Option<String>, json: bool, passphrase: PassphraseSource) -> Result<Self> {
         let mut input = Input::new();
         let stdin_passphrase = match passphrase {
-            PassphraseSource::Stdin => {
-                Some(input.line()?.context("--passphrase-stdin: standard input is empty (the first line is the passphrase)")?)
-            }
+            PassphraseSource::Stdin => Some(
+                input
+                    .line()?
+                    .context("--passphrase-stdin: standard input is empty (the first line is the passphrase)")?,
+            ),
             _ => None,
         };
         Ok(Self { paths, server_flag, json, input, passphrase, stdin_passphrase })

@@ -245,7 +245,9 @@ fn report(e: &anyhow::Error, json: bool) -> i32 {
     };
     eprintln!("kez-chat: error: {e:#}");
     if json {
-        output::json_line(&serde_json::json!({ "error": { "kind": kind, "message": format!("{e:#}"), "exit_code": code } }));
+        output::json_line(
+            &serde_json::json!({ "error": { "kind": kind, "message": format!("{e:#}"), "exit_code": code } }),
+        );
     }
     code
 }

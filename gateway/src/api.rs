@@ -59,12 +59,7 @@ struct Mount {
 }
 
 impl Mount {
-    fn add(
-        mut self,
-        method: &'static str,
-        path: &'static str,
-        handler: MethodRouter<AppState>,
-    ) -> Self {
+    fn add(mut self, method: &'static str, path: &'static str, handler: MethodRouter<AppState>) -> Self {
         self.mounted.push((method, path));
         self.router = self.router.route(path, handler);
         self
@@ -75,78 +70,42 @@ impl Mount {
 pub(crate) fn routes(state: &AppState) -> Router<AppState> {
     let config = state.config();
     let cap = |bound: usize| DefaultBodyLimit::max(bound.min(config.max_body_bytes));
-    let v1 = Mount {
-        router: Router::new(),
-        mounted: Vec::new(),
-    }
-    .add("GET", "/v1/healthz", get(healthz))
-    .add("GET", "/v1/metrics", get(metrics))
-    .add("GET", "/v1/config", get(client_config))
-    .add("GET", "/v1/openapi.json", get(openapi))
-    .add(
-        "POST",
-        "/v1/register",
-        post(register).layer(cap(kv_schemas::register::MAX_BYTES)),
-    )
-    .add("GET", "/v1/u/{handle}", get(user))
-    .add("GET", "/v1/keys/ed25519/{hex}", get(lookup_key))
-    .add("GET", "/v1/sigchains/ed25519/{hex}", get(chain_get))
-    .add("GET", "/v1/sigchains/ed25519/{hex}/state", get(chain_state))
-    .add(
-        "POST",
-        "/v1/sigchains/ed25519/{hex}/events",
-        post(chain_append).layer(cap(kv_schemas::sigchain::MAX_LINK_BYTES)),
-    )
-    .add(
-        "PUT",
-        "/v1/manifests",
-        put(manifest_put).layer(cap(kv_schemas::manifest::MAX_MANIFEST_BYTES)),
-    )
-    .add("GET", "/v1/manifests/{hash}", get(manifest_get))
-    .add(
-        "GET",
-        "/v1/manifests/by-owner/ed25519/{hex}",
-        get(manifest_by_owner),
-    );
+    let v1 = Mount { router: Router::new(), mounted: Vec::new() }
+        .add("GET", "/v1/healthz", get(healthz))
+        .add("GET", "/v1/metrics", get(metrics))
+        .add("GET", "/v1/config", get(client_config))
+        .add("GET", "/v1/openapi.json", get(openapi))
+        .add("POST", "/v1/register", post(register).layer(cap(kv_schemas::register::MAX_BYTES)))
+        .add("GET", "/v1/u/{handle}", get(user))
+        .add("GET", "/v1/keys/ed25519/{hex}", get(lookup_key))
+        .add("GET", "/v1/sigchains/ed25519/{hex}", get(chain_get))
+        .add("GET", "/v1/sigchains/ed25519/{hex}/state", get(chain_state))
+        .add(
+            "POST",
+            "/v1/sigchains/ed25519/{hex}/events",
+            post(chain_append).layer(cap(kv_schemas::sigchain::MAX_LINK_BYTES)),
+        )
+        .add("PUT", "/v1/manifests", put(manifest_put).layer(cap(kv_schemas::manifest::MAX_MANIFEST_BYTES)))
+        .add("GET", "/v1/manifests/{hash}", get(manifest_get))
+        .add("GET", "/v1/manifests/by-owner/ed25519/{hex}", get(manifest_by_owner));
 
-    let wf = Mount {
-        router: Router::new(),
-        mounted: v1.mounted,
-    }
-    .add("GET", "/.well-known/webfinger", get(webfinger));
-    debug_assert_eq!(
-        sorted(wf.mounted.clone()),
-        sorted(API_ROUTES.to_vec()),
-        "API_ROUTES and the router disagree"
-    );
+    let wf = Mount { router: Router::new(), mounted: v1.mounted }.add("GET", "/.well-known/webfinger", get(webfinger));
+    debug_assert_eq!(sorted(wf.mounted.clone()), sorted(API_ROUTES.to_vec()), "API_ROUTES and the router disagree");
     // RFC 7033 §5: WebFinger resources are public, any origin may read them.
     let webfinger = wf
         .router
         .method_not_allowed_fallback(crate::method_not_allowed)
-        .layer(
-            CorsLayer::new()
-                .allow_origin(Any)
-                .allow_methods([axum::http::Method::GET]),
-        );
+        .layer(CorsLayer::new().allow_origin(Any).allow_methods([axum::http::Method::GET]));
 
     // Before any layer: the wrong-method answer must get the CORS headers too.
-    let mut api = v1
-        .router
-        .method_not_allowed_fallback(crate::method_not_allowed);
+    let mut api = v1.router.method_not_allowed_fallback(crate::method_not_allowed);
     if !config.cors_origins.is_empty() {
-        let origins: Vec<HeaderValue> = config
-            .cors_origins
-            .iter()
-            .filter_map(|o| HeaderValue::from_str(o).ok())
-            .collect();
+        let origins: Vec<HeaderValue> =
+            config.cors_origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
         api = api.layer(
             CorsLayer::new()
                 .allow_origin(AllowOrigin::list(origins))
-                .allow_methods([
-                    axum::http::Method::GET,
-                    axum::http::Method::POST,
-                    axum::http::Method::PUT,
-                ])
+                .allow_methods([axum::http::Method::GET, axum::http::Method::POST, axum::http::Method::PUT])
                 .allow_headers([header::CONTENT_TYPE])
                 .expose_headers([header::RETRY_AFTER, header::LOCATION, header::ETAG])
                 .max_age(std::time::Duration::from_secs(3600)),
@@ -163,20 +122,14 @@ fn sorted<T: Ord>(mut v: Vec<T>) -> Vec<T> {
 /// A JSON answer from bytes a service produced.
 fn json(status: StatusCode, body: Bytes) -> Response {
     let mut r = (status, body).into_response();
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     r
 }
 
 /// A service reply the gateway has to look into but cannot read: a bug or a
 /// version mismatch between gateway and service.
 fn bad_reply(service: &str) -> ApiError {
-    ApiError::new(
-        ErrorCode::Internal,
-        format!("unreadable reply from {service}"),
-    )
+    ApiError::new(ErrorCode::Internal, format!("unreadable reply from {service}"))
 }
 
 // ---------------------------------------------------------------- operations
@@ -186,26 +139,21 @@ fn bad_reply(service: &str) -> ApiError {
 async fn healthz(State(state): State<AppState>) -> Response {
     let (status, body) = crate::health::check(&state).await;
     let mut r = json(status, body);
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
 }
 
 /// `GET /v1/metrics`: Prometheus text.
 async fn metrics(State(state): State<AppState>) -> Response {
     let mut r = state.render_metrics().into_response();
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-    );
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
     r
 }
 
 /// `GET /v1/config`: what a client needs to start (`ClientConfig`).
 async fn client_config(State(state): State<AppState>) -> Response {
     let mut r = json(StatusCode::OK, state.inner.client_config.clone());
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     r
 }
 
@@ -222,14 +170,8 @@ struct ClientIp(std::net::IpAddr);
 impl FromRequestParts<AppState> for ClientIp {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        Ok(ClientIp(crate::ratelimit::client_ip(
-            parts,
-            state.config().trust_proxy_headers,
-        )))
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        Ok(ClientIp(crate::ratelimit::client_ip(parts, state.config().trust_proxy_headers)))
     }
 }
 
@@ -241,17 +183,9 @@ async fn register(
     ClientIp(ip): ClientIp,
     Body(body): Body,
 ) -> Result<Response, ApiError> {
-    if let Err(secs) = state
-        .inner
-        .register_limiter
-        .check(ip, std::time::Instant::now())
-    {
+    if let Err(secs) = state.inner.register_limiter.check(ip, std::time::Instant::now()) {
         state.inner.metrics.record_rate_limited();
-        return Err(ApiError::new(
-            ErrorCode::RateLimited,
-            "too many registrations from this address",
-        )
-        .retry_after(secs));
+        return Err(ApiError::new(ErrorCode::RateLimited, "too many registrations from this address").retry_after(secs));
     }
     let reply = state.call(svc::REGISTRY_REGISTER, body).await?;
     #[derive(Deserialize)]
@@ -259,14 +193,7 @@ async fn register(
         created: bool,
     }
     let created: Created = serde_json::from_slice(&reply).map_err(|_| bad_reply("the registry"))?;
-    Ok(json(
-        if created.created {
-            StatusCode::CREATED
-        } else {
-            StatusCode::OK
-        },
-        reply,
-    ))
+    Ok(json(if created.created { StatusCode::CREATED } else { StatusCode::OK }, reply))
 }
 
 /// The parts of a registry record the gateway reads (extra fields allowed).
@@ -279,75 +206,50 @@ struct Record {
 /// `GET /v1/u/{handle}`: `alice`, `@alice` or `alice@<domain>` → `UserView`
 /// (the key, its sigchain URL and live endpoints). A handle of another domain
 /// is not found (no federation yet).
-async fn user(
-    State(state): State<AppState>,
-    Segment(input): Segment,
-) -> Result<Response, ApiError> {
+async fn user(State(state): State<AppState>, Segment(input): Segment) -> Result<Response, ApiError> {
     let domain = &state.config().domain;
     let handle = Handle::parse_input(&input, domain)?;
     if handle.domain() != domain {
-        return Err(ApiError::new(
-            ErrorCode::HandleNotFound,
-            format!("{handle} is not a handle of this server"),
-        ));
+        return Err(ApiError::new(ErrorCode::HandleNotFound, format!("{handle} is not a handle of this server")));
     }
-    let reply = state
-        .call_json(svc::REGISTRY_LOOKUP_HANDLE, &LookupHandle { handle })
-        .await?;
+    let reply = state.call_json(svc::REGISTRY_LOOKUP_HANDLE, &LookupHandle { handle }).await?;
     let record: Record = serde_json::from_slice(&reply).map_err(|_| bad_reply("the registry"))?;
 
-    let endpoints = match state
-        .call_json(svc::SIGCHAIN_STATE, &ByKey { key: record.key })
-        .await
-    {
+    let endpoints = match state.call_json(svc::SIGCHAIN_STATE, &ByKey { key: record.key }).await {
         Ok(bytes) => {
             #[derive(Deserialize)]
             struct Endpoints {
                 #[serde(default)]
                 endpoints: Vec<serde_json::Value>,
             }
-            serde_json::from_slice::<Endpoints>(&bytes)
-                .map_err(|_| bad_reply("the sigchain service"))?
-                .endpoints
+            serde_json::from_slice::<Endpoints>(&bytes).map_err(|_| bad_reply("the sigchain service"))?.endpoints
         }
         // Registered but nothing published yet.
         Err(e) if e.code() == ErrorCode::ChainNotFound => Vec::new(),
         Err(e) => return Err(e),
     };
     let view = UserView {
-        sigchain_url: format!(
-            "{}/v1/sigchains/ed25519/{}",
-            state.config().base_url(),
-            record.key.hex()
-        ),
+        sigchain_url: format!("{}/v1/sigchains/ed25519/{}", state.config().base_url(), record.key.hex()),
         handle: record.handle,
         primary: record.key,
         endpoints,
     };
-    let body = serde_json::to_vec(&view)
-        .map_err(|_| ApiError::new(ErrorCode::Internal, "view could not be encoded"))?;
+    let body =
+        serde_json::to_vec(&view).map_err(|_| ApiError::new(ErrorCode::Internal, "view could not be encoded"))?;
     Ok(json(StatusCode::OK, Bytes::from(body)))
 }
 
 /// `GET /v1/keys/ed25519/{hex}`: the registry record of a key (a client
 /// restoring from its mnemonic finds its handle this way).
-async fn lookup_key(
-    State(state): State<AppState>,
-    KeyPath(key): KeyPath,
-) -> Result<Response, ApiError> {
-    let reply = state
-        .call_json(svc::REGISTRY_LOOKUP_KEY, &ByKey { key })
-        .await?;
+async fn lookup_key(State(state): State<AppState>, KeyPath(key): KeyPath) -> Result<Response, ApiError> {
+    let reply = state.call_json(svc::REGISTRY_LOOKUP_KEY, &ByKey { key }).await?;
     Ok(json(StatusCode::OK, reply))
 }
 
 /// `GET /.well-known/webfinger?resource=acct:…&rel=…` (RFC 7033): the JRD
 /// from the webfinger service. A missing or malformed resource is 400, an
 /// unknown one 404.
-async fn webfinger(
-    State(state): State<AppState>,
-    RawQuery(query): RawQuery,
-) -> Result<Response, ApiError> {
+async fn webfinger(State(state): State<AppState>, RawQuery(query): RawQuery) -> Result<Response, ApiError> {
     let bad = |m: &str| ApiError::new(ErrorCode::InvalidRequest, m);
     let mut resource = None;
     let mut rel = Vec::new();
@@ -359,50 +261,26 @@ async fn webfinger(
             _ => {}
         }
     }
-    let resource = resource
-        .filter(|r| !r.is_empty())
-        .ok_or_else(|| bad("the resource parameter is required"))?;
-    let reply = state
-        .call_json(svc::WEBFINGER_RESOLVE, &WebfingerQuery { resource, rel })
-        .await
-        .map_err(|e| {
-            // RFC 7033 §4.2: a malformed resource is a bad request, whichever rule it broke.
-            if e.code().http_status() == 422 {
-                ApiError::new(ErrorCode::InvalidRequest, "malformed resource")
-            } else {
-                e
-            }
-        })?;
+    let resource = resource.filter(|r| !r.is_empty()).ok_or_else(|| bad("the resource parameter is required"))?;
+    let reply = state.call_json(svc::WEBFINGER_RESOLVE, &WebfingerQuery { resource, rel }).await.map_err(|e| {
+        // RFC 7033 §4.2: a malformed resource is a bad request, whichever rule it broke.
+        if e.code().http_status() == 422 { ApiError::new(ErrorCode::InvalidRequest, "malformed resource") } else { e }
+    })?;
     let mut r = (StatusCode::OK, reply).into_response();
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/jrd+json"),
-    );
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/jrd+json"));
     Ok(r)
 }
 
 // ---------------------------------------------------------------- sigchains
 
 /// `GET /v1/sigchains/ed25519/{hex}`: the whole chain (`{"key","links"}`).
-async fn chain_get(
-    State(state): State<AppState>,
-    KeyPath(key): KeyPath,
-) -> Result<Response, ApiError> {
-    Ok(json(
-        StatusCode::OK,
-        state.call_json(svc::SIGCHAIN_GET, &ByKey { key }).await?,
-    ))
+async fn chain_get(State(state): State<AppState>, KeyPath(key): KeyPath) -> Result<Response, ApiError> {
+    Ok(json(StatusCode::OK, state.call_json(svc::SIGCHAIN_GET, &ByKey { key }).await?))
 }
 
 /// `GET /v1/sigchains/ed25519/{hex}/state`: the derived state.
-async fn chain_state(
-    State(state): State<AppState>,
-    KeyPath(key): KeyPath,
-) -> Result<Response, ApiError> {
-    Ok(json(
-        StatusCode::OK,
-        state.call_json(svc::SIGCHAIN_STATE, &ByKey { key }).await?,
-    ))
+async fn chain_state(State(state): State<AppState>, KeyPath(key): KeyPath) -> Result<Response, ApiError> {
+    Ok(json(StatusCode::OK, state.call_json(svc::SIGCHAIN_STATE, &ByKey { key }).await?))
 }
 
 /// `POST /v1/sigchains/ed25519/{hex}/events`: appends one link (its exact
@@ -421,39 +299,26 @@ async fn chain_append(
         if e.is_syntax() || e.is_eof() {
             ApiError::new(ErrorCode::InvalidJson, "the link is not valid JSON")
         } else {
-            ApiError::new(
-                ErrorCode::InvalidLink,
-                "the link is not a JSON object with a chain field",
-            )
+            ApiError::new(ErrorCode::InvalidLink, "the link is not a JSON object with a chain field")
         }
     })?;
     if link.chain.as_deref() != Some(key.to_string().as_str()) {
-        return Err(ApiError::new(
-            ErrorCode::InvalidLink,
-            "the link's chain is not the key in the path",
-        ));
+        return Err(ApiError::new(ErrorCode::InvalidLink, "the link's chain is not the key in the path"));
     }
-    Ok(json(
-        StatusCode::CREATED,
-        state.call(svc::SIGCHAIN_APPEND, body).await?,
-    ))
+    Ok(json(StatusCode::CREATED, state.call(svc::SIGCHAIN_APPEND, body).await?))
 }
 
 // ---------------------------------------------------------------- manifests
 
 /// `PUT /v1/manifests`: stores a signed manifest (its exact bytes); 201 with
 /// `{"hash","owner","seq"}` and its `Location`.
-async fn manifest_put(
-    State(state): State<AppState>,
-    Body(body): Body,
-) -> Result<Response, ApiError> {
+async fn manifest_put(State(state): State<AppState>, Body(body): Body) -> Result<Response, ApiError> {
     let reply = state.call(svc::MANIFEST_PUT, body).await?;
     #[derive(Deserialize)]
     struct Stored {
         hash: String,
     }
-    let stored: Stored =
-        serde_json::from_slice(&reply).map_err(|_| bad_reply("the manifest index"))?;
+    let stored: Stored = serde_json::from_slice(&reply).map_err(|_| bad_reply("the manifest index"))?;
     let mut r = json(StatusCode::CREATED, reply);
     if is_hash(&stored.hash)
         && let Ok(v) = HeaderValue::from_str(&format!("/v1/manifests/{}", stored.hash))
@@ -465,19 +330,14 @@ async fn manifest_put(
 
 /// 64 lowercase hex characters.
 fn is_hash(s: &str) -> bool {
-    s.len() == 64
-        && s.bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
     headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(',')
-                .any(|t| t.trim().trim_start_matches("W/") == etag)
-        })
+        .is_some_and(|v| v.split(',').any(|t| t.trim().trim_start_matches("W/") == etag))
 }
 
 /// `GET /v1/manifests/{hash}`: manifest bytes by BLAKE3 hash. Content-addressed,
@@ -488,20 +348,14 @@ async fn manifest_get(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     if !is_hash(&hash) {
-        return Err(ApiError::new(
-            ErrorCode::InvalidEncoding,
-            "a manifest hash is 64 lowercase hex characters",
-        ));
+        return Err(ApiError::new(ErrorCode::InvalidEncoding, "a manifest hash is 64 lowercase hex characters"));
     }
     let etag = format!("\"{hash}\"");
     const IMMUTABLE: HeaderValue = HeaderValue::from_static("public, max-age=31536000, immutable");
     let mut r = if if_none_match(&headers, &etag) {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        json(
-            StatusCode::OK,
-            state.call_json(svc::MANIFEST_GET, &ByHash { hash }).await?,
-        )
+        json(StatusCode::OK, state.call_json(svc::MANIFEST_GET, &ByHash { hash }).await?)
     };
     r.headers_mut().insert(header::CACHE_CONTROL, IMMUTABLE);
     if let Ok(v) = HeaderValue::from_str(&etag) {
@@ -518,17 +372,14 @@ async fn manifest_by_owner(
     KeyPath(key): KeyPath,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let bytes = state
-        .call_json(svc::MANIFEST_BY_OWNER, &ByKey { key })
-        .await?;
+    let bytes = state.call_json(svc::MANIFEST_BY_OWNER, &ByKey { key }).await?;
     let etag = format!("\"{}\"", kv_schemas::manifest::manifest_hash(&bytes));
     let mut r = if if_none_match(&headers, &etag) {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
         json(StatusCode::OK, bytes)
     };
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     if let Ok(v) = HeaderValue::from_str(&etag) {
         r.headers_mut().insert(header::ETAG, v);
     }

@@ -61,10 +61,7 @@ pub struct RateLimit {
 
 impl Default for RateLimit {
     fn default() -> Self {
-        Self {
-            burst: 10,
-            per_minute: 20,
-        }
+        Self { burst: 10, per_minute: 20 }
     }
 }
 
@@ -103,43 +100,26 @@ pub struct ConfigError {
 }
 
 fn refuse(field: &'static str, reason: impl Into<String>) -> ConfigError {
-    ConfigError {
-        field,
-        reason: reason.into(),
-    }
+    ConfigError { field, reason: reason.into() }
 }
 
 impl GatewayConfig {
     /// Refuses broken or unsafe settings. Returns the first problem found.
     pub fn check(&self) -> Result<(), ConfigError> {
-        Handle::new("a", &self.domain).map_err(|_| {
-            refuse(
-                "domain",
-                format!("{:?} is not a lowercase DNS name with a dot", self.domain),
-            )
-        })?;
+        Handle::new("a", &self.domain)
+            .map_err(|_| refuse("domain", format!("{:?} is not a lowercase DNS name with a dot", self.domain)))?;
 
         let public = parse_base_url("public_url", &self.public_url, &["http", "https"])?;
         if public.path_and_more {
-            return Err(refuse(
-                "public_url",
-                "must be an origin without a path, query or trailing slash",
-            ));
+            return Err(refuse("public_url", "must be an origin without a path, query or trailing slash"));
         }
         parse_base_url("nats_url_public", &self.nats_url_public, &["nats", "tls"])?;
         // Empty: the deployment offers no WebSocket listener (native clients only).
         if !self.nats_ws_url_public.is_empty() {
-            let ws = parse_base_url(
-                "nats_ws_url_public",
-                &self.nats_ws_url_public,
-                &["ws", "wss"],
-            )?;
+            let ws = parse_base_url("nats_ws_url_public", &self.nats_ws_url_public, &["ws", "wss"])?;
             // A page loaded over https cannot open ws:// (mixed content): the web app would never connect.
             if public.scheme == "https" && ws.scheme == "ws" {
-                return Err(refuse(
-                    "nats_ws_url_public",
-                    "must be wss:// when public_url is https://",
-                ));
+                return Err(refuse("nats_ws_url_public", "must be wss:// when public_url is https://"));
             }
         }
 
@@ -150,10 +130,7 @@ impl GatewayConfig {
             return Err(refuse("service_timeout", "must be positive"));
         }
         if self.request_timeout <= self.service_timeout {
-            return Err(refuse(
-                "request_timeout",
-                "must be longer than service_timeout",
-            ));
+            return Err(refuse("request_timeout", "must be longer than service_timeout"));
         }
         if self.request_timeout > Duration::from_secs(120) {
             return Err(refuse("request_timeout", "must be at most 120 s"));
@@ -161,16 +138,11 @@ impl GatewayConfig {
         if !(MIN_BODY_LIMIT..=MAX_BODY_LIMIT).contains(&self.max_body_bytes) {
             return Err(refuse(
                 "max_body_bytes",
-                format!(
-                    "must be between {MIN_BODY_LIMIT} (a manifest's bound) and {MAX_BODY_LIMIT}"
-                ),
+                format!("must be between {MIN_BODY_LIMIT} (a manifest's bound) and {MAX_BODY_LIMIT}"),
             ));
         }
         if self.register_rate.burst == 0 || self.register_rate.per_minute == 0 {
-            return Err(refuse(
-                "register_rate",
-                "burst and per_minute must be positive",
-            ));
+            return Err(refuse("register_rate", "burst and per_minute must be positive"));
         }
         // Behind a proxy the gateway should listen where only the proxy reaches it. On an
         // unspecified address anyone can connect directly and forge X-Forwarded-For,
@@ -184,17 +156,11 @@ impl GatewayConfig {
         }
         for origin in &self.cors_origins {
             if origin == "*" {
-                return Err(refuse(
-                    "cors_origins",
-                    "\"*\" is not allowed; list the origins",
-                ));
+                return Err(refuse("cors_origins", "\"*\" is not allowed; list the origins"));
             }
             let o = parse_base_url("cors_origins", origin, &["http", "https"])?;
             if o.path_and_more {
-                return Err(refuse(
-                    "cors_origins",
-                    format!("{origin:?} must be an origin (scheme://host[:port])"),
-                ));
+                return Err(refuse("cors_origins", format!("{origin:?} must be an origin (scheme://host[:port])")));
             }
         }
         Ok(())
@@ -212,34 +178,19 @@ struct BaseUrl<'a> {
     path_and_more: bool,
 }
 
-fn parse_base_url<'a>(
-    field: &'static str,
-    url: &'a str,
-    schemes: &[&str],
-) -> Result<BaseUrl<'a>, ConfigError> {
-    let (scheme, rest) = url
-        .split_once("://")
-        .ok_or_else(|| refuse(field, format!("{url:?} is not an absolute URL")))?;
+fn parse_base_url<'a>(field: &'static str, url: &'a str, schemes: &[&str]) -> Result<BaseUrl<'a>, ConfigError> {
+    let (scheme, rest) =
+        url.split_once("://").ok_or_else(|| refuse(field, format!("{url:?} is not an absolute URL")))?;
     if !schemes.contains(&scheme) {
-        return Err(refuse(
-            field,
-            format!("{url:?}: scheme must be one of {schemes:?}"),
-        ));
+        return Err(refuse(field, format!("{url:?}: scheme must be one of {schemes:?}")));
     }
     let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let authority = &rest[..end];
-    if authority.is_empty()
-        || authority.contains('@')
-        || authority
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control())
+    if authority.is_empty() || authority.contains('@') || authority.chars().any(|c| c.is_whitespace() || c.is_control())
     {
         return Err(refuse(field, format!("{url:?} has no valid host")));
     }
-    Ok(BaseUrl {
-        scheme,
-        path_and_more: end < rest.len(),
-    })
+    Ok(BaseUrl { scheme, path_and_more: end < rest.len() })
 }
 
 #[cfg(test)]
@@ -250,12 +201,7 @@ mod tests {
     #[test]
     fn default_is_valid() {
         GatewayConfig::default().check().unwrap();
-        GatewayConfig {
-            nats_ws_url_public: String::new(),
-            ..GatewayConfig::default()
-        }
-        .check()
-        .unwrap();
+        GatewayConfig { nats_ws_url_public: String::new(), ..GatewayConfig::default() }.check().unwrap();
     }
 
     #[test]
@@ -263,40 +209,16 @@ mod tests {
         type Edit = Box<dyn Fn(&mut GatewayConfig)>;
         let cases: Vec<(&str, Edit)> = vec![
             ("domain", Box::new(|c| c.domain = "localhost".into())),
-            (
-                "public_url",
-                Box::new(|c| c.public_url = "127.0.0.1:8080".into()),
-            ),
-            (
-                "public_url",
-                Box::new(|c| c.public_url = "https://kez.lat/".into()),
-            ),
-            (
-                "nats_url_public",
-                Box::new(|c| c.nats_url_public = "http://x.y".into()),
-            ),
-            (
-                "nats_ws_url_public",
-                Box::new(|c| c.public_url = "https://kez.lat".into()),
-            ),
-            (
-                "nats_ws_url_public",
-                Box::new(|c| c.nats_ws_url_public = "nats://x.y".into()),
-            ),
-            (
-                "request_timeout",
-                Box::new(|c| c.request_timeout = c.service_timeout),
-            ),
-            (
-                "service_timeout",
-                Box::new(|c| c.service_timeout = Duration::ZERO),
-            ),
+            ("public_url", Box::new(|c| c.public_url = "127.0.0.1:8080".into())),
+            ("public_url", Box::new(|c| c.public_url = "https://kez.lat/".into())),
+            ("nats_url_public", Box::new(|c| c.nats_url_public = "http://x.y".into())),
+            ("nats_ws_url_public", Box::new(|c| c.public_url = "https://kez.lat".into())),
+            ("nats_ws_url_public", Box::new(|c| c.nats_ws_url_public = "nats://x.y".into())),
+            ("request_timeout", Box::new(|c| c.request_timeout = c.service_timeout)),
+            ("service_timeout", Box::new(|c| c.service_timeout = Duration::ZERO)),
             ("max_body_bytes", Box::new(|c| c.max_body_bytes = 1024)),
             ("max_body_bytes", Box::new(|c| c.max_body_bytes = 64 << 20)),
-            (
-                "register_rate",
-                Box::new(|c| c.register_rate.per_minute = 0),
-            ),
+            ("register_rate", Box::new(|c| c.register_rate.per_minute = 0)),
             ("inbox_max_age_ms", Box::new(|c| c.inbox_max_age_ms = 0)),
             (
                 "trust_proxy_headers",
@@ -305,14 +227,8 @@ mod tests {
                     c.listen = "0.0.0.0:8080".parse().unwrap();
                 }),
             ),
-            (
-                "cors_origins",
-                Box::new(|c| c.cors_origins = vec!["*".into()]),
-            ),
-            (
-                "cors_origins",
-                Box::new(|c| c.cors_origins = vec!["https://a.example/app".into()]),
-            ),
+            ("cors_origins", Box::new(|c| c.cors_origins = vec!["*".into()])),
+            ("cors_origins", Box::new(|c| c.cors_origins = vec!["https://a.example/app".into()])),
         ];
         for (field, mutate) in cases {
             let mut c = GatewayConfig::default();

@@ -24,10 +24,7 @@ pub struct ApiError {
 impl ApiError {
     /// An error with `code` and a client-visible `message` (ignored for 5xx).
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self {
-            error: KezError::new(code, message),
-            retry_after_secs: None,
-        }
+        Self { error: KezError::new(code, message), retry_after_secs: None }
     }
 
     /// Adds a `Retry-After` header (seconds).
@@ -48,10 +45,7 @@ impl ApiError {
 
 impl From<KezError> for ApiError {
     fn from(error: KezError) -> Self {
-        Self {
-            error,
-            retry_after_secs: None,
-        }
+        Self { error, retry_after_secs: None }
     }
 }
 
@@ -73,48 +67,28 @@ fn public_message(code: ErrorCode) -> &'static str {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let code = self.error.code;
-        let status =
-            StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status = StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let internal = status.is_server_error();
-        let message = if internal {
-            public_message(code).to_string()
-        } else {
-            self.error.message.clone()
-        };
+        let message = if internal { public_message(code).to_string() } else { self.error.message.clone() };
         let mut response = error_response(status, code, message);
         if let Some(secs) = self.retry_after_secs {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         if internal {
-            response
-                .extensions_mut()
-                .insert(InternalDetail(self.error.message));
+            response.extensions_mut().insert(InternalDetail(self.error.message));
         }
         response
     }
 }
 
 fn error_response(status: StatusCode, code: ErrorCode, message: String) -> Response {
-    let body = ErrorBody {
-        error: ErrorDetail {
-            code: code.as_str().to_string(),
-            message,
-        },
-    };
+    let body = ErrorBody { error: ErrorDetail { code: code.as_str().to_string(), message } };
     // Serialising two strings cannot fail; fall back to a fixed body anyway.
-    let bytes = serde_json::to_vec(&body).unwrap_or_else(|_| {
-        br#"{"error":{"code":"internal","message":"internal error"}}"#.to_vec()
-    });
+    let bytes = serde_json::to_vec(&body)
+        .unwrap_or_else(|_| br#"{"error":{"code":"internal","message":"internal error"}}"#.to_vec());
     let mut response = (status, bytes).into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
 
@@ -127,10 +101,7 @@ impl<S: Send + Sync> FromRequest<S> for Body {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        Bytes::from_request(req, state)
-            .await
-            .map(Body)
-            .map_err(body_rejection)
+        Bytes::from_request(req, state).await.map(Body).map_err(body_rejection)
     }
 }
 
@@ -138,10 +109,7 @@ fn body_rejection(rejection: BytesRejection) -> ApiError {
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::new(ErrorCode::TooLarge, "request body is too large")
     } else {
-        ApiError::new(
-            ErrorCode::InvalidRequest,
-            "the request body could not be read",
-        )
+        ApiError::new(ErrorCode::InvalidRequest, "the request body could not be read")
     }
 }
 
@@ -154,12 +122,9 @@ impl<S: Send + Sync> FromRequestParts<S> for KeyPath {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let axum::extract::Path(hex) =
-            axum::extract::Path::<String>::from_request_parts(parts, state)
-                .await
-                .map_err(|_| {
-                    ApiError::new(ErrorCode::InvalidRequest, "malformed path parameter")
-                })?;
+        let axum::extract::Path(hex) = axum::extract::Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::new(ErrorCode::InvalidRequest, "malformed path parameter"))?;
         Ok(KeyPath(PublicKey::from_hex(&hex)?))
     }
 }
@@ -182,8 +147,6 @@ impl<S: Send + Sync> FromRequestParts<S> for Segment {
 /// Turns a panic inside a handler into `500 internal` (the connection stays usable).
 pub(crate) fn panic_response(_panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
     let mut response = ApiError::new(ErrorCode::Internal, "internal error").into_response();
-    response
-        .extensions_mut()
-        .insert(InternalDetail("handler panicked".into()));
+    response.extensions_mut().insert(InternalDetail("handler panicked".into()));
     response
 }

@@ -13,13 +13,8 @@ use serde::Serialize;
 use crate::state::AppState;
 
 /// The services the gateway depends on (the auth callout: clients cannot log in without it).
-pub const SERVICES: [&str; 5] = [
-    service::REGISTRY,
-    service::WEBFINGER,
-    service::SIGCHAIN,
-    service::MANIFEST,
-    service::AUTH_CALLOUT,
-];
+pub const SERVICES: [&str; 5] =
+    [service::REGISTRY, service::WEBFINGER, service::SIGCHAIN, service::MANIFEST, service::AUTH_CALLOUT];
 
 /// How long one check result is reused.
 const CACHE_FOR: Duration = Duration::from_secs(1);
@@ -64,32 +59,17 @@ async fn run(state: &AppState) -> (StatusCode, Bytes) {
         let subject = format!("$SRV.PING.{name}");
         // Pings go straight to the client: they are not service requests and must not count
         // as service errors in the metrics.
-        let result =
-            kez_service_kit::svc::call(&state.inner.nats, &subject, Bytes::new(), timeout).await;
-        (
-            *name,
-            result.map(|_| "ok").unwrap_or_else(|e| e.code.as_str()),
-        )
+        let result = kez_service_kit::svc::call(&state.inner.nats, &subject, Bytes::new(), timeout).await;
+        (*name, result.map(|_| "ok").unwrap_or_else(|e| e.code.as_str()))
     });
     let services: BTreeMap<_, _> = futures::future::join_all(pings).await.into_iter().collect();
     let healthy = connected && services.values().all(|s| *s == "ok");
     let report = Report {
         status: if healthy { "ok" } else { "unavailable" },
-        broker: if connected {
-            "connected"
-        } else {
-            "disconnected"
-        },
+        broker: if connected { "connected" } else { "disconnected" },
         version: env!("CARGO_PKG_VERSION"),
         services,
     };
-    let status = if healthy {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (
-        status,
-        Bytes::from(serde_json::to_vec(&report).unwrap_or_default()),
-    )
+    let status = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Bytes::from(serde_json::to_vec(&report).unwrap_or_default()))
 }

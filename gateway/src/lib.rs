@@ -65,15 +65,12 @@ pub fn app(state: AppState) -> Router {
             HeaderValue::from_static("nosniff"),
         ))
         .layer(SetResponseHeaderLayer::if_not_present(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::REFERRER_POLICY,
-            HeaderValue::from_static("no-referrer"),
-        ))
+        .layer(SetResponseHeaderLayer::if_not_present(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")))
         .layer(
             TraceLayer::new_for_http()
-                .make_span_with(|req: &Request| {
-                    tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
-                })
+                .make_span_with(
+                    |req: &Request| tracing::info_span!("http", method = %req.method(), path = %req.uri().path()),
+                )
                 .on_request(())
                 .on_response(log_response)
                 // Failures are logged by `log_response` with their detail.
@@ -92,16 +89,10 @@ fn log_response(response: &Response, latency: Duration, _span: &Span) {
 }
 
 /// Everything the routes do not match: the web app outside `/v1`, JSON 404 inside.
-async fn fallback(
-    State(state): State<AppState>,
-    method: Method,
-    uri: Uri,
-    headers: axum::http::HeaderMap,
-) -> Response {
+async fn fallback(State(state): State<AppState>, method: Method, uri: Uri, headers: axum::http::HeaderMap) -> Response {
     let path = uri.path();
     if path == "/v1" || path.starts_with("/v1/") || path.starts_with("/.well-known/") {
-        return ApiError::new(ErrorCode::NotFound, format!("no route for {method} {path}"))
-            .into_response();
+        return ApiError::new(ErrorCode::NotFound, format!("no route for {method} {path}")).into_response();
     }
     web::serve(&state.inner.assets, &method, &uri, &headers)
 }
@@ -109,11 +100,7 @@ async fn fallback(
 /// A known path with a method it does not have. The error table has no 405
 /// code, so this is `not_found` for that (method, path) pair.
 pub(crate) async fn method_not_allowed(method: Method, uri: Uri) -> Response {
-    ApiError::new(
-        ErrorCode::NotFound,
-        format!("no route for {method} {}", uri.path()),
-    )
-    .into_response()
+    ApiError::new(ErrorCode::NotFound, format!("no route for {method} {}", uri.path())).into_response()
 }
 
 /// Bounds the whole request (NATS hops included) by `request_timeout`.
@@ -122,8 +109,7 @@ async fn request_timeout(State(state): State<AppState>, req: Request, next: Next
         Ok(response) => response,
         Err(_) => {
             let mut r = ApiError::new(ErrorCode::Timeout, "request timed out").into_response();
-            r.extensions_mut()
-                .insert(error::InternalDetail("request_timeout elapsed".into()));
+            r.extensions_mut().insert(error::InternalDetail("request_timeout elapsed".into()));
             r
         }
     }
@@ -132,19 +118,9 @@ async fn request_timeout(State(state): State<AppState>, req: Request, next: Next
 async fn record_metrics(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = metrics::method_label(req.method());
-    let route = route_label(
-        req.extensions()
-            .get::<MatchedPath>()
-            .map(MatchedPath::as_str),
-        req.uri().path(),
-    );
+    let route = route_label(req.extensions().get::<MatchedPath>().map(MatchedPath::as_str), req.uri().path());
     let response = next.run(req).await;
-    state.inner.metrics.record_request(
-        route,
-        method,
-        response.status().as_u16(),
-        started.elapsed(),
-    );
+    state.inner.metrics.record_request(route, method, response.status().as_u16(), started.elapsed());
     response
 }
 
@@ -155,11 +131,7 @@ fn route_label(matched: Option<&str>, path: &str) -> &'static str {
     {
         return template;
     }
-    if path == "/v1" || path.starts_with("/v1/") || path.starts_with("/.well-known/") {
-        "unmatched"
-    } else {
-        "web"
-    }
+    if path == "/v1" || path.starts_with("/v1/") || path.starts_with("/.well-known/") { "unmatched" } else { "web" }
 }
 
 /// Why the gateway could not start or stopped with an error.
@@ -192,27 +164,17 @@ pub struct Gateway {
 impl Gateway {
     /// Checks the config and binds `config.listen`. Use [`local_addr`](Self::local_addr)
     /// to learn the port when it was 0.
-    pub async fn bind(
-        config: GatewayConfig,
-        nats: async_nats::Client,
-    ) -> Result<Self, GatewayError> {
+    pub async fn bind(config: GatewayConfig, nats: async_nats::Client) -> Result<Self, GatewayError> {
         Self::bind_state(AppState::new(config, nats)?).await
     }
 
     /// Binds `state.config().listen` for an already built state.
     pub async fn bind_state(state: AppState) -> Result<Self, GatewayError> {
         let addr = state.config().listen;
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|source| GatewayError::Bind { addr, source })?;
-        let local_addr = listener
-            .local_addr()
-            .map_err(|source| GatewayError::Bind { addr, source })?;
-        Ok(Self {
-            listener,
-            local_addr,
-            state,
-        })
+        let listener =
+            tokio::net::TcpListener::bind(addr).await.map_err(|source| GatewayError::Bind { addr, source })?;
+        let local_addr = listener.local_addr().map_err(|source| GatewayError::Bind { addr, source })?;
+        Ok(Self { listener, local_addr, state })
     }
 
     /// The bound address.
@@ -232,14 +194,11 @@ impl Gateway {
             // Small JSON answers: do not wait for Nagle.
             let _ = tcp.set_nodelay(true);
         });
-        let server = axum::serve(
-            listener,
-            app(self.state).into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            let _ = stopping_tx.send(());
-        });
+        let server = axum::serve(listener, app(self.state).into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                let _ = stopping_tx.send(());
+            });
         let server = std::future::IntoFuture::into_future(server);
         tokio::pin!(server);
         tokio::select! {

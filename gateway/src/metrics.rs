@@ -16,9 +16,7 @@ use std::time::Duration;
 use kv_schemas::ErrorCode;
 
 /// Histogram bucket upper bounds, seconds.
-const BUCKETS: [f64; 12] = [
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
-];
+const BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
 
 #[derive(Default)]
 struct Histogram {
@@ -35,10 +33,7 @@ impl Histogram {
             self.buckets[i].fetch_add(1, Ordering::Relaxed);
         }
         self.count.fetch_add(1, Ordering::Relaxed);
-        self.sum_micros.fetch_add(
-            d.as_micros().min(u64::MAX as u128) as u64,
-            Ordering::Relaxed,
-        );
+        self.sum_micros.fetch_add(d.as_micros().min(u64::MAX as u128) as u64, Ordering::Relaxed);
     }
 }
 
@@ -59,22 +54,12 @@ fn series<K: Ord + Copy, V: Default>(map: &RwLock<BTreeMap<K, Arc<V>>>, key: K) 
     if let Some(v) = map.read().unwrap_or_else(|e| e.into_inner()).get(&key) {
         return v.clone();
     }
-    map.write()
-        .unwrap_or_else(|e| e.into_inner())
-        .entry(key)
-        .or_default()
-        .clone()
+    map.write().unwrap_or_else(|e| e.into_inner()).entry(key).or_default().clone()
 }
 
 impl Metrics {
     /// Records one answered request.
-    pub fn record_request(
-        &self,
-        route: &'static str,
-        method: &'static str,
-        status: u16,
-        elapsed: Duration,
-    ) {
+    pub fn record_request(&self, route: &'static str, method: &'static str, status: u16, elapsed: Duration) {
         series(&self.requests, (route, method, status)).fetch_add(1, Ordering::Relaxed);
         series(&self.latency, route).observe(elapsed);
     }
@@ -94,34 +79,15 @@ impl Metrics {
         let mut out = String::with_capacity(4096);
         let _ = writeln!(out, "# HELP kez_gateway_build_info Gateway version.");
         let _ = writeln!(out, "# TYPE kez_gateway_build_info gauge");
-        let _ = writeln!(
-            out,
-            "kez_gateway_build_info{{version=\"{}\"}} 1",
-            env!("CARGO_PKG_VERSION")
-        );
+        let _ = writeln!(out, "kez_gateway_build_info{{version=\"{}\"}} 1", env!("CARGO_PKG_VERSION"));
 
-        let _ = writeln!(
-            out,
-            "# HELP kez_gateway_nats_connected 1 when the connection to the broker is up."
-        );
+        let _ = writeln!(out, "# HELP kez_gateway_nats_connected 1 when the connection to the broker is up.");
         let _ = writeln!(out, "# TYPE kez_gateway_nats_connected gauge");
-        let _ = writeln!(
-            out,
-            "kez_gateway_nats_connected {}",
-            u8::from(nats_connected)
-        );
+        let _ = writeln!(out, "kez_gateway_nats_connected {}", u8::from(nats_connected));
 
-        let _ = writeln!(
-            out,
-            "# HELP kez_gateway_http_requests_total HTTP requests answered."
-        );
+        let _ = writeln!(out, "# HELP kez_gateway_http_requests_total HTTP requests answered.");
         let _ = writeln!(out, "# TYPE kez_gateway_http_requests_total counter");
-        for ((route, method, status), n) in self
-            .requests
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-        {
+        for ((route, method, status), n) in self.requests.read().unwrap_or_else(|e| e.into_inner()).iter() {
             let _ = writeln!(
                 out,
                 "kez_gateway_http_requests_total{{route=\"{route}\",method=\"{method}\",status=\"{status}\"}} {}",
@@ -129,20 +95,9 @@ impl Metrics {
             );
         }
 
-        let _ = writeln!(
-            out,
-            "# HELP kez_gateway_http_request_duration_seconds Time to answer, by route."
-        );
-        let _ = writeln!(
-            out,
-            "# TYPE kez_gateway_http_request_duration_seconds histogram"
-        );
-        for (route, h) in self
-            .latency
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-        {
+        let _ = writeln!(out, "# HELP kez_gateway_http_request_duration_seconds Time to answer, by route.");
+        let _ = writeln!(out, "# TYPE kez_gateway_http_request_duration_seconds histogram");
+        for (route, h) in self.latency.read().unwrap_or_else(|e| e.into_inner()).iter() {
             let mut cumulative = 0;
             for (i, bound) in BUCKETS.iter().enumerate() {
                 cumulative += h.buckets[i].load(Ordering::Relaxed);
@@ -157,43 +112,18 @@ impl Metrics {
                 "kez_gateway_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {count}"
             );
             let sum = h.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
-            let _ = writeln!(
-                out,
-                "kez_gateway_http_request_duration_seconds_sum{{route=\"{route}\"}} {sum}"
-            );
-            let _ = writeln!(
-                out,
-                "kez_gateway_http_request_duration_seconds_count{{route=\"{route}\"}} {count}"
-            );
+            let _ = writeln!(out, "kez_gateway_http_request_duration_seconds_sum{{route=\"{route}\"}} {sum}");
+            let _ = writeln!(out, "kez_gateway_http_request_duration_seconds_count{{route=\"{route}\"}} {count}");
         }
 
-        let _ = writeln!(
-            out,
-            "# HELP kez_gateway_rate_limited_total Requests refused by a per-IP rate limit."
-        );
+        let _ = writeln!(out, "# HELP kez_gateway_rate_limited_total Requests refused by a per-IP rate limit.");
         let _ = writeln!(out, "# TYPE kez_gateway_rate_limited_total counter");
-        let _ = writeln!(
-            out,
-            "kez_gateway_rate_limited_total {}",
-            self.rate_limited.load(Ordering::Relaxed)
-        );
+        let _ = writeln!(out, "kez_gateway_rate_limited_total {}", self.rate_limited.load(Ordering::Relaxed));
 
-        let _ = writeln!(
-            out,
-            "# HELP kez_gateway_service_errors_total Error answers from NATS services, by code."
-        );
+        let _ = writeln!(out, "# HELP kez_gateway_service_errors_total Error answers from NATS services, by code.");
         let _ = writeln!(out, "# TYPE kez_gateway_service_errors_total counter");
-        for (code, n) in self
-            .service_errors
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-        {
-            let _ = writeln!(
-                out,
-                "kez_gateway_service_errors_total{{code=\"{code}\"}} {}",
-                n.load(Ordering::Relaxed)
-            );
+        for (code, n) in self.service_errors.read().unwrap_or_else(|e| e.into_inner()).iter() {
+            let _ = writeln!(out, "kez_gateway_service_errors_total{{code=\"{code}\"}} {}", n.load(Ordering::Relaxed));
         }
         out
     }
@@ -226,9 +156,7 @@ mod tests {
         m.record_rate_limited();
         m.record_service_error(ErrorCode::Timeout);
         let text = m.render(true);
-        assert!(text.contains(
-            "kez_gateway_http_requests_total{route=\"/v1/config\",method=\"GET\",status=\"200\"} 2"
-        ));
+        assert!(text.contains("kez_gateway_http_requests_total{route=\"/v1/config\",method=\"GET\",status=\"200\"} 2"));
         assert!(text.contains("_bucket{route=\"/v1/config\",le=\"0.001\"} 1"));
         assert!(text.contains("_bucket{route=\"/v1/config\",le=\"0.05\"} 2"));
         assert!(text.contains("_bucket{route=\"/v1/config\",le=\"+Inf\"} 2"));

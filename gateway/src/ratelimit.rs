@@ -46,10 +46,7 @@ impl RateLimiter {
         Self {
             burst: f64::from(limit.burst.max(1)),
             per_sec: f64::from(limit.per_minute.max(1)) / 60.0,
-            table: Mutex::new(Table {
-                buckets: HashMap::new(),
-                last_prune: None,
-            }),
+            table: Mutex::new(Table { buckets: HashMap::new(), last_prune: None }),
         }
     }
 
@@ -59,17 +56,12 @@ impl RateLimiter {
         let mut table = self.table.lock().unwrap_or_else(|e| e.into_inner());
         // Pruning scans the table, so at most once a second (and only when it is big).
         if table.buckets.len() >= PRUNE_AT
-            && table
-                .last_prune
-                .is_none_or(|t| now.saturating_duration_since(t).as_secs() >= 1)
+            && table.last_prune.is_none_or(|t| now.saturating_duration_since(t).as_secs() >= 1)
         {
             table.last_prune = Some(now);
             self.prune(&mut table.buckets, now);
         }
-        let bucket = table.buckets.entry(key).or_insert(Bucket {
-            tokens: self.burst,
-            updated: now,
-        });
+        let bucket = table.buckets.entry(key).or_insert(Bucket { tokens: self.burst, updated: now });
         let elapsed = now.saturating_duration_since(bucket.updated).as_secs_f64();
         bucket.tokens = (bucket.tokens + elapsed * self.per_sec).min(self.burst);
         bucket.updated = now;
@@ -84,14 +76,10 @@ impl RateLimiter {
     fn prune(&self, buckets: &mut HashMap<IpAddr, Bucket>, now: Instant) {
         // A bucket that has refilled completely carries no information.
         buckets.retain(|_, b| {
-            b.tokens + now.saturating_duration_since(b.updated).as_secs_f64() * self.per_sec
-                < self.burst
+            b.tokens + now.saturating_duration_since(b.updated).as_secs_f64() * self.per_sec < self.burst
         });
         if buckets.len() >= MAX_BUCKETS {
-            tracing::warn!(
-                buckets = buckets.len(),
-                "rate limiter table full; resetting it"
-            );
+            tracing::warn!(buckets = buckets.len(), "rate limiter table full; resetting it");
             buckets.clear();
         }
     }
@@ -129,9 +117,7 @@ fn forwarded_for(headers: &HeaderMap) -> Option<IpAddr> {
     // Several headers are one list, in order.
     let last_header = headers.get_all("x-forwarded-for").iter().next_back()?;
     let last = last_header.to_str().ok()?.rsplit(',').next()?.trim();
-    last.parse()
-        .ok()
-        .or_else(|| last.parse::<SocketAddr>().ok().map(|a| a.ip()))
+    last.parse().ok().or_else(|| last.parse::<SocketAddr>().ok().map(|a| a.ip()))
 }
 
 #[cfg(test)]
@@ -143,10 +129,7 @@ mod tests {
 
     #[test]
     fn bucket_refills_at_the_configured_rate() {
-        let limiter = RateLimiter::new(RateLimit {
-            burst: 2,
-            per_minute: 60,
-        });
+        let limiter = RateLimiter::new(RateLimit { burst: 2, per_minute: 60 });
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         let t0 = Instant::now();
         assert!(limiter.check(ip, t0).is_ok());
@@ -160,10 +143,7 @@ mod tests {
 
     #[test]
     fn retry_after_rounds_up() {
-        let limiter = RateLimiter::new(RateLimit {
-            burst: 1,
-            per_minute: 2,
-        });
+        let limiter = RateLimiter::new(RateLimit { burst: 1, per_minute: 2 });
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         let t0 = Instant::now();
         limiter.check(ip, t0).unwrap();
@@ -172,33 +152,17 @@ mod tests {
 
     #[test]
     fn ipv6_shares_a_bucket_per_64() {
-        let limiter = RateLimiter::new(RateLimit {
-            burst: 1,
-            per_minute: 1,
-        });
+        let limiter = RateLimiter::new(RateLimit { burst: 1, per_minute: 1 });
         let t0 = Instant::now();
-        limiter
-            .check("2001:db8:1:2::1".parse().unwrap(), t0)
-            .unwrap();
-        assert!(
-            limiter
-                .check("2001:db8:1:2:ffff::9".parse().unwrap(), t0)
-                .is_err()
-        );
-        assert!(
-            limiter
-                .check("2001:db8:1:3::1".parse().unwrap(), t0)
-                .is_ok()
-        );
+        limiter.check("2001:db8:1:2::1".parse().unwrap(), t0).unwrap();
+        assert!(limiter.check("2001:db8:1:2:ffff::9".parse().unwrap(), t0).is_err());
+        assert!(limiter.check("2001:db8:1:3::1".parse().unwrap(), t0).is_ok());
     }
 
     #[test]
     fn forwarded_for_takes_the_last_entry() {
         let mut h = HeaderMap::new();
-        h.append(
-            "x-forwarded-for",
-            "203.0.113.9, 198.51.100.7".parse().unwrap(),
-        );
+        h.append("x-forwarded-for", "203.0.113.9, 198.51.100.7".parse().unwrap());
         assert_eq!(forwarded_for(&h), Some("198.51.100.7".parse().unwrap()));
         h.append("x-forwarded-for", "198.51.100.8".parse().unwrap());
         assert_eq!(forwarded_for(&h), Some("198.51.100.8".parse().unwrap()));

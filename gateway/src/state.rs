@@ -102,18 +102,9 @@ impl AppState {
     /// would otherwise buffer the request and report a timeout).
     pub(crate) async fn call(&self, subject: &str, payload: Bytes) -> Result<Bytes, KezError> {
         let result = if self.nats_connected() {
-            svc::call(
-                &self.inner.nats,
-                subject,
-                payload,
-                self.inner.config.service_timeout,
-            )
-            .await
+            svc::call(&self.inner.nats, subject, payload, self.inner.config.service_timeout).await
         } else {
-            Err(KezError::new(
-                ErrorCode::Unavailable,
-                "not connected to the message broker",
-            ))
+            Err(KezError::new(ErrorCode::Unavailable, "not connected to the message broker"))
         };
         if let Err(e) = &result {
             self.inner.metrics.record_service_error(e.code);
@@ -122,11 +113,7 @@ impl AppState {
     }
 
     /// [`call`](Self::call) with a JSON request body.
-    pub(crate) async fn call_json<T: serde::Serialize>(
-        &self,
-        subject: &str,
-        request: &T,
-    ) -> Result<Bytes, ApiError> {
+    pub(crate) async fn call_json<T: serde::Serialize>(&self, subject: &str, request: &T) -> Result<Bytes, ApiError> {
         let payload = serde_json::to_vec(request)
             .map_err(|_| ApiError::new(ErrorCode::Internal, "request could not be encoded"))?;
         Ok(self.call(subject, Bytes::from(payload)).await?)

@@ -52,9 +52,7 @@ impl std::fmt::Debug for WebAssets {
 impl WebAssets {
     /// The files embedded from `web/dist` at build time (possibly none).
     pub fn embedded() -> Self {
-        Self {
-            source: Source::Embedded,
-        }
+        Self { source: Source::Embedded }
     }
 
     /// Files given by path relative to the app root (`index.html`,
@@ -65,13 +63,8 @@ impl WebAssets {
         P: Into<String>,
         B: Into<Bytes>,
     {
-        let files = files
-            .into_iter()
-            .map(|(p, b)| (p.into(), b.into()))
-            .collect();
-        Self {
-            source: Source::Memory(Arc::new(files)),
-        }
+        let files = files.into_iter().map(|(p, b)| (p.into(), b.into())).collect();
+        Self { source: Source::Memory(Arc::new(files)) }
     }
 
     /// Whether the app is present (has an `index.html`).
@@ -91,12 +84,9 @@ impl WebAssets {
                 };
                 (data, etag)
             }),
-            Source::Memory(files) => files.get(path).map(|b| {
-                (
-                    b.clone(),
-                    format!("\"{}\"", hex32(blake3::hash(b).as_bytes())),
-                )
-            }),
+            Source::Memory(files) => {
+                files.get(path).map(|b| (b.clone(), format!("\"{}\"", hex32(blake3::hash(b).as_bytes()))))
+            }
         }
     }
 }
@@ -124,12 +114,7 @@ cd .. &amp;&amp; cargo build --release</pre>
 "#;
 
 /// Serves a GET or HEAD outside `/v1` per the rules in the module docs.
-pub(crate) fn serve(
-    assets: &WebAssets,
-    method: &Method,
-    uri: &Uri,
-    headers: &HeaderMap,
-) -> Response {
+pub(crate) fn serve(assets: &WebAssets, method: &Method, uri: &Uri, headers: &HeaderMap) -> Response {
     if method != Method::GET && method != Method::HEAD {
         return ApiError::not_found("no such route").into_response();
     }
@@ -142,17 +127,8 @@ pub(crate) fn serve(
         && rel != "index.html"
         && let Some(data) = assets.get(rel)
     {
-        let cache = if rel.starts_with("assets/") {
-            "public, max-age=31536000, immutable"
-        } else {
-            "no-cache"
-        };
-        return file_response(
-            data,
-            content_type(rel).unwrap_or("application/octet-stream"),
-            cache,
-            headers,
-        );
+        let cache = if rel.starts_with("assets/") { "public, max-age=31536000, immutable" } else { "no-cache" };
+        return file_response(data, content_type(rel).unwrap_or("application/octet-stream"), cache, headers);
     }
 
     let last = rel.rsplit('/').next().unwrap_or("");
@@ -161,12 +137,8 @@ pub(crate) fn serve(
             Some(data) => file_response(data, "text/html; charset=utf-8", "no-cache", headers),
             None => {
                 let mut r = (StatusCode::OK, PLACEHOLDER).into_response();
-                r.headers_mut().insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("text/html; charset=utf-8"),
-                );
-                r.headers_mut()
-                    .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+                r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+                r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
                 r
             }
         };
@@ -183,11 +155,7 @@ fn clean_path(path: &str) -> Option<&str> {
     }
     // One trailing slash is fine (`/chat/`); empty segments elsewhere are not.
     let body = rel.strip_suffix('/').unwrap_or(rel);
-    if !body.is_empty()
-        && body
-            .split('/')
-            .any(|seg| seg.is_empty() || seg == "." || seg == "..")
-    {
+    if !body.is_empty() && body.split('/').any(|seg| seg.is_empty() || seg == "." || seg == "..") {
         return None;
     }
     Some(rel)
@@ -203,11 +171,7 @@ fn file_response(
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
-    let mut response = if matches {
-        StatusCode::NOT_MODIFIED.into_response()
-    } else {
-        data.into_response()
-    };
+    let mut response = if matches { StatusCode::NOT_MODIFIED.into_response() } else { data.into_response() };
     let h = response.headers_mut();
     if !matches {
         h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
@@ -216,20 +180,14 @@ fn file_response(
     if let Ok(v) = HeaderValue::from_str(&etag) {
         h.insert(header::ETAG, v);
     }
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     response
 }
 
 /// Content types of static files by extension (what a Vite build emits and
 /// a little more); `None` when the name has no such extension.
 fn content_type(path: &str) -> Option<&'static str> {
-    let ext = path
-        .rsplit_once('.')
-        .map(|(_, e)| e.to_ascii_lowercase())
-        .unwrap_or_default();
+    let ext = path.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_default();
     Some(match ext.as_str() {
         "html" | "htm" => "text/html; charset=utf-8",
         "js" | "mjs" => "text/javascript; charset=utf-8",
@@ -268,31 +226,17 @@ mod tests {
         assert_eq!(clean_path("/"), Some(""));
         assert_eq!(clean_path("/assets/a-1.js"), Some("assets/a-1.js"));
         assert_eq!(clean_path("/chat/"), Some("chat/"));
-        for bad in [
-            "/../etc/passwd",
-            "/assets/../x",
-            "/a//b",
-            "//",
-            "/a//",
-            "/a/./b",
-            "/a%2e%2e/b",
-            "/a\\b",
-            "relative",
-        ] {
+        for bad in
+            ["/../etc/passwd", "/assets/../x", "/a//b", "//", "/a//", "/a/./b", "/a%2e%2e/b", "/a\\b", "relative"]
+        {
             assert_eq!(clean_path(bad), None, "{bad}");
         }
     }
 
     #[test]
     fn content_types() {
-        assert_eq!(
-            content_type("assets/index-Ab12.js"),
-            Some("text/javascript; charset=utf-8")
-        );
-        assert_eq!(
-            content_type("assets/index-Ab12.CSS"),
-            Some("text/css; charset=utf-8")
-        );
+        assert_eq!(content_type("assets/index-Ab12.js"), Some("text/javascript; charset=utf-8"));
+        assert_eq!(content_type("assets/index-Ab12.CSS"), Some("text/css; charset=utf-8"));
         assert_eq!(content_type("favicon.ico"), Some("image/x-icon"));
         assert_eq!(content_type("LICENSE"), None);
         assert_eq!(content_type("alice@kez.lat"), None);

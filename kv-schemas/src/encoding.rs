@@ -15,8 +15,7 @@ pub fn hex_encode(bytes: &[u8]) -> String {
 /// Decodes lowercase hex of exactly `N` bytes.
 pub fn hex_decode_fixed<const N: usize>(s: &str, what: &str) -> Result<[u8; N], KezError> {
     let v = hex_decode(s, what)?;
-    v.try_into()
-        .map_err(|_| err(ErrorCode::InvalidEncoding, format!("{what}: expected {} hex characters", N * 2)))
+    v.try_into().map_err(|_| err(ErrorCode::InvalidEncoding, format!("{what}: expected {} hex characters", N * 2)))
 }
 
 /// Decodes lowercase hex; uppercase is rejected so the text form is unique.
@@ -43,8 +42,7 @@ pub fn b64_decode(s: &str, what: &str) -> Result<Vec<u8>, KezError> {
 /// Decodes canonical base64url of exactly `N` bytes.
 pub fn b64_decode_fixed<const N: usize>(s: &str, what: &str) -> Result<[u8; N], KezError> {
     let v = b64_decode(s, what)?;
-    v.try_into()
-        .map_err(|_| err(ErrorCode::InvalidEncoding, format!("{what}: expected {N} bytes")))
+    v.try_into().map_err(|_| err(ErrorCode::InvalidEncoding, format!("{what}: expected {N} bytes")))
 }
 
 #[cfg(test)]

@@ -63,7 +63,10 @@ impl Body {
                 let t = f.str("text")?;
                 let n = t.chars().count();
                 if n == 0 || n > MAX_TEXT_CHARS {
-                    return Err(err(ErrorCode::InvalidRequest, format!("text must be 1 to {MAX_TEXT_CHARS} characters")));
+                    return Err(err(
+                        ErrorCode::InvalidRequest,
+                        format!("text must be 1 to {MAX_TEXT_CHARS} characters"),
+                    ));
                 }
                 Ok(Body::Text(t.into()))
             }
@@ -92,7 +95,13 @@ pub struct Opened {
 }
 
 /// Derives the per-message key. Returns `None` for an all-zero shared secret.
-fn kem_key(eph: &StaticSecret, eph_pub: &[u8; 32], recipient: &PublicKey, label: &[u8], extra: &[u8]) -> Option<[u8; 32]> {
+fn kem_key(
+    eph: &StaticSecret,
+    eph_pub: &[u8; 32],
+    recipient: &PublicKey,
+    label: &[u8],
+    extra: &[u8],
+) -> Option<[u8; 32]> {
     let x_r = recipient.x25519();
     let ss = eph.diffie_hellman(&x25519_dalek::PublicKey::from(x_r));
     if !ss.was_contributory() {
@@ -101,7 +110,14 @@ fn kem_key(eph: &StaticSecret, eph_pub: &[u8; 32], recipient: &PublicKey, label:
     derive(ss.as_bytes(), eph_pub, &x_r, recipient, label, extra)
 }
 
-fn derive(ss: &[u8; 32], eph_pub: &[u8; 32], x_r: &[u8; 32], recipient: &PublicKey, label: &[u8], extra: &[u8]) -> Option<[u8; 32]> {
+fn derive(
+    ss: &[u8; 32],
+    eph_pub: &[u8; 32],
+    x_r: &[u8; 32],
+    recipient: &PublicKey,
+    label: &[u8],
+    extra: &[u8],
+) -> Option<[u8; 32]> {
     let mut salt = [0u8; 64];
     salt[..32].copy_from_slice(eph_pub);
     salt[32..].copy_from_slice(x_r);
@@ -116,7 +132,12 @@ fn derive(ss: &[u8; 32], eph_pub: &[u8; 32], x_r: &[u8; 32], recipient: &PublicK
 }
 
 /// Recipient side of the KEM: the key for `eph_pub` under the recipient's seed.
-pub(crate) fn kem_key_recipient(recipient: &SigningKey, eph_pub: &[u8; 32], label: &[u8], extra: &[u8]) -> Option<[u8; 32]> {
+pub(crate) fn kem_key_recipient(
+    recipient: &SigningKey,
+    eph_pub: &[u8; 32],
+    label: &[u8],
+    extra: &[u8],
+) -> Option<[u8; 32]> {
     let me = PublicKey::of(recipient);
     let ss = x25519_secret(recipient).diffie_hellman(&x25519_dalek::PublicKey::from(*eph_pub));
     if !ss.was_contributory() {
@@ -126,7 +147,12 @@ pub(crate) fn kem_key_recipient(recipient: &SigningKey, eph_pub: &[u8; 32], labe
 }
 
 /// Sender side of the KEM with a given ephemeral secret: `(E, key)`.
-pub(crate) fn kem_key_sender(eph_secret: [u8; 32], recipient: &PublicKey, label: &[u8], extra: &[u8]) -> Result<([u8; 32], [u8; 32]), KezError> {
+pub(crate) fn kem_key_sender(
+    eph_secret: [u8; 32],
+    recipient: &PublicKey,
+    label: &[u8],
+    extra: &[u8],
+) -> Result<([u8; 32], [u8; 32]), KezError> {
     let eph = StaticSecret::from(eph_secret);
     let eph_pub = x25519_dalek::PublicKey::from(&eph).to_bytes();
     let key = kem_key(&eph, &eph_pub, recipient, label, extra)
@@ -138,9 +164,7 @@ pub(crate) fn aead_seal(key: &[u8; 32], aad: &[u8], plaintext: &[u8]) -> Vec<u8>
     let cipher = ChaCha20Poly1305::new(key.into());
     // Encryption with a 32-byte key and a fixed 12-byte nonce cannot fail for
     // inputs below the 256 GiB limit, which every caller bounds.
-    cipher
-        .encrypt(&Nonce::default(), Payload { msg: plaintext, aad })
-        .unwrap_or_default()
+    cipher.encrypt(&Nonce::default(), Payload { msg: plaintext, aad }).unwrap_or_default()
 }
 
 pub(crate) fn aead_open(key: &[u8; 32], aad: &[u8], ct: &[u8]) -> Result<Vec<u8>, KezError> {
@@ -218,7 +242,8 @@ pub fn open(recipient: &SigningKey, outer: &[u8], now: u64, window_ms: u64) -> R
         plaintext.pop();
     }
     let inner = parse_canonical(&plaintext)?;
-    let g = Fields::exact(&inner, "message", &["type", "v", "from", "to", "enc", "id", "ts", "kind", "body", "sig"], &[])?;
+    let g =
+        Fields::exact(&inner, "message", &["type", "v", "from", "to", "enc", "id", "ts", "kind", "body", "sig"], &[])?;
     let me = PublicKey::of(recipient);
     // A malformed `to` is as much "not for me" as another key (PROTOCOL.md §6 step 4).
     let to: PublicKey =

@@ -62,10 +62,8 @@ impl Encryptor {
     }
 
     fn seal_chunk(&mut self, plain: &[u8], last: bool, out: &mut Vec<u8>) {
-        let ct = self
-            .cipher
-            .encrypt(&chunk_nonce(self.counter, last), Payload { msg: plain, aad: b"" })
-            .unwrap_or_default();
+        let ct =
+            self.cipher.encrypt(&chunk_nonce(self.counter, last), Payload { msg: plain, aad: b"" }).unwrap_or_default();
         out.extend_from_slice(&ct);
         self.counter += 1;
     }
@@ -189,7 +187,13 @@ fn wrap_extra(owner: &PublicKey, blob_hash: &[u8; 32]) -> Vec<u8> {
 }
 
 /// Wraps `file_key` for `recipient` with explicit randomness.
-pub fn wrap_with(eph_secret: [u8; 32], recipient: &PublicKey, owner: &PublicKey, blob_hash: &[u8; 32], file_key: &[u8; 32]) -> Result<Wrap, KezError> {
+pub fn wrap_with(
+    eph_secret: [u8; 32],
+    recipient: &PublicKey,
+    owner: &PublicKey,
+    blob_hash: &[u8; 32],
+    file_key: &[u8; 32],
+) -> Result<Wrap, KezError> {
     let (eph_pub, key) = kem_key_sender(eph_secret, recipient, WRAP_LABEL, &wrap_extra(owner, blob_hash))?;
     let ct = aead_seal(&key, WRAP_LABEL, file_key);
     Ok(Wrap { enc: b64_encode(&eph_pub), ct: b64_encode(&ct) })

@@ -7,9 +7,31 @@ use crate::error::{ErrorCode, KezError, err};
 
 /// Local parts that can never be registered.
 pub const RESERVED: &[&str] = &[
-    "admin", "administrator", "root", "support", "help", "postmaster", "abuse", "hostmaster", "webmaster",
-    "security", "kez", "system", "sys", "nats", "api", "www", "mail", "noreply", "no-reply", "null", "undefined",
-    "everyone", "operator", "staff", "official",
+    "admin",
+    "administrator",
+    "root",
+    "support",
+    "help",
+    "postmaster",
+    "abuse",
+    "hostmaster",
+    "webmaster",
+    "security",
+    "kez",
+    "system",
+    "sys",
+    "nats",
+    "api",
+    "www",
+    "mail",
+    "noreply",
+    "no-reply",
+    "null",
+    "undefined",
+    "everyone",
+    "operator",
+    "staff",
+    "official",
 ];
 
 /// A canonical, fully qualified handle such as `alice@kez.lat`.
@@ -38,9 +60,8 @@ impl Handle {
 
     /// Parses the canonical wire form; anything not already canonical is an error.
     pub fn parse_canonical(s: &str) -> Result<Self, KezError> {
-        let (local, domain) = s
-            .split_once('@')
-            .ok_or_else(|| err(ErrorCode::InvalidHandle, "handle must be local@domain"))?;
+        let (local, domain) =
+            s.split_once('@').ok_or_else(|| err(ErrorCode::InvalidHandle, "handle must be local@domain"))?;
         Self::new(local, domain)
     }
 

@@ -151,9 +151,8 @@ impl<'a> Fields<'a> {
     /// Views `value` as an object with exactly the keys `required` plus any of
     /// `optional`; anything else is `invalid_request`.
     pub fn exact(value: &'a Value, what: &'static str, required: &[&str], optional: &[&str]) -> Result<Self, KezError> {
-        let map = value
-            .as_object()
-            .ok_or_else(|| err(ErrorCode::InvalidRequest, format!("{what} must be a JSON object")))?;
+        let map =
+            value.as_object().ok_or_else(|| err(ErrorCode::InvalidRequest, format!("{what} must be a JSON object")))?;
         for k in required {
             if !map.contains_key(*k) {
                 return Err(err(ErrorCode::InvalidRequest, format!("{what}: missing field {k:?}")));
@@ -174,10 +173,7 @@ impl<'a> Fields<'a> {
 
     /// A string field.
     pub fn str(&self, k: &str) -> Result<&'a str, KezError> {
-        self.map
-            .get(k)
-            .and_then(Value::as_str)
-            .ok_or_else(|| self.wrong(k, "a string"))
+        self.map.get(k).and_then(Value::as_str).ok_or_else(|| self.wrong(k, "a string"))
     }
 
     /// An optional string field.

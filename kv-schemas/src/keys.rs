@@ -89,9 +89,8 @@ impl FromStr for PublicKey {
     type Err = KezError;
     /// Parses `ed25519:<64 lowercase hex>`.
     fn from_str(s: &str) -> Result<Self, KezError> {
-        let hex = s
-            .strip_prefix(KEY_PREFIX)
-            .ok_or_else(|| err(ErrorCode::InvalidKey, "key must start with \"ed25519:\""))?;
+        let hex =
+            s.strip_prefix(KEY_PREFIX).ok_or_else(|| err(ErrorCode::InvalidKey, "key must start with \"ed25519:\""))?;
         Self::from_hex(hex)
     }
 }
@@ -137,7 +136,8 @@ mod tests {
         id[0] = 1;
         assert!(PublicKey::from_bytes(id).is_err());
         // y = p (non-canonical encoding of 0)
-        let noncanon = hex_decode_fixed::<32>("edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f", "k").unwrap();
+        let noncanon =
+            hex_decode_fixed::<32>("edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f", "k").unwrap();
         assert!(PublicKey::from_bytes(noncanon).is_err());
         assert!("ed25519:AB".parse::<PublicKey>().is_err());
         assert!("x:00".parse::<PublicKey>().is_err());

@@ -4,7 +4,6 @@
 //! root is the normative text this crate implements.
 #![deny(missing_docs)]
 
-
 pub mod api;
 pub mod encoding;
 pub mod envelope;
@@ -34,10 +33,7 @@ pub const TIME_WINDOW_MS: u64 = 5 * 60 * 1000;
 /// The only clock read in this crate; verification functions take `now` as an
 /// argument so vectors and tests stay deterministic.
 pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 /// Fills a fixed-size array from the operating system's CSPRNG.

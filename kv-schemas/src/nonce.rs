@@ -6,8 +6,7 @@ use crate::error::{ErrorCode, KezError, err};
 
 /// Whether `nonce` is a plain NATS nonce: 12–24 characters of `[A-Za-z0-9_-]`.
 pub fn is_plain_nats_nonce(nonce: &str) -> bool {
-    (12..=24).contains(&nonce.len())
-        && nonce.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    (12..=24).contains(&nonce.len()) && nonce.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// Returns an error for anything the client must refuse to sign.
@@ -15,10 +14,7 @@ pub fn check_nats_nonce(nonce: &str) -> Result<(), KezError> {
     if is_plain_nats_nonce(nonce) {
         Ok(())
     } else {
-        Err(err(
-            ErrorCode::InvalidRequest,
-            "refusing to sign a server nonce that is not 12-24 base64url characters",
-        ))
+        Err(err(ErrorCode::InvalidRequest, "refusing to sign a server nonce that is not 12-24 base64url characters"))
     }
 }
 

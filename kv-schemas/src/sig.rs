@@ -103,7 +103,10 @@ mod tests {
         assert_eq!(signing_input(Purpose::Msg, &unsigned)[10], 0);
         verify_object(Purpose::Msg, &signed, &PublicKey::of(&sk)).unwrap();
         // Same object under another purpose fails on type.
-        assert_eq!(verify_object(Purpose::Manifest, &signed, &PublicKey::of(&sk)).unwrap_err().code, ErrorCode::WrongType);
+        assert_eq!(
+            verify_object(Purpose::Manifest, &signed, &PublicKey::of(&sk)).unwrap_err().code,
+            ErrorCode::WrongType
+        );
         // Tampering fails.
         let mut t = signed.clone();
         t.insert("hello".into(), json!("World"));

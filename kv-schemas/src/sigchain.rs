@@ -214,7 +214,10 @@ fn parse_op(op: &str, body: &Value, ignore: bool, chain: &PublicKey) -> Result<O
                     if subject != inbox_subject(chain) {
                         return Err(invalid(format!("nats subject must be {}", inbox_subject(chain))));
                     }
-                    Op::AddEndpoint(Endpoint::Nats { subject: subject.into(), url: bounded(f.str("url")?, 512, "url")? })
+                    Op::AddEndpoint(Endpoint::Nats {
+                        subject: subject.into(),
+                        url: bounded(f.str("url")?, 512, "url")?,
+                    })
                 }
                 "iroh" => {
                     let f = Fields::exact(body, "iroh endpoint", &["kind", "node_id"], &[])?;
@@ -406,10 +409,9 @@ pub fn check_extends(links: &[Link], pinned: &PinnedTail) -> Result<(), KezError
             ErrorCode::InvalidLink,
             format!("rollback: the server's chain has {} links, {} were seen before", links.len(), pinned.seqno),
         )),
-        Some(l) if l.link_id != pinned.link_id => Err(err(
-            ErrorCode::InvalidLink,
-            format!("fork: link {} differs from the one seen before", pinned.seqno),
-        )),
+        Some(l) if l.link_id != pinned.link_id => {
+            Err(err(ErrorCode::InvalidLink, format!("fork: link {} differs from the one seen before", pinned.seqno)))
+        }
         Some(_) => Ok(()),
     }
 }

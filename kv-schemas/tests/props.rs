@@ -53,7 +53,8 @@ fn any_json() -> impl Strategy<Value = Value> {
     leaf.prop_recursive(4, 48, 6, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
-            prop::collection::vec((".{0,8}", inner), 0..6).prop_map(|kv| Value::Object(kv.into_iter().collect::<Map<_, _>>())),
+            prop::collection::vec((".{0,8}", inner), 0..6)
+                .prop_map(|kv| Value::Object(kv.into_iter().collect::<Map<_, _>>())),
         ]
     })
 }
@@ -70,7 +71,8 @@ fn profile_json() -> impl Strategy<Value = Value> {
     leaf.prop_recursive(4, 48, 6, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
-            prop::collection::vec(("[a-z0-9_]{1,32}", inner), 0..6).prop_map(|kv| Value::Object(kv.into_iter().collect::<Map<_, _>>())),
+            prop::collection::vec(("[a-z0-9_]{1,32}", inner), 0..6)
+                .prop_map(|kv| Value::Object(kv.into_iter().collect::<Map<_, _>>())),
         ]
     })
 }
@@ -81,13 +83,16 @@ fn valid_objects() -> Vec<Vec<u8>> {
     let ak = PublicKey::of(&a);
     let h = Handle::parse_input("alice", "kez.lat").unwrap();
     let reg = register::build(&a, &h, NOW, [7; 16]);
-    let link = kv_schemas::sigchain::build_link(&a, 1, None, NOW, &Op::AddEndpoint(Endpoint::Iroh { node_id: ak.hex() }));
-    let env = envelope::seal_with(&a, &PublicKey::of(&bob()), &Body::Text("hello".into()), NOW, [3; 16], [4; 32]).unwrap();
+    let link =
+        kv_schemas::sigchain::build_link(&a, 1, None, NOW, &Op::AddEndpoint(Endpoint::Iroh { node_id: ak.hex() }));
+    let env =
+        envelope::seal_with(&a, &PublicKey::of(&bob()), &Body::Text("hello".into()), NOW, [3; 16], [4; 32]).unwrap();
     let k = [5u8; 32];
     let blob = files::encrypt_bytes(&k, [6; 16], b"data");
     let bh = *blake3::hash(&blob).as_bytes();
     let meta = files::FileMeta { name: "a.txt".into(), size: 4, hash: hex::encode(blake3::hash(b"data").as_bytes()) };
-    let entry = files::make_entry(&ak, &k, &[6; 16], &bh, blob.len() as u64, &meta, &[PublicKey::of(&bob())], [8; 16]).unwrap();
+    let entry =
+        files::make_entry(&ak, &k, &[6; 16], &bh, blob.len() as u64, &meta, &[PublicKey::of(&bob())], [8; 16]).unwrap();
     let man = manifest::build(&a, 1, NOW, &[entry]).unwrap();
     vec![reg, link, env, man]
 }

@@ -152,7 +152,10 @@ fn every_vector_file_is_handled() {
         .filter(|n| n.ends_with(".json"))
         .collect();
     let listed: BTreeSet<String> = FILES.iter().map(|s| s.to_string()).collect();
-    assert_eq!(on_disk, listed, "every *.json in testdata/ must be generated and checked (and every listed file must exist)");
+    assert_eq!(
+        on_disk, listed,
+        "every *.json in testdata/ must be generated and checked (and every listed file must exist)"
+    );
     let readme = std::fs::read_to_string(testdata_dir().join("README.md")).unwrap();
     for f in FILES {
         assert!(readme.contains(&format!("## {f}")), "README.md does not document {f}");
@@ -171,14 +174,26 @@ fn printer_is_deterministic_and_round_trips() {
 
 fn gen_jcs() -> Value {
     let general: &[(&str, &str)] = &[
-        ("rfc8785_example", "{\n  \"numbers\": [333333333.33333329, 1E30, 4.50, 2e-3, 0.000000000000000000000000001],\n  \"string\": \"\\u20ac$\\u000F\\u000aA'\\u0042\\u0022\\u005c\\\\\\\"\\/\",\n  \"literals\": [null, true, false]\n}"),
-        ("rfc8785_key_sorting", "{\"\\u20ac\":\"Euro Sign\",\"\\r\":\"Carriage Return\",\"\\ufb33\":\"Hebrew Letter Dalet With Dagesh\",\"1\":\"One\",\"\\ud83d\\ude00\":\"Emoji: Grinning Face\",\"\\u0080\":\"Control\",\"\\u00f6\":\"Latin Small Letter O With Diaeresis\"}"),
+        (
+            "rfc8785_example",
+            "{\n  \"numbers\": [333333333.33333329, 1E30, 4.50, 2e-3, 0.000000000000000000000000001],\n  \"string\": \"\\u20ac$\\u000F\\u000aA'\\u0042\\u0022\\u005c\\\\\\\"\\/\",\n  \"literals\": [null, true, false]\n}",
+        ),
+        (
+            "rfc8785_key_sorting",
+            "{\"\\u20ac\":\"Euro Sign\",\"\\r\":\"Carriage Return\",\"\\ufb33\":\"Hebrew Letter Dalet With Dagesh\",\"1\":\"One\",\"\\ud83d\\ude00\":\"Emoji: Grinning Face\",\"\\u0080\":\"Control\",\"\\u00f6\":\"Latin Small Letter O With Diaeresis\"}",
+        ),
         ("utf16_order_emoji_before_ff61", "{\"\\uff61\":3,\"\\ud83d\\ude00\":2,\"a\":1,\"B\":0,\"\\u00e9\":4}"),
         ("numbers_integral_floats", "[1.0, -1.0, 0.0, 100.00, 1e2, 1E+2]"),
         ("numbers_exponent_switch", "[1e20, 1e21, 1e-6, 1e-7, 123e18, 0.000001, 0.0000001]"),
         ("numbers_negative_zero", "[-0, -0.0, 0e5]"),
-        ("numbers_shortest_round_trip", "[0.1, 0.2, 0.30000000000000004, 1.5, -1.5, 3.14159, 5e-324, 1.7976931348623157e308]"),
-        ("numbers_large_integers", "[9007199254740991, 9007199254740992, 9007199254740993, 18446744073709551615, 123456789012345678901234567890, -9007199254740991]"),
+        (
+            "numbers_shortest_round_trip",
+            "[0.1, 0.2, 0.30000000000000004, 1.5, -1.5, 3.14159, 5e-324, 1.7976931348623157e308]",
+        ),
+        (
+            "numbers_large_integers",
+            "[9007199254740991, 9007199254740992, 9007199254740993, 18446744073709551615, 123456789012345678901234567890, -9007199254740991]",
+        ),
         ("escapes_control_characters", "[\"\\u0000\\u0001\\u0007\\u001f\", \"\\b\\f\\n\\r\\t\", \"\\u007f\"]"),
         ("escapes_line_separators_stay_raw", "[\"\\u2028\\u2029\"]"),
         ("escapes_quote_backslash_slash", "[\"\\\"\", \"\\\\\", \"\\/\", \"a/b\"]"),
@@ -414,7 +429,9 @@ fn gen_handles() -> Value {
     ];
     let invalid: Vec<Value> = invalid
         .iter()
-        .map(|(n, i)| json!({"name": n, "input": i, "error": intend(n, Handle::parse_input(i, HOME), "invalid_handle")}))
+        .map(
+            |(n, i)| json!({"name": n, "input": i, "error": intend(n, Handle::parse_input(i, HOME), "invalid_handle")}),
+        )
         .collect();
     let canonical_invalid: Vec<Value> = [
         ("uppercase", "Alice@kez.lat"),
@@ -484,8 +501,11 @@ fn check_handles(v: &Value) {
         assert_eq!(h.to_string(), s(c, "handle"), "case {}", name(c));
         assert_eq!(h.is_reserved(), b(c, "reserved"), "case {}", name(c));
     }
-    let listed: BTreeSet<&str> =
-        arr(v, "reserved").iter().filter(|c| b(c, "reserved")).map(|c| s(c, "handle").split('@').next().unwrap()).collect();
+    let listed: BTreeSet<&str> = arr(v, "reserved")
+        .iter()
+        .filter(|c| b(c, "reserved"))
+        .map(|c| s(c, "handle").split('@').next().unwrap())
+        .collect();
     assert!(RESERVED.iter().all(|r| listed.contains(r)), "every reserved name has a case");
     for c in arr(v, "display") {
         assert_eq!(Handle::parse_canonical(s(c, "handle")).unwrap().display(home), s(c, "display"), "case {}", name(c));
@@ -815,8 +835,13 @@ fn gen_ed25519() -> Value {
         }
         y += 1;
     }
-    let mixed = (CompressedEdwardsY(*pk(ALICE).as_bytes()).decompress().unwrap() + EIGHT_TORSION[1]).compress().to_bytes();
-    keys.push(("mixed_order_alice_plus_torsion".into(), mixed, "canonical, not small order (has a torsion component): accepted by §2.1"));
+    let mixed =
+        (CompressedEdwardsY(*pk(ALICE).as_bytes()).decompress().unwrap() + EIGHT_TORSION[1]).compress().to_bytes();
+    keys.push((
+        "mixed_order_alice_plus_torsion".into(),
+        mixed,
+        "canonical, not small order (has a torsion component): accepted by §2.1",
+    ));
     let keys_v: Vec<Value> = keys
         .iter()
         .map(|(n, k, why)| {
@@ -829,9 +854,24 @@ fn gen_ed25519() -> Value {
     // Signatures.
     let mut sigs: Vec<(String, [u8; 32], Vec<u8>, [u8; 64], bool, String)> = vec![];
     let rfc = [
-        ("rfc8032_test1", RFC8032_TEST1_SEED, "", "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b"),
-        ("rfc8032_test2", RFC8032_TEST2_SEED, "72", "92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00"),
-        ("rfc8032_test3", RFC8032_TEST3_SEED, "af82", "6291d657deec24024827e69c3abe01a30ce548a284743a445e3680d7db5ac3ac18ff9b538d16f290ae67f760984dc6594a7c15e9716ed28dc027beceea1ec40a"),
+        (
+            "rfc8032_test1",
+            RFC8032_TEST1_SEED,
+            "",
+            "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b",
+        ),
+        (
+            "rfc8032_test2",
+            RFC8032_TEST2_SEED,
+            "72",
+            "92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00",
+        ),
+        (
+            "rfc8032_test3",
+            RFC8032_TEST3_SEED,
+            "af82",
+            "6291d657deec24024827e69c3abe01a30ce548a284743a445e3680d7db5ac3ac18ff9b538d16f290ae67f760984dc6594a7c15e9716ed28dc027beceea1ec40a",
+        ),
     ];
     for (n, seed, msg, want) in rfc {
         let s = sk(seed_hex(seed));
@@ -843,14 +883,28 @@ fn gen_ed25519() -> Value {
     let t1 = sk(seed_hex(RFC8032_TEST1_SEED));
     let t1_pk = *PublicKey::of(&t1).as_bytes();
     let t1_sig = sign_raw(&t1, b"");
-    sigs.push(("wrong_message".into(), t1_pk, b"x".to_vec(), t1_sig, false, "TEST 1 signature over another message".into()));
+    sigs.push((
+        "wrong_message".into(),
+        t1_pk,
+        b"x".to_vec(),
+        t1_sig,
+        false,
+        "TEST 1 signature over another message".into(),
+    ));
     let l: [u8; 32] = hex::decode(L_LE).unwrap().try_into().unwrap();
     let mut malleated = t1_sig;
     let s_plus_l = add_le(&t1_sig[32..].try_into().unwrap(), &l);
     malleated[32..].copy_from_slice(&s_plus_l);
     let (cl, _) = equations(&t1_pk, &t1_sig[..32].try_into().unwrap(), &t1_sig[32..].try_into().unwrap(), b"");
     assert!(cl);
-    sigs.push(("s_plus_l".into(), t1_pk, vec![], malleated, false, "S + L: the equation holds mod L, but S >= L (malleability)".into()));
+    sigs.push((
+        "s_plus_l".into(),
+        t1_pk,
+        vec![],
+        malleated,
+        false,
+        "S + L: the equation holds mod L, but S >= L (malleability)".into(),
+    ));
     let mut high = t1_sig;
     high[63] |= 0x80;
     sigs.push(("s_high_bit_set".into(), t1_pk, vec![], high, false, "S with bit 255 set (S >= L)".into()));
@@ -875,23 +929,51 @@ fn gen_ed25519() -> Value {
     let k = challenge(&id_bytes, &a_bytes, &msg);
     let sig = make(id_bytes, a_bytes, &msg, k * a_scalar);
     assert_eq!(equations(&a_bytes, &id_bytes, &sig[32..].try_into().unwrap(), &msg), (true, true));
-    sigs.push(("small_order_r_identity".into(), a_bytes, msg.clone(), sig, false, "R is the identity; both equations hold, strict rule rejects small-order R".into()));
+    sigs.push((
+        "small_order_r_identity".into(),
+        a_bytes,
+        msg.clone(),
+        sig,
+        false,
+        "R is the identity; both equations hold, strict rule rejects small-order R".into(),
+    ));
     let r8 = EIGHT_TORSION[1].compress().to_bytes();
     let k = challenge(&r8, &a_bytes, &msg);
     let sig = make(r8, a_bytes, &msg, k * a_scalar);
     assert_eq!(equations(&a_bytes, &r8, &sig[32..].try_into().unwrap(), &msg), (false, true));
-    sigs.push(("small_order_r_order_8".into(), a_bytes, msg.clone(), sig, false, "R of order 8; only the cofactored equation holds".into()));
+    sigs.push((
+        "small_order_r_order_8".into(),
+        a_bytes,
+        msg.clone(),
+        sig,
+        false,
+        "R of order 8; only the cofactored equation holds".into(),
+    ));
     let r_t = (EdwardsPoint::mul_base(&r_nonce) + EIGHT_TORSION[1]).compress().to_bytes();
     let k = challenge(&r_t, &a_bytes, &msg);
     let sig = make(r_t, a_bytes, &msg, r_nonce + k * a_scalar);
     assert_eq!(equations(&a_bytes, &r_t, &sig[32..].try_into().unwrap(), &msg), (false, true));
-    sigs.push(("r_with_torsion_component".into(), a_bytes, msg.clone(), sig, false, "R = rB + T8; cofactored-valid, cofactorless-invalid".into()));
+    sigs.push((
+        "r_with_torsion_component".into(),
+        a_bytes,
+        msg.clone(),
+        sig,
+        false,
+        "R = rB + T8; cofactored-valid, cofactorless-invalid".into(),
+    ));
     // Non-canonical R: the identity encoded as y = p + 1.
     let mut r_nc = p;
     r_nc[0] += 1;
     let k = challenge(&r_nc, &a_bytes, &msg);
     let sig = make(r_nc, a_bytes, &msg, k * a_scalar);
-    sigs.push(("non_canonical_r".into(), a_bytes, msg.clone(), sig, false, "R is a non-canonical encoding (y = p + 1) of the identity".into()));
+    sigs.push((
+        "non_canonical_r".into(),
+        a_bytes,
+        msg.clone(),
+        sig,
+        false,
+        "R is a non-canonical encoding (y = p + 1) of the identity".into(),
+    ));
     // Mixed-order A = A + T8: find one message where k·T8 != 0 (rejected) and one where it is 0 (accepted).
     let a_mixed_pt = CompressedEdwardsY(a_bytes).decompress().unwrap() + EIGHT_TORSION[1];
     let a_mixed = a_mixed_pt.compress().to_bytes();
@@ -906,10 +988,25 @@ fn gen_ed25519() -> Value {
         assert!(cf);
         if !cl && !found.0 {
             found.0 = true;
-            sigs.push(("mixed_order_a_cofactored_only".into(), a_mixed, m, sig, false, "A = A + T8 and k·T8 != 0: only the cofactored equation holds".into()));
+            sigs.push((
+                "mixed_order_a_cofactored_only".into(),
+                a_mixed,
+                m,
+                sig,
+                false,
+                "A = A + T8 and k·T8 != 0: only the cofactored equation holds".into(),
+            ));
         } else if cl && !found.1 {
             found.1 = true;
-            sigs.push(("mixed_order_a_k_multiple_of_8".into(), a_mixed, m, sig, true, "A = A + T8 and k·T8 = 0: the cofactorless equation holds; the key is not small order, so §2.1 accepts".into()));
+            sigs.push((
+                "mixed_order_a_k_multiple_of_8".into(),
+                a_mixed,
+                m,
+                sig,
+                true,
+                "A = A + T8 and k·T8 = 0: the cofactorless equation holds; the key is not small order, so §2.1 accepts"
+                    .into(),
+            ));
         }
         if found == (true, true) {
             break;
@@ -918,14 +1015,28 @@ fn gen_ed25519() -> Value {
     // Small-order A: the identity key with R = identity, S = 0 "verifies" any message without the small-order checks.
     let sig = make(id_bytes, id_bytes, &msg, Scalar::ZERO);
     assert_eq!(equations(&id_bytes, &id_bytes, &[0; 32], &msg), (true, true));
-    sigs.push(("identity_key_signs_everything".into(), id_bytes, msg.clone(), sig, false, "A = R = identity, S = 0: both equations hold for every message".into()));
+    sigs.push((
+        "identity_key_signs_everything".into(),
+        id_bytes,
+        msg.clone(),
+        sig,
+        false,
+        "A = R = identity, S = 0: both equations hold for every message".into(),
+    ));
     let t8 = EIGHT_TORSION[1].compress().to_bytes();
     let sig = make(id_bytes, t8, &msg, Scalar::ZERO);
     sigs.push(("small_order_a_order_8".into(), t8, msg.clone(), sig, false, "A of order 8".into()));
     let mut a_nc = p;
     a_nc[0] += 1;
     let sig = make(id_bytes, a_nc, &msg, Scalar::ZERO);
-    sigs.push(("non_canonical_a".into(), a_nc, msg.clone(), sig, false, "A is a non-canonical encoding of the identity".into()));
+    sigs.push((
+        "non_canonical_a".into(),
+        a_nc,
+        msg.clone(),
+        sig,
+        false,
+        "A is a non-canonical encoding of the identity".into(),
+    ));
 
     let sigs_v: Vec<Value> = sigs
         .iter()
@@ -1044,7 +1155,13 @@ fn gen_signatures() -> Value {
     add("register_verified_as_sigchain_link", "sigchain.link", ak, reg.clone(), "wrong_type");
     let mut forged = without_sig(&man);
     forged.insert("type".into(), "kez.manifest".into());
-    add("manifest_object_signed_under_msg_purpose", "manifest", ak, sign_as(&alice, Purpose::Msg, &forged), "bad_signature");
+    add(
+        "manifest_object_signed_under_msg_purpose",
+        "manifest",
+        ak,
+        sign_as(&alice, Purpose::Msg, &forged),
+        "bad_signature",
+    );
     let unsigned = msg_unsigned(&ak, &bk, "hi");
     let raw_sig = sign_raw(&alice, &canonicalize(&Value::Object(unsigned.clone())));
     let mut m = unsigned.clone();
@@ -1172,7 +1289,14 @@ fn gen_register() -> Value {
     add("stale_past", HOME, NOW + 300_001, base.clone(), "stale_timestamp", None);
     add("stale_future", HOME, NOW - 300_001, base.clone(), "stale_timestamp", None);
     add("reserved_root", HOME, NOW, register::build(&alice, &h("root"), NOW, [0x11; 16]), "handle_reserved", None);
-    add("reserved_no_reply", HOME, NOW, register::build(&alice, &h("no-reply"), NOW, [0x11; 16]), "handle_reserved", None);
+    add(
+        "reserved_no_reply",
+        HOME,
+        NOW,
+        register::build(&alice, &h("no-reply"), NOW, [0x11; 16]),
+        "handle_reserved",
+        None,
+    );
     let tampered = text(&base).replace("\"alice@kez.lat\"", "\"alicf@kez.lat\"").into_bytes();
     add("tampered_handle", HOME, NOW, tampered, "bad_signature", None);
     let spaced = text(&base).replacen("\":", "\": ", 1).into_bytes();
@@ -1180,13 +1304,23 @@ fn gen_register() -> Value {
     let m = obj(parse_canonical(&base).unwrap());
     let reordered = format!(
         "{{\"v\":1,{}}}",
-        text(&canonicalize(&Value::Object(m.clone()))).trim_start_matches('{').trim_end_matches('}').replace(",\"v\":1", "")
+        text(&canonicalize(&Value::Object(m.clone())))
+            .trim_start_matches('{')
+            .trim_end_matches('}')
+            .replace(",\"v\":1", "")
     );
     add("not_canonical_key_order", HOME, NOW, reordered.into_bytes(), "not_canonical", None);
     add("trailing_newline", HOME, NOW, [base.clone(), b"\n".to_vec()].concat(), "not_canonical", None);
     let mut extra = reg_unsigned(&ak, HOME, "alice@kez.lat", NOW, &[0x11; 16]);
     extra.insert("device".into(), "laptop".into());
-    add("extra_field", HOME, NOW, sign(&extra), "invalid_request", Some("signed correctly, but the key set is not exact"));
+    add(
+        "extra_field",
+        HOME,
+        NOW,
+        sign(&extra),
+        "invalid_request",
+        Some("signed correctly, but the key set is not exact"),
+    );
     let mut missing = reg_unsigned(&ak, HOME, "alice@kez.lat", NOW, &[0x11; 16]);
     missing.remove("nonce");
     add("missing_nonce", HOME, NOW, sign(&missing), "invalid_request", None);
@@ -1195,9 +1329,30 @@ fn gen_register() -> Value {
     add("ts_is_a_string", HOME, NOW, sign(&ts_str), "invalid_request", None);
     let neg = text(&base).replace(&format!("\"ts\":{NOW}"), "\"ts\":-1").into_bytes();
     add("ts_negative", HOME, NOW, neg, "invalid_json", None);
-    add("handle_domain_is_not_aud", HOME, NOW, sign(&reg_unsigned(&ak, HOME, "alice@example.org", NOW, &[0x11; 16])), "wrong_audience", None);
-    add("handle_not_canonical", HOME, NOW, sign(&reg_unsigned(&ak, HOME, "Alice@kez.lat", NOW, &[0x11; 16])), "invalid_handle", None);
-    add("handle_without_domain", HOME, NOW, sign(&reg_unsigned(&ak, HOME, "alice", NOW, &[0x11; 16])), "invalid_handle", None);
+    add(
+        "handle_domain_is_not_aud",
+        HOME,
+        NOW,
+        sign(&reg_unsigned(&ak, HOME, "alice@example.org", NOW, &[0x11; 16])),
+        "wrong_audience",
+        None,
+    );
+    add(
+        "handle_not_canonical",
+        HOME,
+        NOW,
+        sign(&reg_unsigned(&ak, HOME, "Alice@kez.lat", NOW, &[0x11; 16])),
+        "invalid_handle",
+        None,
+    );
+    add(
+        "handle_without_domain",
+        HOME,
+        NOW,
+        sign(&reg_unsigned(&ak, HOME, "alice", NOW, &[0x11; 16])),
+        "invalid_handle",
+        None,
+    );
     let mut small = reg_unsigned(&ak, HOME, "alice@kez.lat", NOW, &[0x11; 16]);
     small.insert("key".into(), format!("ed25519:01{}", "00".repeat(31)).into());
     add("key_small_order", HOME, NOW, sign(&small), "invalid_key", None);
@@ -1210,7 +1365,14 @@ fn gen_register() -> Value {
     let mut noprefix = reg_unsigned(&ak, HOME, "alice@kez.lat", NOW, &[0x11; 16]);
     noprefix.insert("key".into(), ak.hex().into());
     add("key_without_prefix", HOME, NOW, sign(&noprefix), "invalid_key", None);
-    add("nonce_15_bytes", HOME, NOW, sign(&reg_unsigned(&ak, HOME, "alice@kez.lat", NOW, &[0x11; 15])), "invalid_encoding", None);
+    add(
+        "nonce_15_bytes",
+        HOME,
+        NOW,
+        sign(&reg_unsigned(&ak, HOME, "alice@kez.lat", NOW, &[0x11; 15])),
+        "invalid_encoding",
+        None,
+    );
     let mut padded = reg_unsigned(&ak, HOME, "alice@kez.lat", NOW, &[0x11; 16]);
     padded.insert("nonce".into(), format!("{}==", b64_encode(&[0x11; 16])).into());
     add("nonce_padded", HOME, NOW, sign(&padded), "invalid_encoding", None);
@@ -1227,7 +1389,14 @@ fn gen_register() -> Value {
     add("truncated", HOME, NOW, base[..base.len() - 1].to_vec(), "invalid_json", None);
     let dup = text(&base).replacen("{", "{\"v\":1,", 1).into_bytes();
     add("duplicate_key", HOME, NOW, dup, "invalid_json", None);
-    add("not_utf8", HOME, NOW, [&base[..base.len() - 2], &[0xff], &base[base.len() - 1..]].concat(), "invalid_json", None);
+    add(
+        "not_utf8",
+        HOME,
+        NOW,
+        [&base[..base.len() - 2], &[0xff], &base[base.len() - 1..]].concat(),
+        "invalid_json",
+        None,
+    );
     json!({
         "description": "Registration requests (PROTOCOL.md §4): valid requests and rejections with their codes. See README.md.",
         "domain": HOME,
@@ -1242,11 +1411,16 @@ fn check_register(v: &Value) {
         let bytes = s(c, "bytes").as_bytes();
         let r = register::verify(bytes, domain, u(c, "now")).unwrap_or_else(|e| panic!("case {}: {e}", name(c)));
         let e = &c["expect"];
-        assert_eq!((r.aud.as_str(), r.handle.to_string(), r.key.to_string(), r.ts, r.nonce.as_str()),
-                   (s(e, "aud"), s(e, "handle").to_string(), s(e, "key").to_string(), u(e, "ts"), s(e, "nonce")), "case {}", name(c));
+        assert_eq!(
+            (r.aud.as_str(), r.handle.to_string(), r.key.to_string(), r.ts, r.nonce.as_str()),
+            (s(e, "aud"), s(e, "handle").to_string(), s(e, "key").to_string(), u(e, "ts"), s(e, "nonce")),
+            "case {}",
+            name(c)
+        );
         // The bytes are exactly what the builder makes from these inputs.
         let nonce: [u8; 16] = b64_decode(s(e, "nonce"), "nonce").unwrap().try_into().unwrap();
-        let rebuilt = register::build(&seed_of(c, "seed"), &Handle::parse_canonical(s(e, "handle")).unwrap(), u(e, "ts"), nonce);
+        let rebuilt =
+            register::build(&seed_of(c, "seed"), &Handle::parse_canonical(s(e, "handle")).unwrap(), u(e, "ts"), nonce);
         assert_eq!(rebuilt, bytes, "case {}", name(c));
     }
     for c in arr(v, "invalid") {
@@ -1262,7 +1436,16 @@ fn register_json() {
 // ----------------------------------------------------------- sigchain.json
 
 #[allow(clippy::too_many_arguments)]
-fn link_map(chain: &PublicKey, signer: &PublicKey, seqno: u64, prev: Option<&str>, ctime: u64, op: &str, ignore: bool, body: Value) -> Map<String, Value> {
+fn link_map(
+    chain: &PublicKey,
+    signer: &PublicKey,
+    seqno: u64,
+    prev: Option<&str>,
+    ctime: u64,
+    op: &str,
+    ignore: bool,
+    body: Value,
+) -> Map<String, Value> {
     obj(json!({"type": "kez.sigchain.link", "v": 1, "chain": chain.to_string(), "signer": signer.to_string(),
                "seqno": seqno, "prev": prev, "ctime": ctime, "op": op, "ignore_if_unsupported": ignore, "body": body}))
 }
@@ -1303,10 +1486,21 @@ fn gen_sigchain() -> Value {
     let m2 = hex_encode(blake3::hash(b"a later manifest").as_bytes());
     // Chain 1: the full lifecycle, built with the crate's builder and cross-checked by hand.
     let ops = vec![
-        Op::AddEndpoint(Endpoint::Nats { subject: format!("kez.inbox.{}", ak.hex()), url: "nats://kez.lat:4222".into() }),
+        Op::AddEndpoint(Endpoint::Nats {
+            subject: format!("kez.inbox.{}", ak.hex()),
+            url: "nats://kez.lat:4222".into(),
+        }),
         Op::AddEndpoint(Endpoint::Iroh { node_id: ak.hex() }),
-        Op::AddClaim(Claim { service: "github".into(), account: "alice".into(), proof: Some("https://gist.github.com/alice/0123abcd".into()) }),
-        Op::SetSharedFiles(SharedFiles { manifest: m1.clone(), manifest_seq: 1, size: manifest_fixture().bytes.len() as u64 }),
+        Op::AddClaim(Claim {
+            service: "github".into(),
+            account: "alice".into(),
+            proof: Some("https://gist.github.com/alice/0123abcd".into()),
+        }),
+        Op::SetSharedFiles(SharedFiles {
+            manifest: m1.clone(),
+            manifest_seq: 1,
+            size: manifest_fixture().bytes.len() as u64,
+        }),
         Op::RemoveEndpoint { target: String::new() },
         Op::AddClaim(Claim { service: "dns".into(), account: "alice.example.org".into(), proof: None }),
         Op::SetSharedFiles(SharedFiles { manifest: m2, manifest_seq: 2, size: 4242 }),
@@ -1320,8 +1514,13 @@ fn gen_sigchain() -> Value {
         };
         let prev = full.last().map(|b| id_of(b));
         let bytes = build_link(&alice, i as u64 + 1, prev.as_deref(), NOW + (i as u64 + 1) * 1000, &op);
-        let by_hand = link(&alice, i as u64 + 1, prev.as_deref(), parse_canonical(&bytes).unwrap()["op"].as_str().unwrap(),
-                           parse_canonical(&bytes).unwrap()["body"].clone());
+        let by_hand = link(
+            &alice,
+            i as u64 + 1,
+            prev.as_deref(),
+            parse_canonical(&bytes).unwrap()["op"].as_str().unwrap(),
+            parse_canonical(&bytes).unwrap()["body"].clone(),
+        );
         assert_eq!(bytes, by_hand, "builder and hand construction agree");
         if i == 0 {
             first_id = id_of(&bytes);
@@ -1332,7 +1531,11 @@ fn gen_sigchain() -> Value {
     let bob = sk(BOB);
     let bk = pk(BOB);
     let b1 = link(&bob, 1, None, "add_endpoint", iroh_body(&bk));
-    let b2 = sign_as(&bob, Purpose::SigchainLink, &link_map(&bk, &bk, 2, Some(&id_of(&b1)), NOW + 2000, "set_avatar", true, json!({"blob": "ab".repeat(32)})));
+    let b2 = sign_as(
+        &bob,
+        Purpose::SigchainLink,
+        &link_map(&bk, &bk, 2, Some(&id_of(&b1)), NOW + 2000, "set_avatar", true, json!({"blob": "ab".repeat(32)})),
+    );
     let b3 = link(&bob, 3, Some(&id_of(&b2)), "add_claim", json!({"service": "kez", "account": "bob@kez.lat"}));
     let carol = sk(CAROL);
     let c1 = link(&carol, 1, None, "add_endpoint", nats_body(&pk(CAROL)));
@@ -1356,22 +1559,53 @@ fn gen_sigchain() -> Value {
             Err((i, e)) => assert_eq!((i, e.code.as_str()), (at, code), "generator: {n}: {}", e.message),
             Ok(_) => panic!("generator: {n} verifies"),
         }
-        invalid.push(json!({"name": n, "key": key.to_string(), "links": links.iter().map(|b| text(b)).collect::<Vec<_>>(),
-                            "fails_at": at, "error": code}));
+        invalid.push(
+            json!({"name": n, "key": key.to_string(), "links": links.iter().map(|b| text(b)).collect::<Vec<_>>(),
+                            "fails_at": at, "error": code}),
+        );
     };
     let l2 = |op: &str, body: Value| link(&alice, 2, Some(&id1), op, body);
-    add("bad_prev", &ak, vec![l1.clone(), link(&alice, 2, Some(&other_hash), "add_endpoint", iroh_body(&ak))], 1, "prev_mismatch");
-    add("seqno_gap", &ak, vec![l1.clone(), link(&alice, 3, Some(&id1), "add_endpoint", iroh_body(&ak))], 1, "seqno_conflict");
-    add("seqno_repeated", &ak, vec![l1.clone(), link(&alice, 1, None, "add_endpoint", iroh_body(&ak))], 1, "seqno_conflict");
+    add(
+        "bad_prev",
+        &ak,
+        vec![l1.clone(), link(&alice, 2, Some(&other_hash), "add_endpoint", iroh_body(&ak))],
+        1,
+        "prev_mismatch",
+    );
+    add(
+        "seqno_gap",
+        &ak,
+        vec![l1.clone(), link(&alice, 3, Some(&id1), "add_endpoint", iroh_body(&ak))],
+        1,
+        "seqno_conflict",
+    );
+    add(
+        "seqno_repeated",
+        &ak,
+        vec![l1.clone(), link(&alice, 1, None, "add_endpoint", iroh_body(&ak))],
+        1,
+        "seqno_conflict",
+    );
     let bob_link = link(&bob, 2, Some(&id1), "add_claim", json!({"service": "kez", "account": "bob"}));
     add("link_of_another_chain", &ak, vec![l1.clone(), bob_link], 1, "invalid_link");
     add("first_link_of_another_chain", &bk, vec![l1.clone()], 0, "invalid_link");
-    let forged = sign_as(&bob, Purpose::SigchainLink, &link_map(&ak, &ak, 2, Some(&id1), NOW + 2000, "add_endpoint", false, iroh_body(&ak)));
+    let forged = sign_as(
+        &bob,
+        Purpose::SigchainLink,
+        &link_map(&ak, &ak, 2, Some(&id1), NOW + 2000, "add_endpoint", false, iroh_body(&ak)),
+    );
     add("signed_by_another_key", &ak, vec![l1.clone(), forged], 1, "bad_signature");
     let l2_ok = l2("add_endpoint", iroh_body(&ak));
-    let tampered = text(&l2_ok).replace(&format!("\"ctime\":{}", NOW + 2000), &format!("\"ctime\":{}", NOW + 2001)).into_bytes();
+    let tampered =
+        text(&l2_ok).replace(&format!("\"ctime\":{}", NOW + 2000), &format!("\"ctime\":{}", NOW + 2001)).into_bytes();
     add("tampered_after_signing", &ak, vec![l1.clone(), tampered], 1, "bad_signature");
-    add("remove_unknown_target", &ak, vec![l1.clone(), l2("remove_endpoint", json!({"target": other_hash}))], 1, "invalid_link");
+    add(
+        "remove_unknown_target",
+        &ak,
+        vec![l1.clone(), l2("remove_endpoint", json!({"target": other_hash}))],
+        1,
+        "invalid_link",
+    );
     let r2 = l2("remove_endpoint", json!({"target": id1}));
     let r3 = link(&alice, 3, Some(&id_of(&r2)), "remove_endpoint", json!({"target": id1}));
     add("remove_twice", &ak, vec![l1.clone(), r2, r3], 2, "invalid_link");
@@ -1380,37 +1614,151 @@ fn gen_sigchain() -> Value {
     add("remove_targets_a_claim", &ak, vec![l1.clone(), claim2, rc], 2, "invalid_link");
     let sf = |seq: u64| json!({"manifest": m1, "manifest_seq": seq, "size": 100});
     let s1 = link(&alice, 1, None, "set_shared_files", sf(5));
-    add("manifest_seq_repeated", &ak, vec![s1.clone(), link(&alice, 2, Some(&id_of(&s1)), "set_shared_files", sf(5))], 1, "invalid_link");
-    add("manifest_seq_decreasing", &ak, vec![s1.clone(), link(&alice, 2, Some(&id_of(&s1)), "set_shared_files", sf(4))], 1, "invalid_link");
+    add(
+        "manifest_seq_repeated",
+        &ak,
+        vec![s1.clone(), link(&alice, 2, Some(&id_of(&s1)), "set_shared_files", sf(5))],
+        1,
+        "invalid_link",
+    );
+    add(
+        "manifest_seq_decreasing",
+        &ak,
+        vec![s1.clone(), link(&alice, 2, Some(&id_of(&s1)), "set_shared_files", sf(4))],
+        1,
+        "invalid_link",
+    );
     add("unknown_op_without_ignore_flag", &ak, vec![l1.clone(), l2("set_avatar", json!({}))], 1, "invalid_link");
-    let nonobj = sign_as(&alice, Purpose::SigchainLink, &link_map(&ak, &ak, 2, Some(&id1), NOW + 2000, "set_avatar", true, json!([])));
+    let nonobj = sign_as(
+        &alice,
+        Purpose::SigchainLink,
+        &link_map(&ak, &ak, 2, Some(&id1), NOW + 2000, "set_avatar", true, json!([])),
+    );
     add("ignored_op_body_not_an_object", &ak, vec![l1.clone(), nonobj], 1, "invalid_request");
-    add("first_link_with_prev", &ak, vec![link(&alice, 1, Some(&other_hash), "add_endpoint", nats_body(&ak))], 0, "invalid_link");
+    add(
+        "first_link_with_prev",
+        &ak,
+        vec![link(&alice, 1, Some(&other_hash), "add_endpoint", nats_body(&ak))],
+        0,
+        "invalid_link",
+    );
     add("first_link_seqno_2", &ak, vec![link(&alice, 2, None, "add_endpoint", nats_body(&ak))], 0, "invalid_link");
     add("seqno_zero", &ak, vec![link(&alice, 0, None, "add_endpoint", nats_body(&ak))], 0, "invalid_link");
-    add("prev_uppercase_hex", &ak, vec![l1.clone(), link(&alice, 2, Some(&id1.to_uppercase()), "add_endpoint", iroh_body(&ak))], 1, "invalid_link");
-    let sn = sign_as(&alice, Purpose::SigchainLink, &link_map(&ak, &bk, 1, None, NOW, "add_endpoint", false, nats_body(&ak)));
+    add(
+        "prev_uppercase_hex",
+        &ak,
+        vec![l1.clone(), link(&alice, 2, Some(&id1.to_uppercase()), "add_endpoint", iroh_body(&ak))],
+        1,
+        "invalid_link",
+    );
+    let sn = sign_as(
+        &alice,
+        Purpose::SigchainLink,
+        &link_map(&ak, &bk, 1, None, NOW, "add_endpoint", false, nats_body(&ak)),
+    );
     add("signer_is_not_chain", &ak, vec![sn], 0, "invalid_link");
-    add("nats_subject_of_another_key", &ak, vec![link(&alice, 1, None, "add_endpoint", nats_body(&bk))], 0, "invalid_link");
-    add("iroh_node_id_of_another_key", &ak, vec![link(&alice, 1, None, "add_endpoint", iroh_body(&bk))], 0, "invalid_link");
-    add("unknown_endpoint_kind", &ak, vec![link(&alice, 1, None, "add_endpoint", json!({"kind": "smtp", "url": "x"}))], 0, "invalid_link");
+    add(
+        "nats_subject_of_another_key",
+        &ak,
+        vec![link(&alice, 1, None, "add_endpoint", nats_body(&bk))],
+        0,
+        "invalid_link",
+    );
+    add(
+        "iroh_node_id_of_another_key",
+        &ak,
+        vec![link(&alice, 1, None, "add_endpoint", iroh_body(&bk))],
+        0,
+        "invalid_link",
+    );
+    add(
+        "unknown_endpoint_kind",
+        &ak,
+        vec![link(&alice, 1, None, "add_endpoint", json!({"kind": "smtp", "url": "x"}))],
+        0,
+        "invalid_link",
+    );
     let mut nb = nats_body(&ak);
     nb["extra"] = 1.into();
     add("endpoint_body_extra_field", &ak, vec![link(&alice, 1, None, "add_endpoint", nb)], 0, "invalid_request");
-    add("nats_url_empty", &ak, vec![link(&alice, 1, None, "add_endpoint", json!({"kind": "nats", "subject": format!("kez.inbox.{}", ak.hex()), "url": ""}))], 0, "invalid_link");
-    add("claim_service_uppercase", &ak, vec![link(&alice, 1, None, "add_claim", json!({"service": "GitHub", "account": "alice"}))], 0, "invalid_link");
-    add("claim_service_33_chars", &ak, vec![link(&alice, 1, None, "add_claim", json!({"service": "s".repeat(33), "account": "alice"}))], 0, "invalid_link");
-    add("claim_account_empty", &ak, vec![link(&alice, 1, None, "add_claim", json!({"service": "kez", "account": ""}))], 0, "invalid_link");
-    add("claim_account_257_chars", &ak, vec![link(&alice, 1, None, "add_claim", json!({"service": "kez", "account": "a".repeat(257)}))], 0, "invalid_link");
-    add("claim_proof_513_chars", &ak, vec![link(&alice, 1, None, "add_claim", json!({"service": "kez", "account": "a", "proof": "p".repeat(513)}))], 0, "invalid_link");
-    add("set_shared_files_uppercase_hash", &ak, vec![link(&alice, 1, None, "set_shared_files", json!({"manifest": m1.to_uppercase(), "manifest_seq": 1, "size": 1}))], 0, "invalid_link");
-    add("remove_target_not_a_hash", &ak, vec![l1.clone(), l2("remove_endpoint", json!({"target": "link-1"}))], 1, "invalid_link");
+    add(
+        "nats_url_empty",
+        &ak,
+        vec![link(
+            &alice,
+            1,
+            None,
+            "add_endpoint",
+            json!({"kind": "nats", "subject": format!("kez.inbox.{}", ak.hex()), "url": ""}),
+        )],
+        0,
+        "invalid_link",
+    );
+    add(
+        "claim_service_uppercase",
+        &ak,
+        vec![link(&alice, 1, None, "add_claim", json!({"service": "GitHub", "account": "alice"}))],
+        0,
+        "invalid_link",
+    );
+    add(
+        "claim_service_33_chars",
+        &ak,
+        vec![link(&alice, 1, None, "add_claim", json!({"service": "s".repeat(33), "account": "alice"}))],
+        0,
+        "invalid_link",
+    );
+    add(
+        "claim_account_empty",
+        &ak,
+        vec![link(&alice, 1, None, "add_claim", json!({"service": "kez", "account": ""}))],
+        0,
+        "invalid_link",
+    );
+    add(
+        "claim_account_257_chars",
+        &ak,
+        vec![link(&alice, 1, None, "add_claim", json!({"service": "kez", "account": "a".repeat(257)}))],
+        0,
+        "invalid_link",
+    );
+    add(
+        "claim_proof_513_chars",
+        &ak,
+        vec![link(&alice, 1, None, "add_claim", json!({"service": "kez", "account": "a", "proof": "p".repeat(513)}))],
+        0,
+        "invalid_link",
+    );
+    add(
+        "set_shared_files_uppercase_hash",
+        &ak,
+        vec![link(
+            &alice,
+            1,
+            None,
+            "set_shared_files",
+            json!({"manifest": m1.to_uppercase(), "manifest_seq": 1, "size": 1}),
+        )],
+        0,
+        "invalid_link",
+    );
+    add(
+        "remove_target_not_a_hash",
+        &ak,
+        vec![l1.clone(), l2("remove_endpoint", json!({"target": "link-1"}))],
+        1,
+        "invalid_link",
+    );
     add("not_canonical", &ak, vec![text(&l1).replacen("\":", "\": ", 1).into_bytes()], 0, "not_canonical");
     add("extra_top_level_field", &ak, vec![with_field(&l1, "note", "x".into())], 0, "invalid_request");
     let mut wt = link_map(&ak, &ak, 1, None, NOW, "add_endpoint", false, nats_body(&ak));
     wt.insert("type".into(), "kez.sigchain".into());
     add("wrong_type", &ak, vec![sign_as(&alice, Purpose::SigchainLink, &wt)], 0, "wrong_type");
-    let big = sign_as(&alice, Purpose::SigchainLink, &link_map(&ak, &ak, 1, None, NOW, "set_avatar", true, json!({"data": "x".repeat(8192)})));
+    let big = sign_as(
+        &alice,
+        Purpose::SigchainLink,
+        &link_map(&ak, &ak, 1, None, NOW, "set_avatar", true, json!({"data": "x".repeat(8192)})),
+    );
     add("link_over_8_kib", &ak, vec![big], 0, "too_large");
     let mut badkey = link_map(&ak, &ak, 1, None, NOW, "add_claim", false, json!({"service": "kez", "account": "a"}));
     badkey.insert("chain".into(), format!("ed25519:01{}", "00".repeat(31)).into());
@@ -1432,7 +1780,10 @@ fn check_sigchain(v: &Value) {
             assert_eq!(parsed.link_id, s(l, "link_id"), "case {}", name(c));
             assert_eq!(parsed.seqno, u(l, "seqno"), "case {}", name(c));
             // link_id = SHA-256 of the signing input, recomputed by hand.
-            assert_eq!(hex_encode(&Sha256::digest(signing_input(Purpose::SigchainLink, &without_sig(b)))), s(l, "link_id"));
+            assert_eq!(
+                hex_encode(&Sha256::digest(signing_input(Purpose::SigchainLink, &without_sig(b)))),
+                s(l, "link_id")
+            );
         }
         let st = replay(&key, &links).unwrap_or_else(|(i, e)| panic!("case {}: link {i}: {e}", name(c)));
         assert_eq!(serde_json::to_value(&st).unwrap(), c["state"], "case {}", name(c));
@@ -1536,7 +1887,12 @@ fn build_entry(owner: &PublicKey, f: &FileSpec) -> (Entry, Vec<u8>, FileMeta) {
     let blob = files::encrypt_bytes(&f.key, f.n16, &pt);
     let bh = *blake3::hash(&blob).as_bytes();
     let meta = FileMeta { name: f.name.into(), size: f.len as u64, hash: hex_encode(blake3::hash(&pt).as_bytes()) };
-    let wraps = f.recipients.iter().zip(&f.ephs).map(|(r, e)| files::wrap_with(*e, &pk(*r), owner, &bh, &f.key).unwrap()).collect();
+    let wraps = f
+        .recipients
+        .iter()
+        .zip(&f.ephs)
+        .map(|(r, e)| files::wrap_with(*e, &pk(*r), owner, &bh, &f.key).unwrap())
+        .collect();
     let entry = Entry {
         id: b64_encode(&f.id),
         blob: hex_encode(&bh),
@@ -1557,9 +1913,33 @@ struct ManifestFixture {
 
 fn manifest_files() -> Vec<FileSpec> {
     vec![
-        FileSpec { id: [0x61; 16], key: [0x62; 32], n16: [0x63; 16], len: 1000, name: "notes.txt", recipients: vec![BOB], ephs: vec![[0x64; 32]] },
-        FileSpec { id: [0x71; 16], key: [0x72; 32], n16: [0x73; 16], len: 70_000, name: "photo.jpg", recipients: vec![CAROL], ephs: vec![[0x74; 32]] },
-        FileSpec { id: [0x81; 16], key: [0x82; 32], n16: [0x83; 16], len: 0, name: "empty for both.txt", recipients: vec![BOB, CAROL], ephs: vec![[0x84; 32], [0x85; 32]] },
+        FileSpec {
+            id: [0x61; 16],
+            key: [0x62; 32],
+            n16: [0x63; 16],
+            len: 1000,
+            name: "notes.txt",
+            recipients: vec![BOB],
+            ephs: vec![[0x64; 32]],
+        },
+        FileSpec {
+            id: [0x71; 16],
+            key: [0x72; 32],
+            n16: [0x73; 16],
+            len: 70_000,
+            name: "photo.jpg",
+            recipients: vec![CAROL],
+            ephs: vec![[0x74; 32]],
+        },
+        FileSpec {
+            id: [0x81; 16],
+            key: [0x82; 32],
+            n16: [0x83; 16],
+            len: 0,
+            name: "empty for both.txt",
+            recipients: vec![BOB, CAROL],
+            ephs: vec![[0x84; 32], [0x85; 32]],
+        },
     ]
 }
 
@@ -1584,7 +1964,10 @@ fn body_json(b: &Body) -> (&'static str, Value) {
 fn body_from(kind: &str, v: &Value) -> Body {
     match kind {
         "text" => Body::Text(v["text"].as_str().unwrap().into()),
-        "file_share" => Body::FileShare { entry: files::parse_entry(&v["entry"]).unwrap(), node_id: v["node_id"].as_str().unwrap().into() },
+        "file_share" => Body::FileShare {
+            entry: files::parse_entry(&v["entry"]).unwrap(),
+            node_id: v["node_id"].as_str().unwrap().into(),
+        },
         other => panic!("kind {other}"),
     }
 }
@@ -1597,7 +1980,15 @@ fn strip_zeros(mut v: Vec<u8>) -> Vec<u8> {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn inner_map(from: &PublicKey, to: &PublicKey, enc: &str, id: &[u8], ts: u64, kind: &str, body: Value) -> Map<String, Value> {
+fn inner_map(
+    from: &PublicKey,
+    to: &PublicKey,
+    enc: &str,
+    id: &[u8],
+    ts: u64,
+    kind: &str,
+    body: Value,
+) -> Map<String, Value> {
     obj(json!({"type": "kez.msg", "v": 1, "from": from.to_string(), "to": to.to_string(), "enc": enc,
                "id": b64_encode(id), "ts": ts, "kind": kind, "body": body}))
 }
@@ -1610,17 +2001,63 @@ fn gen_envelopes() -> Value {
     let fx = manifest_fixture();
     let base_len = {
         // Inner length with an empty-ish text, to find a text that fills a 256-byte block exactly.
-        let o = envelope::seal_with(&sk(ALICE), &pk(BOB), &Body::Text("x".into()), NOW, [0x35; 16], [0x45; 32]).unwrap();
+        let o =
+            envelope::seal_with(&sk(ALICE), &pk(BOB), &Body::Text("x".into()), NOW, [0x35; 16], [0x45; 32]).unwrap();
         strip_zeros(open_raw(&BOB, &o)).len() - 1
     };
     let fill = 512 - base_len;
     let valid_specs: Vec<(&str, [u8; 32], [u8; 32], [u8; 32], [u8; 16], u64, Body, u64)> = vec![
         ("text_hello", ALICE, BOB, [0x41; 32], [0x31; 16], NOW, Body::Text("hello".into()), NOW),
-        ("text_unicode_and_escapes", ALICE, BOB, [0x42; 32], [0x32; 16], NOW, Body::Text("héllo 😀 \u{2028} \"quoted\" \\ \n end".into()), NOW),
-        ("text_fills_block_exactly_no_padding", ALICE, BOB, [0x45; 32], [0x35; 16], NOW, Body::Text("x".repeat(fill)), NOW),
-        ("text_16384_chars_some_non_bmp", ALICE, BOB, [0x43; 32], [0x33; 16], NOW, Body::Text(format!("{}{}", "a".repeat(16_000), "😀".repeat(384))), NOW),
-        ("file_share", ALICE, BOB, [0x44; 32], [0x34; 16], NOW, Body::FileShare { entry: fx.entries[0].clone(), node_id: pk(ALICE).hex() }, NOW),
-        ("ts_at_future_skew_limit", BOB, CAROL, [0x46; 32], [0x36; 16], NOW + 300_000, Body::Text("from the future".into()), NOW),
+        (
+            "text_unicode_and_escapes",
+            ALICE,
+            BOB,
+            [0x42; 32],
+            [0x32; 16],
+            NOW,
+            Body::Text("héllo 😀 \u{2028} \"quoted\" \\ \n end".into()),
+            NOW,
+        ),
+        (
+            "text_fills_block_exactly_no_padding",
+            ALICE,
+            BOB,
+            [0x45; 32],
+            [0x35; 16],
+            NOW,
+            Body::Text("x".repeat(fill)),
+            NOW,
+        ),
+        (
+            "text_16384_chars_some_non_bmp",
+            ALICE,
+            BOB,
+            [0x43; 32],
+            [0x33; 16],
+            NOW,
+            Body::Text(format!("{}{}", "a".repeat(16_000), "😀".repeat(384))),
+            NOW,
+        ),
+        (
+            "file_share",
+            ALICE,
+            BOB,
+            [0x44; 32],
+            [0x34; 16],
+            NOW,
+            Body::FileShare { entry: fx.entries[0].clone(), node_id: pk(ALICE).hex() },
+            NOW,
+        ),
+        (
+            "ts_at_future_skew_limit",
+            BOB,
+            CAROL,
+            [0x46; 32],
+            [0x36; 16],
+            NOW + 300_000,
+            Body::Text("from the future".into()),
+            NOW,
+        ),
         ("ts_at_retention_window_start", BOB, CAROL, [0x47; 32], [0x37; 16], NOW - DAY, Body::Text("old".into()), NOW),
         ("note_to_self", ALICE, ALICE, [0x48; 32], [0x38; 16], NOW, Body::Text("remember".into()), NOW),
     ];
@@ -1661,52 +2098,193 @@ fn gen_envelopes() -> Value {
     let mut ctb = b64_decode(&ct, "ct").unwrap();
     ctb[0] ^= 1;
     add("tampered_ct", BOB, NOW, outer_of(json!({"v": 1, "enc": enc, "ct": b64_encode(&ctb)})), "decrypt_failed", None);
-    add("tampered_enc", BOB, NOW, outer_of(json!({"v": 1, "enc": eph_pub([0x49; 32]), "ct": ct})), "decrypt_failed", None);
-    add("enc_low_order_u0", BOB, NOW, outer_of(json!({"v": 1, "enc": b64_encode(&[0; 32]), "ct": ct})), "decrypt_failed", Some("all-zero shared secret"));
+    add(
+        "tampered_enc",
+        BOB,
+        NOW,
+        outer_of(json!({"v": 1, "enc": eph_pub([0x49; 32]), "ct": ct})),
+        "decrypt_failed",
+        None,
+    );
+    add(
+        "enc_low_order_u0",
+        BOB,
+        NOW,
+        outer_of(json!({"v": 1, "enc": b64_encode(&[0; 32]), "ct": ct})),
+        "decrypt_failed",
+        Some("all-zero shared secret"),
+    );
     let mut u1 = [0u8; 32];
     u1[0] = 1;
-    add("enc_low_order_u1", BOB, NOW, outer_of(json!({"v": 1, "enc": b64_encode(&u1), "ct": ct})), "decrypt_failed", Some("all-zero shared secret"));
+    add(
+        "enc_low_order_u1",
+        BOB,
+        NOW,
+        outer_of(json!({"v": 1, "enc": b64_encode(&u1), "ct": ct})),
+        "decrypt_failed",
+        Some("all-zero shared secret"),
+    );
     add("stale", BOB, NOW + DAY + 1, hello.clone(), "stale_timestamp", Some("ts is older than now - window_ms"));
     add("from_the_future", BOB, NOW - 300_001, hello.clone(), "stale_timestamp", Some("ts is later than now + 5 min"));
     add("outer_not_canonical", BOB, NOW, text(&hello).replacen("\":", "\": ", 1).into_bytes(), "not_canonical", None);
-    add("outer_key_order", BOB, NOW, format!("{{\"v\":1,\"enc\":\"{enc}\",\"ct\":\"{ct}\"}}").into_bytes(), "not_canonical", None);
-    add("outer_extra_key", BOB, NOW, outer_of(json!({"v": 1, "enc": enc, "ct": ct, "from": ak.to_string()})), "invalid_request", None);
+    add(
+        "outer_key_order",
+        BOB,
+        NOW,
+        format!("{{\"v\":1,\"enc\":\"{enc}\",\"ct\":\"{ct}\"}}").into_bytes(),
+        "not_canonical",
+        None,
+    );
+    add(
+        "outer_extra_key",
+        BOB,
+        NOW,
+        outer_of(json!({"v": 1, "enc": enc, "ct": ct, "from": ak.to_string()})),
+        "invalid_request",
+        None,
+    );
     add("outer_missing_v", BOB, NOW, outer_of(json!({"enc": enc, "ct": ct})), "invalid_request", None);
     add("outer_v2", BOB, NOW, outer_of(json!({"v": 2, "enc": enc, "ct": ct})), "wrong_type", None);
-    add("outer_enc_31_bytes", BOB, NOW, outer_of(json!({"v": 1, "enc": b64_encode(&[7; 31]), "ct": ct})), "invalid_encoding", None);
-    add("outer_ct_padded", BOB, NOW, outer_of(json!({"v": 1, "enc": enc, "ct": format!("{ct}=")})), "invalid_encoding", None);
+    add(
+        "outer_enc_31_bytes",
+        BOB,
+        NOW,
+        outer_of(json!({"v": 1, "enc": b64_encode(&[7; 31]), "ct": ct})),
+        "invalid_encoding",
+        None,
+    );
+    add(
+        "outer_ct_padded",
+        BOB,
+        NOW,
+        outer_of(json!({"v": 1, "enc": enc, "ct": format!("{ct}=")})),
+        "invalid_encoding",
+        None,
+    );
     add("outer_not_json", BOB, NOW, b"{\"v\":1,".to_vec(), "invalid_json", None);
-    add("outer_duplicate_key", BOB, NOW, format!("{{\"ct\":\"{ct}\",\"enc\":\"{enc}\",\"v\":1,\"v\":1}}").into_bytes(), "invalid_json", None);
+    add(
+        "outer_duplicate_key",
+        BOB,
+        NOW,
+        format!("{{\"ct\":\"{ct}\",\"enc\":\"{enc}\",\"v\":1,\"v\":1}}").into_bytes(),
+        "invalid_json",
+        None,
+    );
     // Hand-built inner messages, sealed to bob with the right KEM key.
     let eph = [0x4a; 32];
     let e = eph_pub(eph);
     let good = |m: &Map<String, Value>| sign_as(&alice, Purpose::Msg, m);
     let base = || inner_map(&ak, &bk, &e, &[0x3a; 16], NOW, "text", json!({"text": "hi"}));
-    add("inner_signed_by_another_key", BOB, NOW, seal_raw(eph, &bk, &sign_as(&carol, Purpose::Msg, &base())), "bad_signature", Some("from is alice, signed by carol"));
-    add("inner_to_another_key", BOB, NOW, seal_raw(eph, &bk, &good(&inner_map(&ak, &ck, &e, &[0x3a; 16], NOW, "text", json!({"text": "hi"})))), "wrong_recipient", Some("KEM to bob, inner to = carol"));
-    add("inner_enc_mismatch", BOB, NOW, seal_raw(eph, &bk, &good(&inner_map(&ak, &bk, &eph_pub([0x4b; 32]), &[0x3a; 16], NOW, "text", json!({"text": "hi"})))), "enc_mismatch", None);
-    add("inner_not_canonical", BOB, NOW, seal_raw(eph, &bk, text(&good(&base())).replacen("\":", "\": ", 1).as_bytes()), "not_canonical", None);
+    add(
+        "inner_signed_by_another_key",
+        BOB,
+        NOW,
+        seal_raw(eph, &bk, &sign_as(&carol, Purpose::Msg, &base())),
+        "bad_signature",
+        Some("from is alice, signed by carol"),
+    );
+    add(
+        "inner_to_another_key",
+        BOB,
+        NOW,
+        seal_raw(eph, &bk, &good(&inner_map(&ak, &ck, &e, &[0x3a; 16], NOW, "text", json!({"text": "hi"})))),
+        "wrong_recipient",
+        Some("KEM to bob, inner to = carol"),
+    );
+    add(
+        "inner_enc_mismatch",
+        BOB,
+        NOW,
+        seal_raw(
+            eph,
+            &bk,
+            &good(&inner_map(&ak, &bk, &eph_pub([0x4b; 32]), &[0x3a; 16], NOW, "text", json!({"text": "hi"}))),
+        ),
+        "enc_mismatch",
+        None,
+    );
+    add(
+        "inner_not_canonical",
+        BOB,
+        NOW,
+        seal_raw(eph, &bk, text(&good(&base())).replacen("\":", "\": ", 1).as_bytes()),
+        "not_canonical",
+        None,
+    );
     let mut extra = base();
     extra.insert("reply_to".into(), "x".into());
     add("inner_extra_field", BOB, NOW, seal_raw(eph, &bk, &good(&extra)), "invalid_request", None);
-    add("inner_missing_sig", BOB, NOW, seal_raw(eph, &bk, &canonicalize(&Value::Object(base()))), "invalid_request", None);
+    add(
+        "inner_missing_sig",
+        BOB,
+        NOW,
+        seal_raw(eph, &bk, &canonicalize(&Value::Object(base()))),
+        "invalid_request",
+        None,
+    );
     let mut wt = base();
     wt.insert("type".into(), "kez.message".into());
     add("inner_wrong_type", BOB, NOW, seal_raw(eph, &bk, &good(&wt)), "wrong_type", None);
     let mut v2 = base();
     v2.insert("v".into(), 2.into());
     add("inner_v2", BOB, NOW, seal_raw(eph, &bk, &good(&v2)), "wrong_type", None);
-    add("inner_empty_text", BOB, NOW, seal_raw(eph, &bk, &good(&inner_map(&ak, &bk, &e, &[0x3a; 16], NOW, "text", json!({"text": ""})))), "invalid_request", None);
-    add("inner_text_16385_chars", BOB, NOW, seal_raw(eph, &bk, &good(&inner_map(&ak, &bk, &e, &[0x3a; 16], NOW, "text", json!({"text": "a".repeat(16_385)})))), "invalid_request", None);
-    add("inner_unknown_kind", BOB, NOW, seal_raw(eph, &bk, &good(&inner_map(&ak, &bk, &e, &[0x3a; 16], NOW, "sticker", json!({"text": "hi"})))), "invalid_request", None);
-    add("inner_id_15_bytes", BOB, NOW, seal_raw(eph, &bk, &good(&inner_map(&ak, &bk, &e, &[0x3a; 15], NOW, "text", json!({"text": "hi"})))), "invalid_encoding", None);
+    add(
+        "inner_empty_text",
+        BOB,
+        NOW,
+        seal_raw(eph, &bk, &good(&inner_map(&ak, &bk, &e, &[0x3a; 16], NOW, "text", json!({"text": ""})))),
+        "invalid_request",
+        None,
+    );
+    add(
+        "inner_text_16385_chars",
+        BOB,
+        NOW,
+        seal_raw(
+            eph,
+            &bk,
+            &good(&inner_map(&ak, &bk, &e, &[0x3a; 16], NOW, "text", json!({"text": "a".repeat(16_385)}))),
+        ),
+        "invalid_request",
+        None,
+    );
+    add(
+        "inner_unknown_kind",
+        BOB,
+        NOW,
+        seal_raw(eph, &bk, &good(&inner_map(&ak, &bk, &e, &[0x3a; 16], NOW, "sticker", json!({"text": "hi"})))),
+        "invalid_request",
+        None,
+    );
+    add(
+        "inner_id_15_bytes",
+        BOB,
+        NOW,
+        seal_raw(eph, &bk, &good(&inner_map(&ak, &bk, &e, &[0x3a; 15], NOW, "text", json!({"text": "hi"})))),
+        "invalid_encoding",
+        None,
+    );
     let mut small = base();
     small.insert("from".into(), format!("ed25519:01{}", "00".repeat(31)).into());
     add("inner_from_small_order_key", BOB, NOW, seal_raw(eph, &bk, &good(&small)), "bad_signature", None);
     let mut bad_to = base();
     bad_to.insert("to".into(), format!("ed25519:01{}", "00".repeat(31)).into());
-    add("inner_to_not_a_valid_key", BOB, NOW, seal_raw(eph, &bk, &good(&bad_to)), "wrong_recipient", Some("a malformed to is not the reader"));
-    add("inner_garbage_after_padding", BOB, NOW, seal_raw(eph, &bk, &[good(&base()), vec![0, b'x']].concat()), "invalid_json", Some("only trailing 0x00 bytes are padding"));
+    add(
+        "inner_to_not_a_valid_key",
+        BOB,
+        NOW,
+        seal_raw(eph, &bk, &good(&bad_to)),
+        "wrong_recipient",
+        Some("a malformed to is not the reader"),
+    );
+    add(
+        "inner_garbage_after_padding",
+        BOB,
+        NOW,
+        seal_raw(eph, &bk, &[good(&base()), vec![0, b'x']].concat()),
+        "invalid_json",
+        Some("only trailing 0x00 bytes are padding"),
+    );
     json!({
         "description": "Chat envelopes (PROTOCOL.md §6): deterministic seals with their opened fields, and opening failures with codes. See README.md.",
         "valid": valid,
@@ -1718,21 +2296,32 @@ fn check_envelopes(v: &Value) {
     for c in arr(v, "valid") {
         let (from, to) = (hx32(c, "sender_seed"), hx32(c, "recipient_seed"));
         let body = body_from(s(c, "kind"), &c["body"]);
-        let outer = envelope::seal_with(&sk(from), &pk(to), &body, u(c, "ts"), hx16(c, "id_hex"), hx32(c, "eph_secret")).unwrap();
+        let outer =
+            envelope::seal_with(&sk(from), &pk(to), &body, u(c, "ts"), hx16(c, "id_hex"), hx32(c, "eph_secret"))
+                .unwrap();
         assert_eq!(text(&outer), s(c, "outer"), "case {}", name(c));
         let padded = open_raw(&to, s(c, "outer").as_bytes());
         assert_eq!(padded.len() % 256, 0, "case {}", name(c));
         assert_eq!(text(&strip_zeros(padded)), s(c, "inner"), "case {}", name(c));
         assert_eq!(seal_raw(hx32(c, "eph_secret"), &pk(to), s(c, "inner").as_bytes()), outer, "case {}", name(c));
-        let o = envelope::open(&sk(to), s(c, "outer").as_bytes(), u(c, "now"), u(c, "window_ms")).unwrap_or_else(|e| panic!("case {}: {e}", name(c)));
+        let o = envelope::open(&sk(to), s(c, "outer").as_bytes(), u(c, "now"), u(c, "window_ms"))
+            .unwrap_or_else(|e| panic!("case {}: {e}", name(c)));
         let e = &c["expect"];
         let (kind, bj) = body_json(&o.body);
-        assert_eq!((o.from.to_string(), o.id.as_str(), o.ts, kind, bj), (s(e, "from").to_string(), s(e, "id"), u(e, "ts"), s(e, "kind"), e["body"].clone()), "case {}", name(c));
+        assert_eq!(
+            (o.from.to_string(), o.id.as_str(), o.ts, kind, bj),
+            (s(e, "from").to_string(), s(e, "id"), u(e, "ts"), s(e, "kind"), e["body"].clone()),
+            "case {}",
+            name(c)
+        );
         assert_eq!(o.id, b64_encode(&hx16(c, "id_hex")));
         assert_eq!(o.from, pk(from));
     }
     for c in arr(v, "invalid") {
-        expect_code(c, envelope::open(&seed_of(c, "recipient_seed"), s(c, "outer").as_bytes(), u(c, "now"), u(c, "window_ms")));
+        expect_code(
+            c,
+            envelope::open(&seed_of(c, "recipient_seed"), s(c, "outer").as_bytes(), u(c, "now"), u(c, "window_ms")),
+        );
     }
 }
 
@@ -1792,7 +2381,8 @@ fn meta_aad(bh: &[u8; 32]) -> Vec<u8> {
 
 fn gen_files() -> Value {
     let (k, n16) = stream_key();
-    let blobs: Vec<(String, Vec<u8>)> = STREAM_LENGTHS.iter().map(|&len| (format!("len_{len}"), files::encrypt_bytes(&k, n16, &plain(len)))).collect();
+    let blobs: Vec<(String, Vec<u8>)> =
+        STREAM_LENGTHS.iter().map(|&len| (format!("len_{len}"), files::encrypt_bytes(&k, n16, &plain(len)))).collect();
     let stream: Vec<Value> = STREAM_LENGTHS
         .iter()
         .zip(&blobs)
@@ -1820,16 +2410,57 @@ fn gen_files() -> Value {
     let other_key = [0x99u8; 32];
     let specs: Vec<(&str, [u8; 32], String, Vec<Value>, &str)> = vec![
         ("flipped_tag_byte", k, commit.clone(), vec![src("len_1", 0, 32), hexp(&flipped_tag[32..])], "aead"),
-        ("flipped_ciphertext_byte", k, commit.clone(), vec![src("len_1", 0, 16), hexp(&[l1[16] ^ 0x80]), src("len_1", 17, 33)], "aead"),
+        (
+            "flipped_ciphertext_byte",
+            k,
+            commit.clone(),
+            vec![src("len_1", 0, 16), hexp(&[l1[16] ^ 0x80]), src("len_1", 17, 33)],
+            "aead",
+        ),
         ("flipped_header_byte", k, commit.clone(), vec![hexp(&[l1[0] ^ 1]), src("len_1", 1, 33)], "commit"),
-        ("commit_of_another_key", k, hex_encode(&files::commitment(&other_key, &n16)), vec![src("len_1", 0, 33)], "commit"),
-        ("another_key_with_its_own_commit", other_key, hex_encode(&files::commitment(&other_key, &n16)), vec![src("len_1", 0, 33)], "aead"),
+        (
+            "commit_of_another_key",
+            k,
+            hex_encode(&files::commitment(&other_key, &n16)),
+            vec![src("len_1", 0, 33)],
+            "commit",
+        ),
+        (
+            "another_key_with_its_own_commit",
+            other_key,
+            hex_encode(&files::commitment(&other_key, &n16)),
+            vec![src("len_1", 0, 33)],
+            "aead",
+        ),
         ("last_byte_missing", k, commit.clone(), vec![src("len_65537", 0, full + 16)], "aead"),
         ("final_chunk_dropped_at_boundary", k, commit.clone(), vec![src("len_65537", 0, full)], "truncated"),
         ("final_chunk_dropped_of_four", k, commit.clone(), vec![src("len_200000", 0, 16 + 3 * 65_552)], "truncated"),
-        ("chunks_reordered", k, commit.clone(), vec![src("len_200000", 0, 16), src("len_200000", 16 + 65_552, 16 + 2 * 65_552), src("len_200000", 16, 16 + 65_552), src("len_200000", 16 + 2 * 65_552, 200_000 + 16 + 4 * 16)], "aead"),
-        ("empty_final_chunk_after_full_chunk", k, commit.clone(), vec![src("len_65537", 0, full), hexp(&aead(&kp, chunk_nonce(1, true), b"", b""))], "empty_final"),
-        ("full_chunk_marked_final_then_more", k, commit.clone(), vec![src("len_65536", 0, full), src("len_65537", full, full + 17)], "aead"),
+        (
+            "chunks_reordered",
+            k,
+            commit.clone(),
+            vec![
+                src("len_200000", 0, 16),
+                src("len_200000", 16 + 65_552, 16 + 2 * 65_552),
+                src("len_200000", 16, 16 + 65_552),
+                src("len_200000", 16 + 2 * 65_552, 200_000 + 16 + 4 * 16),
+            ],
+            "aead",
+        ),
+        (
+            "empty_final_chunk_after_full_chunk",
+            k,
+            commit.clone(),
+            vec![src("len_65537", 0, full), hexp(&aead(&kp, chunk_nonce(1, true), b"", b""))],
+            "empty_final",
+        ),
+        (
+            "full_chunk_marked_final_then_more",
+            k,
+            commit.clone(),
+            vec![src("len_65536", 0, full), src("len_65537", full, full + 17)],
+            "aead",
+        ),
         ("extra_trailing_byte", k, commit.clone(), vec![src("len_1", 0, 33), hexp(&[0])], "aead"),
         ("header_only", k, commit.clone(), vec![src("len_0", 0, 16)], "truncated"),
         ("short_header", k, commit.clone(), vec![src("len_0", 0, 10)], "truncated"),
@@ -1848,20 +2479,28 @@ fn gen_files() -> Value {
     // Wraps.
     let bh = *blake3::hash(&blob_of("len_65537")).as_bytes();
     let ak = pk(ALICE);
-    let wraps: Vec<Value> = [("wrap_for_bob", [0x51u8; 32], BOB), ("wrap_for_carol", [0x52; 32], CAROL), ("wrap_for_owner_self", [0x53; 32], ALICE)]
-        .iter()
-        .map(|(n, eph, r)| {
-            let rk = pk(*r);
-            let w = files::wrap_with(*eph, &rk, &ak, &bh, &k).unwrap();
-            let extra = [ak.as_bytes().as_slice(), &bh].concat();
-            let (big_e, ss, key) = kem(*eph, &rk, b"kez-v1/file-key", &extra);
-            let ct = aead(&key, [0; 12], b"kez-v1/file-key", &k);
-            assert_eq!((w.enc.clone(), w.ct.clone()), (b64_encode(&big_e), b64_encode(&ct)), "{n}: independent wrap agrees");
-            json!({"name": n, "eph_secret": hex_encode(eph), "recipient_seed": hex_encode(r), "recipient": rk.to_string(),
+    let wraps: Vec<Value> = [
+        ("wrap_for_bob", [0x51u8; 32], BOB),
+        ("wrap_for_carol", [0x52; 32], CAROL),
+        ("wrap_for_owner_self", [0x53; 32], ALICE),
+    ]
+    .iter()
+    .map(|(n, eph, r)| {
+        let rk = pk(*r);
+        let w = files::wrap_with(*eph, &rk, &ak, &bh, &k).unwrap();
+        let extra = [ak.as_bytes().as_slice(), &bh].concat();
+        let (big_e, ss, key) = kem(*eph, &rk, b"kez-v1/file-key", &extra);
+        let ct = aead(&key, [0; 12], b"kez-v1/file-key", &k);
+        assert_eq!(
+            (w.enc.clone(), w.ct.clone()),
+            (b64_encode(&big_e), b64_encode(&ct)),
+            "{n}: independent wrap agrees"
+        );
+        json!({"name": n, "eph_secret": hex_encode(eph), "recipient_seed": hex_encode(r), "recipient": rk.to_string(),
                    "owner": ak.to_string(), "blob_hash": hex_encode(&bh), "file_key": hex_encode(&k),
                    "shared_secret_hex": hex_encode(&ss), "wrap_key_hex": hex_encode(&key), "enc": w.enc, "ct": w.ct})
-        })
-        .collect();
+    })
+    .collect();
     let wb = files::wrap_with([0x51; 32], &pk(BOB), &ak, &bh, &k).unwrap();
     let ctb = b64_decode(&wb.ct, "ct").unwrap();
     let mut tampered = ctb.clone();
@@ -1888,8 +2527,18 @@ fn gen_files() -> Value {
 
     // Metadata.
     let metas = [
-        ("ascii_name", FileMeta { name: "notes.txt".into(), size: 1000, hash: hex_encode(blake3::hash(&plain(1000)).as_bytes()) }),
-        ("unicode_name", FileMeta { name: "Résumé 2026 😀.pdf".into(), size: 65_537, hash: hex_encode(blake3::hash(&plain(65_537)).as_bytes()) }),
+        (
+            "ascii_name",
+            FileMeta { name: "notes.txt".into(), size: 1000, hash: hex_encode(blake3::hash(&plain(1000)).as_bytes()) },
+        ),
+        (
+            "unicode_name",
+            FileMeta {
+                name: "Résumé 2026 😀.pdf".into(),
+                size: 65_537,
+                hash: hex_encode(blake3::hash(&plain(65_537)).as_bytes()),
+            },
+        ),
         ("name_255_bytes", FileMeta { name: "n".repeat(255), size: 0, hash: hex_encode(blake3::hash(b"").as_bytes()) }),
     ];
     let meta: Vec<Value> = metas
@@ -1908,17 +2557,71 @@ fn gen_files() -> Value {
     let mi: Vec<(&str, [u8; 32], [u8; 32], String, &str)> = vec![
         ("wrong_blob_hash", k, other_bh, good_meta.clone(), "decrypt_failed"),
         ("wrong_file_key", other_key, bh, good_meta.clone(), "decrypt_failed"),
-        ("name_with_slash", k, bh, seal_pt(&canonicalize(&json!({"name": "a/b", "size": 1, "hash": h}))), "invalid_manifest"),
-        ("name_with_nul", k, bh, seal_pt(&canonicalize(&json!({"name": "a\u{0}b", "size": 1, "hash": h}))), "invalid_manifest"),
-        ("name_with_backslash", k, bh, seal_pt(&canonicalize(&json!({"name": "a\\b", "size": 1, "hash": h}))), "invalid_manifest"),
-        ("name_dot_dot", k, bh, seal_pt(&canonicalize(&json!({"name": "..", "size": 1, "hash": h}))), "invalid_manifest"),
+        (
+            "name_with_slash",
+            k,
+            bh,
+            seal_pt(&canonicalize(&json!({"name": "a/b", "size": 1, "hash": h}))),
+            "invalid_manifest",
+        ),
+        (
+            "name_with_nul",
+            k,
+            bh,
+            seal_pt(&canonicalize(&json!({"name": "a\u{0}b", "size": 1, "hash": h}))),
+            "invalid_manifest",
+        ),
+        (
+            "name_with_backslash",
+            k,
+            bh,
+            seal_pt(&canonicalize(&json!({"name": "a\\b", "size": 1, "hash": h}))),
+            "invalid_manifest",
+        ),
+        (
+            "name_dot_dot",
+            k,
+            bh,
+            seal_pt(&canonicalize(&json!({"name": "..", "size": 1, "hash": h}))),
+            "invalid_manifest",
+        ),
         ("name_dot", k, bh, seal_pt(&canonicalize(&json!({"name": ".", "size": 1, "hash": h}))), "invalid_manifest"),
         ("name_empty", k, bh, seal_pt(&canonicalize(&json!({"name": "", "size": 1, "hash": h}))), "invalid_manifest"),
-        ("name_256_bytes", k, bh, seal_pt(&canonicalize(&json!({"name": "n".repeat(256), "size": 1, "hash": h}))), "invalid_manifest"),
-        ("plaintext_not_canonical", k, bh, seal_pt(format!("{{\"size\":1,\"name\":\"a\",\"hash\":\"{h}\"}}").as_bytes()), "not_canonical"),
-        ("extra_field", k, bh, seal_pt(&canonicalize(&json!({"name": "a", "size": 1, "hash": h, "mtime": 5}))), "invalid_request"),
-        ("hash_uppercase", k, bh, seal_pt(&canonicalize(&json!({"name": "a", "size": 1, "hash": h.to_uppercase()}))), "invalid_encoding"),
-        ("size_is_a_string", k, bh, seal_pt(&canonicalize(&json!({"name": "a", "size": "1", "hash": h}))), "invalid_request"),
+        (
+            "name_256_bytes",
+            k,
+            bh,
+            seal_pt(&canonicalize(&json!({"name": "n".repeat(256), "size": 1, "hash": h}))),
+            "invalid_manifest",
+        ),
+        (
+            "plaintext_not_canonical",
+            k,
+            bh,
+            seal_pt(format!("{{\"size\":1,\"name\":\"a\",\"hash\":\"{h}\"}}").as_bytes()),
+            "not_canonical",
+        ),
+        (
+            "extra_field",
+            k,
+            bh,
+            seal_pt(&canonicalize(&json!({"name": "a", "size": 1, "hash": h, "mtime": 5}))),
+            "invalid_request",
+        ),
+        (
+            "hash_uppercase",
+            k,
+            bh,
+            seal_pt(&canonicalize(&json!({"name": "a", "size": 1, "hash": h.to_uppercase()}))),
+            "invalid_encoding",
+        ),
+        (
+            "size_is_a_string",
+            k,
+            bh,
+            seal_pt(&canonicalize(&json!({"name": "a", "size": "1", "hash": h}))),
+            "invalid_request",
+        ),
         ("sealed_not_base64url", k, bh, format!("{good_meta}="), "invalid_encoding"),
     ];
     let meta_invalid: Vec<Value> = mi
@@ -2001,7 +2704,8 @@ fn check_files(v: &Value) {
         blobs.insert(name(c), blob);
     }
     for c in arr(v, "stream_invalid") {
-        let blob = assemble(arr(c, "blob"), &|n: &str| blobs.get(n).unwrap_or_else(|| panic!("unknown source {n}")).clone());
+        let blob =
+            assemble(arr(c, "blob"), &|n: &str| blobs.get(n).unwrap_or_else(|| panic!("unknown source {n}")).clone());
         expect_code(c, files::decrypt_bytes(hx32(c, "file_key"), hx32(c, "commit"), &blob));
         assert!(["aead", "commit", "truncated", "empty_final"].contains(&s(c, "reason")));
     }
@@ -2010,13 +2714,21 @@ fn check_files(v: &Value) {
         assert_eq!(pk(hx32(c, "recipient_seed")), r);
         let w = files::wrap_with(hx32(c, "eph_secret"), &r, &owner, &bh, &k).unwrap();
         assert_eq!((w.enc.as_str(), w.ct.as_str()), (s(c, "enc"), s(c, "ct")), "case {}", name(c));
-        let (big_e, ss, key) = kem(hx32(c, "eph_secret"), &r, b"kez-v1/file-key", &[owner.as_bytes().as_slice(), &bh].concat());
-        assert_eq!((b64_encode(&big_e), hex_encode(&ss), hex_encode(&key)), (s(c, "enc").into(), s(c, "shared_secret_hex").into(), s(c, "wrap_key_hex").into()));
+        let (big_e, ss, key) =
+            kem(hx32(c, "eph_secret"), &r, b"kez-v1/file-key", &[owner.as_bytes().as_slice(), &bh].concat());
+        assert_eq!(
+            (b64_encode(&big_e), hex_encode(&ss), hex_encode(&key)),
+            (s(c, "enc").into(), s(c, "shared_secret_hex").into(), s(c, "wrap_key_hex").into())
+        );
         assert_eq!(files::unwrap(&w, &seed_of(c, "recipient_seed"), &owner, &bh), Some(k), "case {}", name(c));
     }
     for c in arr(v, "wraps_invalid") {
         let w = Wrap { enc: s(&c["wrap"], "enc").into(), ct: s(&c["wrap"], "ct").into() };
-        assert!(files::unwrap(&w, &seed_of(c, "reader_seed"), &key_of(c, "owner"), &hx32(c, "blob_hash")).is_none(), "case {}", name(c));
+        assert!(
+            files::unwrap(&w, &seed_of(c, "reader_seed"), &key_of(c, "owner"), &hx32(c, "blob_hash")).is_none(),
+            "case {}",
+            name(c)
+        );
     }
     for c in arr(v, "meta") {
         let (k, bh) = (hx32(c, "file_key"), hx32(c, "blob_hash"));
@@ -2043,7 +2755,11 @@ fn files_json() {
 // ----------------------------------------------------------- manifests.json
 
 fn pointer_of(v: &Value) -> kv_schemas::sigchain::SharedFiles {
-    kv_schemas::sigchain::SharedFiles { manifest: s(v, "manifest").into(), manifest_seq: u(v, "manifest_seq"), size: u(v, "size") }
+    kv_schemas::sigchain::SharedFiles {
+        manifest: s(v, "manifest").into(),
+        manifest_seq: u(v, "manifest_seq"),
+        size: u(v, "size"),
+    }
 }
 
 fn gen_manifests() -> Value {
@@ -2081,12 +2797,20 @@ fn gen_manifests() -> Value {
     let mut invalid = vec![];
     let mut add = |n: &str, owner: PublicKey, pointer: Value, bytes: Vec<u8>, code: &str| {
         intend(n, manifest::verify_against(&bytes, &owner, &pointer_of(&pointer)), code);
-        invalid.push(json!({"name": n, "owner": owner.to_string(), "pointer": pointer, "bytes": text(&bytes), "error": code}));
+        invalid.push(
+            json!({"name": n, "owner": owner.to_string(), "pointer": pointer, "bytes": text(&bytes), "error": code}),
+        );
     };
     let tampered = text(&fx.bytes).replacen("\"seq\":1", "\"seq\":2", 1).into_bytes();
     add("tampered_seq_pointer_matches", owner, ptr(&tampered, 2), tampered, "bad_signature");
     add("seq_differs_from_pointer", owner, ptr(&fx.bytes, 2), fx.bytes.clone(), "invalid_manifest");
-    add("hash_differs_from_pointer", owner, json!({"manifest": hex_encode(blake3::hash(b"other").as_bytes()), "manifest_seq": 1, "size": fx.bytes.len()}), fx.bytes.clone(), "invalid_manifest");
+    add(
+        "hash_differs_from_pointer",
+        owner,
+        json!({"manifest": hex_encode(blake3::hash(b"other").as_bytes()), "manifest_seq": 1, "size": fx.bytes.len()}),
+        fx.bytes.clone(),
+        "invalid_manifest",
+    );
     add("owner_is_not_chain_key", pk(BOB), ptr(&fx.bytes, 1), fx.bytes.clone(), "invalid_manifest");
     let spaced = [b" ".as_slice(), &fx.bytes].concat();
     add("not_canonical", owner, ptr(&spaced, 1), spaced, "not_canonical");
@@ -2136,7 +2860,11 @@ fn check_manifests(v: &Value) {
         let (k, n16) = (hx32(f, "file_key"), hx16(f, "n16"));
         let blob = files::encrypt_bytes(&k, n16, &pt);
         let bh = *blake3::hash(&blob).as_bytes();
-        let meta = FileMeta { name: s(f, "name").into(), size: pt.len() as u64, hash: hex_encode(blake3::hash(&pt).as_bytes()) };
+        let meta = FileMeta {
+            name: s(f, "name").into(),
+            size: pt.len() as u64,
+            hash: hex_encode(blake3::hash(&pt).as_bytes()),
+        };
         let recips = arr(f, "recipients");
         let ephs = arr(f, "wrap_eph_secrets");
         assert_eq!(recips.len(), ephs.len());
@@ -2162,7 +2890,10 @@ fn check_manifests(v: &Value) {
     assert_eq!(text(&bytes), s(m, "bytes"));
     assert_eq!(manifest::manifest_hash(&bytes), s(m, "hash"));
     let pointer = pointer_of(&m["pointer"]);
-    assert_eq!((pointer.manifest.as_str(), pointer.manifest_seq, pointer.size), (s(m, "hash"), u(m, "seq"), bytes.len() as u64));
+    assert_eq!(
+        (pointer.manifest.as_str(), pointer.manifest_seq, pointer.size),
+        (s(m, "hash"), u(m, "seq"), bytes.len() as u64)
+    );
     let parsed = manifest::verify_against(&bytes, &owner, &pointer).unwrap();
     assert_eq!(parsed.entries, entries);
     for r in arr(m, "readers") {
@@ -2175,14 +2906,20 @@ fn check_manifests(v: &Value) {
                 assert_eq!(hex_encode(blake3::hash(blob).as_bytes()), e.blob);
                 let back = files::decrypt_bytes(k, e.commit_bytes(), blob).unwrap();
                 assert_eq!(&back, pt);
-                assert_eq!((hex_encode(blake3::hash(&back).as_bytes()), back.len() as u64), (meta.hash.clone(), meta.size));
+                assert_eq!(
+                    (hex_encode(blake3::hash(&back).as_bytes()), back.len() as u64),
+                    (meta.hash.clone(), meta.size)
+                );
                 opened.push(json!({"id": e.id, "file_key": hex_encode(&k), "meta": {"name": meta.name, "size": meta.size, "hash": meta.hash}}));
             }
         }
         assert_eq!(&Value::Array(opened), &r["opens"], "reader {}", name(r));
     }
     for c in arr(v, "invalid") {
-        expect_code(c, manifest::verify_against(s(c, "bytes").as_bytes(), &key_of(c, "owner"), &pointer_of(&c["pointer"])));
+        expect_code(
+            c,
+            manifest::verify_against(s(c, "bytes").as_bytes(), &key_of(c, "owner"), &pointer_of(&c["pointer"])),
+        );
     }
 }
 

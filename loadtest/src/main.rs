@@ -129,7 +129,13 @@ where
     }
     let elapsed = start.elapsed();
     latencies.sort();
-    Run { name: name.into(), requests: latencies.len() as u64, errors: errors.load(Ordering::Relaxed), elapsed, latencies }
+    Run {
+        name: name.into(),
+        requests: latencies.len() as u64,
+        errors: errors.load(Ordering::Relaxed),
+        elapsed,
+        latencies,
+    }
 }
 
 fn get(addr: SocketAddr, path: &str) -> hyper::Request<Full<Bytes>> {
@@ -172,7 +178,10 @@ async fn http(duration: Duration, concurrency: usize, users: usize) -> Result<()
     });
     let hop = server.connect_as(ServiceUser::Gateway).await?;
     let baseline = axum::Router::new()
-        .route("/bare", axum::routing::get(|| async { axum::Json(serde_json::json!({"ok":true,"service":"kez","v":1})) }))
+        .route(
+            "/bare",
+            axum::routing::get(|| async { axum::Json(serde_json::json!({"ok":true,"service":"kez","v":1})) }),
+        )
         .route(
             "/nats",
             axum::routing::get(move || {
@@ -201,7 +210,11 @@ async fn http(duration: Duration, concurrency: usize, users: usize) -> Result<()
     runs.push(load("axum→NATS→echo GET", &client, duration, concurrency, move |_| get(base, "/nats")).await);
     let pool = key_pool.clone();
     let reg = load("POST /v1/register", &client, duration, concurrency, move |i| {
-        let sk = if (i as usize) < pool.len() { pool[i as usize].clone() } else { SigningKey::from_bytes(&kv_schemas::random_bytes()) };
+        let sk = if (i as usize) < pool.len() {
+            pool[i as usize].clone()
+        } else {
+            SigningKey::from_bytes(&kv_schemas::random_bytes())
+        };
         let h = Handle::new(&format!("u{i}"), DOMAIN).expect("handle");
         let body = register::build(&sk, &h, now_ms(), kv_schemas::random_bytes());
         hyper::Request::post(format!("http://{gw}/v1/register"))
@@ -217,8 +230,14 @@ async fn http(duration: Duration, concurrency: usize, users: usize) -> Result<()
         load("GET /v1/u/:handle", &client, duration, concurrency, move |i| get(gw, &format!("/v1/u/u{}", i % n))).await,
     );
 
-    println!("\nkez-loadtest http: {concurrency} in flight, {}s per route, client+gateway+services in one process, nats-server separate\n", duration.as_secs());
-    println!("{:<24} {:>10} {:>8} {:>10} {:>10} {:>9} {:>9}", "route", "req/s", "errors", "p50", "p99", "×bare", "×hop");
+    println!(
+        "\nkez-loadtest http: {concurrency} in flight, {}s per route, client+gateway+services in one process, nats-server separate\n",
+        duration.as_secs()
+    );
+    println!(
+        "{:<24} {:>10} {:>8} {:>10} {:>10} {:>9} {:>9}",
+        "route", "req/s", "errors", "p50", "p99", "×bare", "×hop"
+    );
     let bare = runs[0].rate();
     let hop_rate = runs[1].rate();
     for r in &runs {
@@ -233,7 +252,9 @@ async fn http(duration: Duration, concurrency: usize, users: usize) -> Result<()
             r.rate() / hop_rate
         );
     }
-    println!("\ntargets (shared/briefs/baselines.md): GET /v1/u ≥ 0.8× the hop baseline; register ≥ 0.25× the hop baseline");
+    println!(
+        "\ntargets (shared/briefs/baselines.md): GET /v1/u ≥ 0.8× the hop baseline; register ≥ 0.25× the hop baseline"
+    );
     drop(services);
     Ok(())
 }

@@ -100,7 +100,10 @@ impl Account {
 /// Refuses to overwrite an existing account.
 pub fn ensure_no_account(paths: &Paths) -> Result<()> {
     if let Some(a) = Account::load(paths)? {
-        return Err(ClientError::AccountExists { home: paths.home().display().to_string(), handle: a.handle.to_string() });
+        return Err(ClientError::AccountExists {
+            home: paths.home().display().to_string(),
+            handle: a.handle.to_string(),
+        });
     }
     if paths.key_file().exists() {
         return Err(ClientError::AccountExists {
@@ -185,14 +188,23 @@ pub struct Restored {
 
 /// Restores the account of `id` from the server: finds the handle by key,
 /// pulls and verifies the own sigchain, stores the key and the account.
-pub async fn restore(paths: &Paths, api: &Api, config: &ClientConfig, id: &Identity, passphrase: &str) -> Result<Restored> {
+pub async fn restore(
+    paths: &Paths,
+    api: &Api,
+    config: &ClientConfig,
+    id: &Identity,
+    passphrase: &str,
+) -> Result<Restored> {
     ensure_no_account(paths)?;
     let rec = api
         .lookup_key(&id.public_key())
         .await?
         .ok_or_else(|| ClientError::NotRegistered { server: api.base().to_string() })?;
     if rec.handle.domain() != config.domain {
-        return Err(ClientError::BadServerReply(format!("the registry answered with a handle of {}", rec.handle.domain())));
+        return Err(ClientError::BadServerReply(format!(
+            "the registry answered with a handle of {}",
+            rec.handle.domain()
+        )));
     }
     let state = own_chain(api, &id.public_key()).await?;
     let mut account = new_account(api, config, id, rec.handle);
@@ -213,8 +225,8 @@ pub async fn restore(paths: &Paths, api: &Api, config: &ClientConfig, id: &Ident
 /// Fetches and verifies the own sigchain.
 pub async fn own_chain(api: &Api, key: &PublicKey) -> Result<ChainState> {
     let links = api.sigchain(key).await?;
-    let (state, _) =
-        verify_chain(key, &links).map_err(|e| ClientError::ChainInvalid { who: "your own account".into(), reason: e.to_string() })?;
+    let (state, _) = verify_chain(key, &links)
+        .map_err(|e| ClientError::ChainInvalid { who: "your own account".into(), reason: e.to_string() })?;
     Ok(state)
 }
 
@@ -232,10 +244,8 @@ pub async fn ensure_endpoints(api: &Api, account: &mut Account, id: &Identity) -
         });
     }
     let inbox = kv_schemas::subjects::inbox_subject(&key);
-    let wanted = [
-        Endpoint::Nats { subject: inbox, url: account.nats_url.clone() },
-        Endpoint::Iroh { node_id: key.hex() },
-    ];
+    let wanted =
+        [Endpoint::Nats { subject: inbox, url: account.nats_url.clone() }, Endpoint::Iroh { node_id: key.hex() }];
     for endpoint in wanted {
         let present = state.endpoints.iter().any(|e| e.endpoint == endpoint);
         if present {
@@ -243,7 +253,13 @@ pub async fn ensure_endpoints(api: &Api, account: &mut Account, id: &Identity) -
         }
         let mut attempt = 0;
         loop {
-            let link = build_link(id.signing_key(), state.seqno + 1, state.tail.as_deref(), now_ms(), &Op::AddEndpoint(endpoint.clone()));
+            let link = build_link(
+                id.signing_key(),
+                state.seqno + 1,
+                state.tail.as_deref(),
+                now_ms(),
+                &Op::AddEndpoint(endpoint.clone()),
+            );
             match api.append_link(&key, link).await {
                 Ok(_) => break,
                 // Another device appended meanwhile: re-read the chain and retry once.

@@ -220,10 +220,9 @@ impl Api {
                 Some(ErrorCode::HandleReserved) => ClientError::HandleReserved(handle.to_string()),
                 Some(ErrorCode::KeyRegistered) => ClientError::KeyAlreadyRegistered,
                 Some(ErrorCode::InvalidHandle) => ClientError::InvalidHandle(f.message),
-                _ if f.status == 429 => ClientError::Server {
-                    code: f.code_text,
-                    message: format!("{} (try again in a minute)", f.message),
-                },
+                _ if f.status == 429 => {
+                    ClientError::Server { code: f.code_text, message: format!("{} (try again in a minute)", f.message) }
+                }
                 _ => f.into_error(),
             }),
         }

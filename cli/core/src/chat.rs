@@ -132,7 +132,9 @@ pub enum Received {
 fn body_value(body: &Body) -> (String, serde_json::Value) {
     match body {
         Body::Text(t) => ("text".into(), json!({ "text": t })),
-        Body::FileShare { entry, node_id } => ("file_share".into(), json!({ "entry": entry.to_value(), "node_id": node_id })),
+        Body::FileShare { entry, node_id } => {
+            ("file_share".into(), json!({ "entry": entry.to_value(), "node_id": node_id }))
+        }
     }
 }
 

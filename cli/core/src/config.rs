@@ -150,7 +150,10 @@ mod tests {
         let file = FileConfig { server: Some("file.example".into()) };
         assert_eq!(resolve_server(Some("http://127.0.0.1:8080/"), &file, None).unwrap(), "http://127.0.0.1:8080");
         assert_eq!(resolve_server(None, &file, Some("https://acct.example")).unwrap(), "https://file.example");
-        assert_eq!(resolve_server(None, &FileConfig::default(), Some("https://acct.example")).unwrap(), "https://acct.example");
+        assert_eq!(
+            resolve_server(None, &FileConfig::default(), Some("https://acct.example")).unwrap(),
+            "https://acct.example"
+        );
         assert_eq!(resolve_server(None, &FileConfig::default(), None).unwrap(), DEFAULT_SERVER);
         assert!(normalize_server("ftp://x").is_err());
         assert_eq!(server_for_domain("kez.lat", "kez.lat", "http://h"), "http://h");

@@ -252,9 +252,16 @@ mod tests {
         let mut prev: Option<String> = None;
         for seqno in 1..=n {
             let op = if seqno == 1 {
-                Op::AddEndpoint(Endpoint::Nats { subject: kv_schemas::subjects::inbox_subject(&key), url: first_url.into() })
+                Op::AddEndpoint(Endpoint::Nats {
+                    subject: kv_schemas::subjects::inbox_subject(&key),
+                    url: first_url.into(),
+                })
             } else {
-                Op::AddClaim(kv_schemas::sigchain::Claim { service: "dns".into(), account: format!("x{seqno}.example"), proof: None })
+                Op::AddClaim(kv_schemas::sigchain::Claim {
+                    service: "dns".into(),
+                    account: format!("x{seqno}.example"),
+                    proof: None,
+                })
             };
             let bytes = build_link(sk, seqno, prev.as_deref(), 1_800_000_000_000 + seqno, &op);
             let link = kv_schemas::sigchain::parse_link(&bytes).unwrap();

@@ -48,7 +48,9 @@ pub enum ClientError {
     #[error("not a valid handle: {0}")]
     InvalidHandle(String),
     /// The key has no registration on the server (yet).
-    #[error("this key is not registered on {server} yet (run `kez-chat register <handle>`, or `kez-chat restore` if it was registered elsewhere)")]
+    #[error(
+        "this key is not registered on {server} yet (run `kez-chat register <handle>`, or `kez-chat restore` if it was registered elsewhere)"
+    )]
     NotRegistered {
         /// The server asked.
         server: String,
@@ -113,7 +115,9 @@ pub enum ClientError {
     #[error("these words belong to a different key than this account's")]
     MnemonicMismatch,
     /// The retyped words did not match the ones shown.
-    #[error("the words you typed do not match; nothing was registered. Write the 24 words down carefully and try again")]
+    #[error(
+        "the words you typed do not match; nothing was registered. Write the 24 words down carefully and try again"
+    )]
     BackupCheckFailed,
     /// The server answered with an error not covered above.
     #[error("the server refused: {code}: {message}")]
@@ -179,7 +183,9 @@ impl ClientError {
     pub fn exit_code(&self) -> i32 {
         use ClientError::*;
         match self {
-            Usage(_) | InvalidHandle(_) | Mnemonic(_) | BackupCheckFailed | AccountExists { .. } | NoAccount { .. } => 2,
+            Usage(_) | InvalidHandle(_) | Mnemonic(_) | BackupCheckFailed | AccountExists { .. } | NoAccount { .. } => {
+                2
+            }
             ServerUnreachable { .. } | BrokerUnreachable { .. } => 3,
             HandleNotFound { .. } | NotAContact(_) | NoInbox(_) => 4,
             KeyChanged { .. } => 5,

@@ -251,7 +251,10 @@ mod tests {
         assert_eq!(Identity::from_mnemonic(&vt).unwrap_err(), MnemonicError::WordCount { got: 23 });
         // Kelvin sign is not folded to 'k'.
         let kelvin = format!("\u{212a}ey {}", ZERO_WORDS.split_once(' ').unwrap().1);
-        assert!(matches!(Identity::from_mnemonic(&kelvin).unwrap_err(), MnemonicError::UnknownWord { position: 1, .. }));
+        assert!(matches!(
+            Identity::from_mnemonic(&kelvin).unwrap_err(),
+            MnemonicError::UnknownWord { position: 1, .. }
+        ));
     }
 
     #[test]

@@ -106,7 +106,9 @@ impl Store {
         let db = loop {
             match sled::Config::new().path(dir).open() {
                 Ok(db) => break db,
-                Err(e) if is_lock_error(&e) && Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+                Err(e) if is_lock_error(&e) && Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(50))
+                }
                 Err(e) if is_lock_error(&e) => {
                     return Err(ClientError::Store(format!(
                         "{} is in use by another kez-chat process that did not let go for {}s",

@@ -7,8 +7,8 @@
 mod common;
 
 use common::*;
-use kez_client::identity::{MnemonicError, mnemonic_to_seed};
 use kez_client::Identity;
+use kez_client::identity::{MnemonicError, mnemonic_to_seed};
 use serde_json::{Value, json};
 
 const ZERO_WORDS: &str = "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon art";
@@ -16,13 +16,41 @@ const ZERO_WORDS: &str = "abandon abandon abandon abandon abandon abandon abando
 /// BIP-39 reference vectors for 256-bit entropy (trezor/python-mnemonic vectors.json).
 const BIP39: &[(&str, &str, &str)] = &[
     ("bip39_entropy_00", "0000000000000000000000000000000000000000000000000000000000000000", ZERO_WORDS),
-    ("bip39_entropy_7f", "7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f", "legal winner thank year wave sausage worth useful legal winner thank year wave sausage worth useful legal winner thank year wave sausage worth title"),
-    ("bip39_entropy_80", "8080808080808080808080808080808080808080808080808080808080808080", "letter advice cage absurd amount doctor acoustic avoid letter advice cage absurd amount doctor acoustic avoid letter advice cage absurd amount doctor acoustic bless"),
-    ("bip39_entropy_ff", "ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff", "zoo zoo zoo zoo zoo zoo zoo zoo zoo zoo zoo zoo zoo zoo zoo zoo zoo zoo zoo zoo zoo zoo zoo vote"),
-    ("bip39_trezor_68a79e", "68a79eaca2324873eacc50cb9c6eca8cc68ea5d936f98787c60c7ebc74e6ce7c", "hamster diagram private dutch cause delay private meat slide toddler razor book happy fancy gospel tennis maple dilemma loan word shrug inflict delay length"),
-    ("bip39_trezor_9f6a28", "9f6a2878b2520799a44ef18bc7df394e7061a224d2c33cd015b157d746869863", "panda eyebrow bullet gorilla call smoke muffin taste mesh discover soft ostrich alcohol speed nation flash devote level hobby quick inner drive ghost inside"),
-    ("bip39_trezor_066dca", "066dca1a2bb7e8a1db2832148ce9933eea0f3ac9548d793112d9a95c9407efad", "all hour make first leader extend hole alien behind guard gospel lava path output census museum junior mass reopen famous sing advance salt reform"),
-    ("bip39_trezor_f585c1", "f585c11aec520db57dd353c69554b21a89b20fb0650966fa0a9d6f74fd989d8f", "void come effort suffer camp survey warrior heavy shoot primary clutch crush open amazing screen patrol group space point ten exist slush involve unfold"),
+    (
+        "bip39_entropy_7f",
+        "7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f",
+        "legal winner thank year wave sausage worth useful legal winner thank year wave sausage worth useful legal winner thank year wave sausage worth title",
+    ),
+    (
+        "bip39_entropy_80",
+        "8080808080808080808080808080808080808080808080808080808080808080",
+        "letter advice cage absurd amount doctor acoustic avoid letter advice cage absurd amount doctor acoustic avoid letter advice cage absurd amount doctor acoustic bless",
+    ),
+    (
+        "bip39_entropy_ff",
+        "ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
+        "zoo zoo zoo zoo zoo zoo zoo zoo zoo zoo zoo zoo zoo zoo zoo zoo zoo zoo zoo zoo zoo zoo zoo vote",
+    ),
+    (
+        "bip39_trezor_68a79e",
+        "68a79eaca2324873eacc50cb9c6eca8cc68ea5d936f98787c60c7ebc74e6ce7c",
+        "hamster diagram private dutch cause delay private meat slide toddler razor book happy fancy gospel tennis maple dilemma loan word shrug inflict delay length",
+    ),
+    (
+        "bip39_trezor_9f6a28",
+        "9f6a2878b2520799a44ef18bc7df394e7061a224d2c33cd015b157d746869863",
+        "panda eyebrow bullet gorilla call smoke muffin taste mesh discover soft ostrich alcohol speed nation flash devote level hobby quick inner drive ghost inside",
+    ),
+    (
+        "bip39_trezor_066dca",
+        "066dca1a2bb7e8a1db2832148ce9933eea0f3ac9548d793112d9a95c9407efad",
+        "all hour make first leader extend hole alien behind guard gospel lava path output census museum junior mass reopen famous sing advance salt reform",
+    ),
+    (
+        "bip39_trezor_f585c1",
+        "f585c11aec520db57dd353c69554b21a89b20fb0650966fa0a9d6f74fd989d8f",
+        "void come effort suffer camp survey warrior heavy shoot primary clutch crush open amazing screen patrol group space point ten exist slush involve unfold",
+    ),
 ];
 
 const OTHER_SEEDS: &[(&str, &str)] = &[
@@ -55,7 +83,9 @@ fn identity_case(name: &str, seed: [u8; 32]) -> Value {
 fn error_json(e: &MnemonicError) -> Value {
     match e {
         MnemonicError::WordCount { got } => json!({"kind": "word_count", "count": got}),
-        MnemonicError::UnknownWord { position, word } => json!({"kind": "unknown_word", "position": position, "word": word}),
+        MnemonicError::UnknownWord { position, word } => {
+            json!({"kind": "unknown_word", "position": position, "word": word})
+        }
         MnemonicError::Checksum => json!({"kind": "checksum"}),
     }
 }
@@ -99,25 +129,69 @@ fn generate() -> Value {
     let bad: Vec<(&str, String, Value)> = vec![
         ("empty", String::new(), json!({"kind": "word_count", "count": 0})),
         ("whitespace_only", " \t\n".into(), json!({"kind": "word_count", "count": 0})),
-        ("valid_12_word_bip39_mnemonic", "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about".into(), json!({"kind": "word_count", "count": 12})),
-        ("23_words", ZERO_WORDS.split(' ').skip(1).collect::<Vec<_>>().join(" "), json!({"kind": "word_count", "count": 23})),
+        (
+            "valid_12_word_bip39_mnemonic",
+            "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about".into(),
+            json!({"kind": "word_count", "count": 12}),
+        ),
+        (
+            "23_words",
+            ZERO_WORDS.split(' ').skip(1).collect::<Vec<_>>().join(" "),
+            json!({"kind": "word_count", "count": 23}),
+        ),
         ("25_words", format!("abandon {ZERO_WORDS}"), json!({"kind": "word_count", "count": 25})),
         ("count_checked_before_words", "abandon abandonn abandon".into(), json!({"kind": "word_count", "count": 3})),
-        ("vertical_tab_is_not_whitespace", ZERO_WORDS.replacen(' ', "\x0b", 1), json!({"kind": "word_count", "count": 23})),
+        (
+            "vertical_tab_is_not_whitespace",
+            ZERO_WORDS.replacen(' ', "\x0b", 1),
+            json!({"kind": "word_count", "count": 23}),
+        ),
         ("nbsp_is_not_whitespace", ZERO_WORDS.replacen(' ', "\u{a0}", 1), json!({"kind": "word_count", "count": 23})),
-        ("unknown_word_position_7", with(6, "abandonn", &mut words), json!({"kind": "unknown_word", "position": 7, "word": "abandonn"})),
-        ("unknown_word_position_24", with(23, "artt", &mut words), json!({"kind": "unknown_word", "position": 24, "word": "artt"})),
-        ("first_unknown_word_reported", {
-            let mut v = words.clone();
-            v[2] = "xyzzy".into();
-            v[9] = "plugh".into();
-            v.join(" ")
-        }, json!({"kind": "unknown_word", "position": 3, "word": "xyzzy"})),
-        ("unknown_word_reported_lowercased", with(0, "ABANDONN", &mut words), json!({"kind": "unknown_word", "position": 1, "word": "abandonn"})),
-        ("four_letter_prefix_is_not_a_word", with(0, "aban", &mut words), json!({"kind": "unknown_word", "position": 1, "word": "aban"})),
-        ("kelvin_sign_not_folded", with(0, "\u{212a}ey", &mut words), json!({"kind": "unknown_word", "position": 1, "word": "\u{212a}ey"})),
-        ("accented_letter", with(0, "abandón", &mut words), json!({"kind": "unknown_word", "position": 1, "word": "abandón"})),
-        ("fullwidth_letters", with(0, "\u{ff41}bandon", &mut words), json!({"kind": "unknown_word", "position": 1, "word": "\u{ff41}bandon"})),
+        (
+            "unknown_word_position_7",
+            with(6, "abandonn", &mut words),
+            json!({"kind": "unknown_word", "position": 7, "word": "abandonn"}),
+        ),
+        (
+            "unknown_word_position_24",
+            with(23, "artt", &mut words),
+            json!({"kind": "unknown_word", "position": 24, "word": "artt"}),
+        ),
+        (
+            "first_unknown_word_reported",
+            {
+                let mut v = words.clone();
+                v[2] = "xyzzy".into();
+                v[9] = "plugh".into();
+                v.join(" ")
+            },
+            json!({"kind": "unknown_word", "position": 3, "word": "xyzzy"}),
+        ),
+        (
+            "unknown_word_reported_lowercased",
+            with(0, "ABANDONN", &mut words),
+            json!({"kind": "unknown_word", "position": 1, "word": "abandonn"}),
+        ),
+        (
+            "four_letter_prefix_is_not_a_word",
+            with(0, "aban", &mut words),
+            json!({"kind": "unknown_word", "position": 1, "word": "aban"}),
+        ),
+        (
+            "kelvin_sign_not_folded",
+            with(0, "\u{212a}ey", &mut words),
+            json!({"kind": "unknown_word", "position": 1, "word": "\u{212a}ey"}),
+        ),
+        (
+            "accented_letter",
+            with(0, "abandón", &mut words),
+            json!({"kind": "unknown_word", "position": 1, "word": "abandón"}),
+        ),
+        (
+            "fullwidth_letters",
+            with(0, "\u{ff41}bandon", &mut words),
+            json!({"kind": "unknown_word", "position": 1, "word": "\u{ff41}bandon"}),
+        ),
         ("checksum_all_abandon", "abandon ".repeat(24), json!({"kind": "checksum"})),
         ("checksum_last_word_changed", with(23, "zoo", &mut words), json!({"kind": "checksum"})),
         ("checksum_two_words_swapped", swapped.join(" "), json!({"kind": "checksum"})),

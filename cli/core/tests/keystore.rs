@@ -6,8 +6,8 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 
-use kez_client::keystore::{self, KdfParams, Keystore, KeystoreError, read_public_key};
 use kez_client::Identity;
+use kez_client::keystore::{self, KdfParams, Keystore, KeystoreError, read_public_key};
 
 fn store() -> Keystore {
     Keystore::with_params(KdfParams::insecure_for_tests())
@@ -106,7 +106,10 @@ fn corruption_and_tampering_are_detected() {
     assert!(matches!(Keystore::decrypt(&serde_json::to_vec(&v).unwrap(), "pw"), Err(KeystoreError::Corrupt(_))));
     let mut v: serde_json::Value = serde_json::from_slice(&good).unwrap();
     v["version"] = 2.into();
-    assert!(matches!(Keystore::decrypt(&serde_json::to_vec(&v).unwrap(), "pw"), Err(KeystoreError::UnsupportedVersion(2))));
+    assert!(matches!(
+        Keystore::decrypt(&serde_json::to_vec(&v).unwrap(), "pw"),
+        Err(KeystoreError::UnsupportedVersion(2))
+    ));
     assert!(matches!(Keystore::decrypt(b"not json", "pw"), Err(KeystoreError::Corrupt(_))));
     assert!(matches!(Keystore::decrypt(b"{}", "pw"), Err(KeystoreError::Corrupt(_))));
 }

@@ -77,7 +77,9 @@ fn backup_dialogue(ctx: &mut Ctx, id: &Identity, handle: &str, skip_question: bo
     if !skip_question {
         let answer = ctx.input.ask("Have you written down all 24 words? Type \"yes\" to continue: ")?;
         if answer.trim() != "yes" {
-            bail!(ClientError::Usage("registration cancelled: the words were not confirmed; nothing was registered".into()));
+            bail!(ClientError::Usage(
+                "registration cancelled: the words were not confirmed; nothing was registered".into()
+            ));
         }
     }
     if ctx.input.is_terminal() {

@@ -209,7 +209,9 @@ fn show_message(ctx: &Ctx, account: &Account, m: &StoredMessage, sender: &Sender
                 Some(h) => eprintln!(
                     "kez-chat: WARNING: this key is the NEW key of {h}, which you have not trusted; verify it before `kez-chat trust {h} --new-key …`"
                 ),
-                None => eprintln!("kez-chat: note: the sender above is not one of your contacts; nothing proves who they are"),
+                None => eprintln!(
+                    "kez-chat: note: the sender above is not one of your contacts; nothing proves who they are"
+                ),
             }
         }
     }
@@ -278,7 +280,9 @@ pub async fn listen(ctx: &mut Ctx, args: ListenArgs, extra: Vec<ListenExtra>) ->
         bail!(ClientError::Usage("--count must be at least 1".into()));
     }
     let timeout = match args.timeout {
-        Some(t) if !(t.is_finite() && t > 0.0) => bail!(ClientError::Usage("--timeout must be a positive number of seconds".into())),
+        Some(t) if !(t.is_finite() && t > 0.0) => {
+            bail!(ClientError::Usage("--timeout must be a positive number of seconds".into()))
+        }
         Some(t) => Some(Duration::from_secs_f64(t)),
         None => None,
     };

@@ -120,11 +120,16 @@ pub async fn add(ctx: &mut Ctx, args: AddArgs) -> Result<()> {
     } else {
         match change {
             Change::Added => say!("added {} — key pinned on first use", c.handle.display(&account.domain)),
-            Change::Unchanged => say!("{} is already a contact; key unchanged, sigchain re-checked", c.handle.display(&account.domain)),
+            Change::Unchanged => {
+                say!("{} is already a contact; key unchanged, sigchain re-checked", c.handle.display(&account.domain))
+            }
         }
         print_contact(&account, &c);
         if change == Change::Added {
-            eprintln!("Compare the safety number with them (in person or on another channel), then run `kez-chat verify {} --safety-number \"…\"`.", c.handle.display(&account.domain));
+            eprintln!(
+                "Compare the safety number with them (in person or on another channel), then run `kez-chat verify {} --safety-number \"…\"`.",
+                c.handle.display(&account.domain)
+            );
         }
     }
     Ok(())
@@ -209,7 +214,10 @@ pub async fn verify(ctx: &mut Ctx, args: VerifyArgs) -> Result<()> {
         if c.verified {
             say!("{} is verified.", c.handle.display(&account.domain));
         } else {
-            say!("Compare it with theirs, then run: kez-chat verify {} --safety-number \"<the 60 digits>\"", c.handle.display(&account.domain));
+            say!(
+                "Compare it with theirs, then run: kez-chat verify {} --safety-number \"<the 60 digits>\"",
+                c.handle.display(&account.domain)
+            );
         }
     }
     Ok(())

@@ -82,7 +82,11 @@ fn two_users_chat_offline_delivery_in_order_exactly_once() {
     // lost and not shown again when the broker redelivers it.
     alice.ok(&["send", "bob", "before the crash"]);
     alice.ok(&["send", "bob", "after the crash"]);
-    let r = bob.run_with(&["--json", "listen", "--count", "2", "--timeout", "30"], "", &[("KEZ_FAULT", "crash-before-ack")]);
+    let r = bob.run_with(
+        &["--json", "listen", "--count", "2", "--timeout", "30"],
+        "",
+        &[("KEZ_FAULT", "crash-before-ack")],
+    );
     assert_eq!(r.code, 86, "the fault hook ends the process before the ack: {}", r.stderr);
     assert_eq!(texts(&r.inbox_events()), ["before the crash"]);
     // The next run gets the second message at once, then the redelivery of the

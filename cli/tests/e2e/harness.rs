@@ -164,7 +164,8 @@ impl Run {
     }
 
     pub fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", self.stdout, self.stderr))
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", self.stdout, self.stderr))
     }
 
     /// The inbox events of `listen --json` (message, rejected, redelivered);
@@ -233,14 +234,22 @@ impl User {
     /// Runs and requires success.
     pub fn ok(&self, args: &[&str]) -> Run {
         let r = self.run(args);
-        assert_eq!(r.code, 0, "{} {args:?} failed ({}):\nstdout: {}\nstderr: {}", self.name, r.code, r.stdout, r.stderr);
+        assert_eq!(
+            r.code, 0,
+            "{} {args:?} failed ({}):\nstdout: {}\nstderr: {}",
+            self.name, r.code, r.stdout, r.stderr
+        );
         r
     }
 
     /// Runs and requires the exit code `code`.
     pub fn fails(&self, args: &[&str], code: i32) -> Run {
         let r = self.run(args);
-        assert_eq!(r.code, code, "{} {args:?}: expected exit {code}:\nstdout: {}\nstderr: {}", self.name, r.stdout, r.stderr);
+        assert_eq!(
+            r.code, code,
+            "{} {args:?}: expected exit {code}:\nstdout: {}\nstderr: {}",
+            self.name, r.stdout, r.stderr
+        );
         r
     }
 
@@ -254,7 +263,12 @@ impl User {
     }
 
     /// The registration dialogue; `answer_correctly = false` types a wrong word.
-    pub fn register_dialogue(&self, handle: &str, confirm_by_typing_yes: bool, answer_correctly: bool) -> (Run, Vec<String>) {
+    pub fn register_dialogue(
+        &self,
+        handle: &str,
+        confirm_by_typing_yes: bool,
+        answer_correctly: bool,
+    ) -> (Run, Vec<String>) {
         let mut c = self.command();
         c.args(["--json", "register", handle]);
         if !confirm_by_typing_yes {
@@ -271,7 +285,11 @@ impl User {
             transcript.push('\n');
             // "   1. word       2. word …"
             let tokens: Vec<&str> = line.split_whitespace().collect();
-            if tokens.len() >= 2 && tokens.len().is_multiple_of(2) && tokens[0].ends_with('.') && tokens[0][..tokens[0].len() - 1].parse::<usize>().is_ok() {
+            if tokens.len() >= 2
+                && tokens.len().is_multiple_of(2)
+                && tokens[0].ends_with('.')
+                && tokens[0][..tokens[0].len() - 1].parse::<usize>().is_ok()
+            {
                 for pair in tokens.chunks(2) {
                     let n: usize = pair[0].trim_end_matches('.').parse().expect("word number");
                     assert_eq!(n, words.len() + 1, "words are numbered in order: {line}");
@@ -284,7 +302,13 @@ impl User {
             if let Some(rest) = line.strip_prefix("Word #") {
                 let n: usize = rest.trim_end_matches(':').trim().parse().expect("position");
                 let right = words[n - 1].clone();
-                let answer = if answer_correctly { right } else if right == "zoo" { "abandon".into() } else { "zoo".into() };
+                let answer = if answer_correctly {
+                    right
+                } else if right == "zoo" {
+                    "abandon".into()
+                } else {
+                    "zoo".into()
+                };
                 writeln!(stdin, "{answer}").expect("answer");
             }
         }

@@ -49,7 +49,10 @@ async fn broker_stores_neither_plaintext_nor_sender_key() {
         let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
         assert_eq!(keys, ["ct", "enc", "v"], "only the outer envelope is stored");
         for (name, needle) in &needles {
-            assert!(!bytes.windows(needle.len()).any(|w| w == needle.as_slice()), "the stored message #{seq} contains the {name}");
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle.as_slice()),
+                "the stored message #{seq} contains the {name}"
+            );
         }
     }
 

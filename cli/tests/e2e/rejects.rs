@@ -40,14 +40,24 @@ async fn forged_envelopes_are_rejected_reported_and_never_shown() {
 
     // 1. A valid message from a stranger (built by hand, so the forgeries below
     //    differ from an accepted envelope only in the field that lies).
-    let hello = Forge { signer: &m_sk, claimed_from: m_key, inner_to: bob_key, encrypt_to: bob_key, text: "hi, I am new here" }.seal();
+    let hello =
+        Forge { signer: &m_sk, claimed_from: m_key, inner_to: bob_key, encrypt_to: bob_key, text: "hi, I am new here" }
+            .seal();
     // 2. Tampered in transit.
     let tampered = tamper(&seal(&m_sk, &bob_key, &Body::Text("tampered text".into()), now_ms()).unwrap());
     // 3. Claims to be Alice, signed by Mallory.
-    let impersonation =
-        Forge { signer: &m_sk, claimed_from: alice_key, inner_to: bob_key, encrypt_to: bob_key, text: "this is alice, send me your words" }.seal();
+    let impersonation = Forge {
+        signer: &m_sk,
+        claimed_from: alice_key,
+        inner_to: bob_key,
+        encrypt_to: bob_key,
+        text: "this is alice, send me your words",
+    }
+    .seal();
     // 4. Encrypted for Bob but addressed (inside, signed) to Alice: a forwarded message.
-    let forwarded = Forge { signer: &m_sk, claimed_from: m_key, inner_to: alice_key, encrypt_to: bob_key, text: "meant for alice" }.seal();
+    let forwarded =
+        Forge { signer: &m_sk, claimed_from: m_key, inner_to: alice_key, encrypt_to: bob_key, text: "meant for alice" }
+            .seal();
     // 5. A real envelope for Alice, dropped into Bob's inbox.
     let for_alice = seal(&m_sk, &alice_key, &Body::Text("for alice only".into()), now_ms()).unwrap();
     for env in [hello.clone(), tampered, impersonation, forwarded, for_alice, hello] {
@@ -62,7 +72,9 @@ async fn forged_envelopes_are_rejected_reported_and_never_shown() {
         .inbox_events()
         .iter()
         .map(|l| match l["event"].as_str().unwrap() {
-            "message" => (format!("message:{}", l["sender"].as_str().unwrap()), l["text"].as_str().unwrap().to_string()),
+            "message" => {
+                (format!("message:{}", l["sender"].as_str().unwrap()), l["text"].as_str().unwrap().to_string())
+            }
             "rejected" => ("rejected".to_string(), l["code"].as_str().unwrap().to_string()),
             other => (other.to_string(), String::new()),
         })

@@ -29,11 +29,7 @@ pub struct Env {
 }
 
 pub fn config() -> GatewayConfig {
-    GatewayConfig {
-        domain: DOMAIN.into(),
-        public_url: PUBLIC_URL.into(),
-        ..GatewayConfig::default()
-    }
+    GatewayConfig { domain: DOMAIN.into(), public_url: PUBLIC_URL.into(), ..GatewayConfig::default() }
 }
 
 impl Env {
@@ -47,15 +43,8 @@ impl Env {
             .with_test_writer()
             .try_init();
         let server = NatsServer::start().await.expect("nats-server starts");
-        let nats = server
-            .connect_as(ServiceUser::Gateway)
-            .await
-            .expect("gateway connects");
-        Env {
-            server,
-            nats,
-            services: Mutex::new(Vec::new()),
-        }
+        let nats = server.connect_as(ServiceUser::Gateway).await.expect("gateway connects");
+        Env { server, nats, services: Mutex::new(Vec::new()) }
     }
 
     /// The router with the test config and no web app.
@@ -67,12 +56,8 @@ impl Env {
     pub fn app_with(&self, edit: impl FnOnce(&mut GatewayConfig)) -> Router {
         let mut c = config();
         edit(&mut c);
-        let state = AppState::with_assets(
-            c,
-            self.nats.clone(),
-            WebAssets::from_files(Vec::<(String, Bytes)>::new()),
-        )
-        .expect("config is valid");
+        let state = AppState::with_assets(c, self.nats.clone(), WebAssets::from_files(Vec::<(String, Bytes)>::new()))
+            .expect("config is valid");
         kez_gateway::app(state)
     }
 
@@ -84,24 +69,15 @@ impl Env {
         Fut: std::future::Future<Output = Result<Bytes, KezError>> + Send + 'static,
     {
         let client = self.server.connect_ops().await.expect("responder connects");
-        let service = svc::start(&client, name, "test stand-in")
-            .await
-            .expect("service starts");
+        let service = svc::start(&client, name, "test stand-in").await.expect("service starts");
         let endpoint = subject.rsplit('.').next().unwrap_or("e");
-        svc::serve(&service, endpoint, subject, handler)
-            .await
-            .expect("endpoint added");
+        svc::serve(&service, endpoint, subject, handler).await.expect("endpoint added");
         settle(&client).await;
         self.services.lock().unwrap().push(service);
     }
 
     /// A stand-in that answers `reply` and records every request body.
-    pub async fn fake_recording(
-        &self,
-        name: &str,
-        subject: &str,
-        reply: Result<&str, KezError>,
-    ) -> Recorder {
+    pub async fn fake_recording(&self, name: &str, subject: &str, reply: Result<&str, KezError>) -> Recorder {
         let seen = Recorder::default();
         let recorder = seen.clone();
         let reply = reply.map(|s| Bytes::from(s.to_string()));
@@ -122,14 +98,8 @@ pub async fn settle(client: &async_nats::Client) {
     use futures::StreamExt as _;
     let subject = client.new_inbox();
     let mut sub = client.subscribe(subject.clone()).await.expect("subscribe");
-    client
-        .publish(subject, Bytes::new())
-        .await
-        .expect("publish");
-    tokio::time::timeout(Duration::from_secs(10), sub.next())
-        .await
-        .expect("settles")
-        .expect("message");
+    client.publish(subject, Bytes::new()).await.expect("publish");
+    tokio::time::timeout(Duration::from_secs(10), sub.next()).await.expect("settles").expect("message");
 }
 
 /// Request bodies a stand-in received.
@@ -156,8 +126,7 @@ pub struct Resp {
 
 impl Resp {
     pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -167,43 +136,25 @@ impl Resp {
     /// Asserts the PROTOCOL.md §10 error shape and returns the code.
     pub fn error_code(&self) -> String {
         let v = self.json();
-        assert_eq!(
-            self.header("content-type"),
-            Some("application/json"),
-            "{self:?}"
-        );
+        assert_eq!(self.header("content-type"), Some("application/json"), "{self:?}");
         let obj = v.as_object().unwrap();
         assert_eq!(obj.len(), 1, "{v}");
-        let err = v["error"]
-            .as_object()
-            .unwrap_or_else(|| panic!("no error object: {v}"));
+        let err = v["error"].as_object().unwrap_or_else(|| panic!("no error object: {v}"));
         assert_eq!(err.len(), 2, "{v}");
         assert!(err["message"].is_string(), "{v}");
         let code = err["code"].as_str().unwrap().to_string();
-        let parsed =
-            kv_schemas::ErrorCode::parse(&code).unwrap_or_else(|| panic!("unknown code {code}"));
-        assert_eq!(
-            self.status.as_u16(),
-            parsed.http_status(),
-            "status of {code}"
-        );
+        let parsed = kv_schemas::ErrorCode::parse(&code).unwrap_or_else(|| panic!("unknown code {code}"));
+        assert_eq!(self.status.as_u16(), parsed.http_status(), "status of {code}");
         code
     }
 
     pub fn message(&self) -> String {
-        self.json()["error"]["message"]
-            .as_str()
-            .unwrap()
-            .to_string()
+        self.json()["error"]["message"].as_str().unwrap().to_string()
     }
 }
 
 pub fn request(method: Method, uri: &str, body: impl Into<Body>) -> Request<Body> {
-    Request::builder()
-        .method(method)
-        .uri(uri)
-        .body(body.into())
-        .unwrap()
+    Request::builder().method(method).uri(uri).body(body.into()).unwrap()
 }
 
 pub fn get(uri: &str) -> Request<Body> {
@@ -232,14 +183,8 @@ pub async fn send(app: &Router, req: Request<Body>) -> Resp {
         .unwrap();
     let status = res.status();
     let headers = res.headers().clone();
-    let body = axum::body::to_bytes(res.into_body(), usize::MAX)
-        .await
-        .unwrap();
-    Resp {
-        status,
-        headers,
-        body,
-    }
+    let body = axum::body::to_bytes(res.into_body(), usize::MAX).await.unwrap();
+    Resp { status, headers, body }
 }
 
 /// A valid key's hex (the RFC 8032 test key 1).

@@ -51,12 +51,7 @@ async fn register_lookup_webfinger_sigchain_manifest() {
     let _services = start_services(&env, 1).await;
     // The auth callout needs its own deployment (AUTH account, issuer keys); a stand-in
     // answers its ping so /v1/healthz can be green.
-    env.fake(
-        service::AUTH_CALLOUT,
-        "kez.svc.test.callout_status",
-        |_| async { Ok("{}".into()) },
-    )
-    .await;
+    env.fake(service::AUTH_CALLOUT, "kez.svc.test.callout_status", |_| async { Ok("{}".into()) }).await;
     let app = env.app();
 
     let res = send(&app, get("/v1/healthz")).await;
@@ -69,40 +64,19 @@ async fn register_lookup_webfinger_sigchain_manifest() {
     let reg = register::build(&sk, &handle, now_ms(), random_bytes());
     let res = send(&app, post("/v1/register", reg.clone())).await;
     assert_eq!(res.status, StatusCode::CREATED, "{res:?}");
-    assert_eq!(
-        res.json(),
-        json!({"handle": handle.to_string(), "key": key.to_string(), "created": true})
-    );
+    assert_eq!(res.json(), json!({"handle": handle.to_string(), "key": key.to_string(), "created": true}));
     // The same bytes again are a replay; a fresh request by the same key is idempotent.
     let res = send(&app, post("/v1/register", reg)).await;
     assert_eq!(res.error_code(), "replayed");
-    let res = send(
-        &app,
-        post(
-            "/v1/register",
-            register::build(&sk, &handle, now_ms(), random_bytes()),
-        ),
-    )
-    .await;
+    let res = send(&app, post("/v1/register", register::build(&sk, &handle, now_ms(), random_bytes()))).await;
     assert_eq!(res.status, StatusCode::OK, "{res:?}");
     assert_eq!(res.json()["created"], false);
     // Another key cannot take it; a bad signature is refused.
     let other = signing_key(2);
-    let res = send(
-        &app,
-        post(
-            "/v1/register",
-            register::build(&other, &handle, now_ms(), random_bytes()),
-        ),
-    )
-    .await;
+    let res = send(&app, post("/v1/register", register::build(&other, &handle, now_ms(), random_bytes()))).await;
     assert_eq!(res.error_code(), "handle_taken");
-    let mut forged = register::build(
-        &other,
-        &Handle::parse_canonical("bob@kez.test").unwrap(),
-        now_ms(),
-        random_bytes(),
-    );
+    let mut forged =
+        register::build(&other, &Handle::parse_canonical("bob@kez.test").unwrap(), now_ms(), random_bytes());
     // Flip the first character of the signature: still valid base64url, no longer valid.
     let at = forged.windows(7).position(|w| w == b"\"sig\":\"").unwrap() + 7;
     forged[at] = if forged[at] == b'A' { b'B' } else { b'A' };
@@ -117,38 +91,19 @@ async fn register_lookup_webfinger_sigchain_manifest() {
         res.json(),
         json!({"handle": handle.to_string(), "primary": key.to_string(), "sigchain_url": sigchain_url, "endpoints": []})
     );
-    assert_eq!(
-        send(&app, get("/v1/u/nobody")).await.error_code(),
-        "handle_not_found"
-    );
+    assert_eq!(send(&app, get("/v1/u/nobody")).await.error_code(), "handle_not_found");
     let res = send(&app, get(&format!("/v1/keys/ed25519/{}", key.hex()))).await;
     assert_eq!(res.json()["handle"], handle.to_string());
-    let res = send(
-        &app,
-        get(&format!("/v1/keys/ed25519/{}", PublicKey::of(&other).hex())),
-    )
-    .await;
+    let res = send(&app, get(&format!("/v1/keys/ed25519/{}", PublicKey::of(&other).hex()))).await;
     assert_eq!(res.error_code(), "key_not_found");
 
     // WebFinger.
-    let res = send(
-        &app,
-        get(&format!(
-            "/.well-known/webfinger?resource=acct:alice@{DOMAIN}"
-        )),
-    )
-    .await;
+    let res = send(&app, get(&format!("/.well-known/webfinger?resource=acct:alice@{DOMAIN}"))).await;
     assert_eq!(res.status, StatusCode::OK, "{res:?}");
     assert_eq!(res.header("content-type"), Some("application/jrd+json"));
     assert_eq!(res.header("access-control-allow-origin"), Some("*"));
     assert_eq!(res.json()["subject"], format!("acct:alice@{DOMAIN}"));
-    let res = send(
-        &app,
-        get(&format!(
-            "/.well-known/webfinger?resource=acct:nobody@{DOMAIN}"
-        )),
-    )
-    .await;
+    let res = send(&app, get(&format!("/.well-known/webfinger?resource=acct:nobody@{DOMAIN}"))).await;
     assert_eq!(res.status, StatusCode::NOT_FOUND);
     let res = send(&app, get("/.well-known/webfinger?resource=mailto:alice")).await;
     assert_eq!(res.status, StatusCode::BAD_REQUEST);
@@ -156,13 +111,7 @@ async fn register_lookup_webfinger_sigchain_manifest() {
     // Sigchain: no chain yet, then two links.
     let res = send(&app, get(&format!("/v1/sigchains/ed25519/{}", key.hex()))).await;
     assert_eq!(res.error_code(), "chain_not_found");
-    let link1 = sigchain::build_link(
-        &sk,
-        1,
-        None,
-        now_ms(),
-        &Op::AddEndpoint(Endpoint::Iroh { node_id: key.hex() }),
-    );
+    let link1 = sigchain::build_link(&sk, 1, None, now_ms(), &Op::AddEndpoint(Endpoint::Iroh { node_id: key.hex() }));
     let res = send(&app, post(&events_url(&key), link1.clone())).await;
     assert_eq!(res.status, StatusCode::CREATED, "{res:?}");
     assert_eq!(res.json()["seqno"], 1);
@@ -174,59 +123,29 @@ async fn register_lookup_webfinger_sigchain_manifest() {
     assert_eq!(res.error_code(), "invalid_link");
 
     let res = send(&app, get("/v1/u/alice")).await;
-    assert_eq!(
-        res.json()["endpoints"],
-        json!([{"link_id": link1_id, "kind": "iroh", "node_id": key.hex()}])
-    );
+    assert_eq!(res.json()["endpoints"], json!([{"link_id": link1_id, "kind": "iroh", "node_id": key.hex()}]));
 
     // Manifest: put, get, then point at it from the chain and read it by owner.
     let m = manifest::build(&sk, 1, now_ms(), &[]).unwrap();
     let hash = manifest::manifest_hash(&m);
     let res = send(&app, put("/v1/manifests", m.clone())).await;
     assert_eq!(res.status, StatusCode::CREATED, "{res:?}");
-    assert_eq!(
-        res.json(),
-        json!({"hash": hash, "owner": key.to_string(), "seq": 1})
-    );
-    assert_eq!(
-        res.header("location"),
-        Some(format!("/v1/manifests/{hash}").as_str())
-    );
+    assert_eq!(res.json(), json!({"hash": hash, "owner": key.to_string(), "seq": 1}));
+    assert_eq!(res.header("location"), Some(format!("/v1/manifests/{hash}").as_str()));
     let res = send(&app, get(&format!("/v1/manifests/{hash}"))).await;
     assert_eq!(res.status, StatusCode::OK);
     assert_eq!(res.body, m);
-    assert_eq!(
-        res.header("cache-control"),
-        Some("public, max-age=31536000, immutable")
-    );
+    assert_eq!(res.header("cache-control"), Some("public, max-age=31536000, immutable"));
     let res = send(&app, get(&format!("/v1/manifests/{}", "0".repeat(64)))).await;
     assert_eq!(res.error_code(), "manifest_not_found");
-    let res = send(
-        &app,
-        get(&format!("/v1/manifests/by-owner/ed25519/{}", key.hex())),
-    )
-    .await;
+    let res = send(&app, get(&format!("/v1/manifests/by-owner/ed25519/{}", key.hex()))).await;
     assert_eq!(res.error_code(), "manifest_not_found");
 
-    let pointer = SharedFiles {
-        manifest: hash.clone(),
-        manifest_seq: 1,
-        size: m.len() as u64,
-    };
-    let link2 = sigchain::build_link(
-        &sk,
-        2,
-        Some(&link1_id),
-        now_ms(),
-        &Op::SetSharedFiles(pointer),
-    );
+    let pointer = SharedFiles { manifest: hash.clone(), manifest_seq: 1, size: m.len() as u64 };
+    let link2 = sigchain::build_link(&sk, 2, Some(&link1_id), now_ms(), &Op::SetSharedFiles(pointer));
     let res = send(&app, post(&events_url(&key), link2)).await;
     assert_eq!(res.status, StatusCode::CREATED, "{res:?}");
-    let res = send(
-        &app,
-        get(&format!("/v1/manifests/by-owner/ed25519/{}", key.hex())),
-    )
-    .await;
+    let res = send(&app, get(&format!("/v1/manifests/by-owner/ed25519/{}", key.hex()))).await;
     assert_eq!(res.status, StatusCode::OK, "{res:?}");
     assert_eq!(res.body, m);
     assert_eq!(res.header("etag"), Some(format!("\"{hash}\"").as_str()));
@@ -234,11 +153,7 @@ async fn register_lookup_webfinger_sigchain_manifest() {
     let res = send(&app, get(&format!("/v1/sigchains/ed25519/{}", key.hex()))).await;
     assert_eq!(res.status, StatusCode::OK);
     assert_eq!(res.json()["links"].as_array().unwrap().len(), 2);
-    let res = send(
-        &app,
-        get(&format!("/v1/sigchains/ed25519/{}/state", key.hex())),
-    )
-    .await;
+    let res = send(&app, get(&format!("/v1/sigchains/ed25519/{}/state", key.hex()))).await;
     assert_eq!(res.json()["seqno"], 2);
     assert_eq!(res.json()["shared_files"]["manifest"], hash);
 }
@@ -248,10 +163,7 @@ async fn fifty_concurrent_registrations_of_one_handle_one_wins() {
     let env = Env::start().await;
     let services = start_services(&env, 2).await;
     let app = env.app_with(|c| {
-        c.register_rate = RateLimit {
-            burst: 1000,
-            per_minute: 1000,
-        };
+        c.register_rate = RateLimit { burst: 1000, per_minute: 1000 };
         c.service_timeout = Duration::from_secs(8);
         c.request_timeout = Duration::from_secs(20);
     });
@@ -280,13 +192,7 @@ async fn fifty_concurrent_registrations_of_one_handle_one_wins() {
     // The queue group spread the requests over both workers.
     let mut per_worker = Vec::new();
     for s in &services[..2] {
-        per_worker.push(
-            s.stats()
-                .await
-                .get("register")
-                .map(|e| e.requests)
-                .unwrap_or(0),
-        );
+        per_worker.push(s.stats().await.get("register").map(|e| e.requests).unwrap_or(0));
     }
     assert_eq!(per_worker.iter().sum::<usize>(), 50, "{per_worker:?}");
     assert!(per_worker.iter().all(|&n| n > 0), "{per_worker:?}");

@@ -21,43 +21,19 @@ async fn shape_errors_are_caught_before_nats() {
         (post(&events, "[1,2]"), "invalid_link"),
         (post(&events, "{\"seqno\":1}"), "invalid_link"),
         (post(&events, "{\"chain\":42}"), "invalid_link"),
-        (
-            post(
-                &events,
-                format!("{{\"chain\":\"ed25519:{}\"}}", "ab".repeat(32)),
-            ),
-            "invalid_link",
-        ),
-        (
-            post("/v1/sigchains/ed25519/XYZ/events", "{}"),
-            "invalid_key",
-        ),
-        (
-            get(&format!("/v1/sigchains/ed25519/{}", KEY_HEX.to_uppercase())),
-            "invalid_key",
-        ),
+        (post(&events, format!("{{\"chain\":\"ed25519:{}\"}}", "ab".repeat(32))), "invalid_link"),
+        (post("/v1/sigchains/ed25519/XYZ/events", "{}"), "invalid_key"),
+        (get(&format!("/v1/sigchains/ed25519/{}", KEY_HEX.to_uppercase())), "invalid_key"),
         (get("/v1/keys/ed25519/00"), "invalid_key"),
-        (
-            get(&format!(
-                "/v1/manifests/by-owner/ed25519/{}",
-                "0".repeat(64)
-            )),
-            "invalid_key",
-        ),
+        (get(&format!("/v1/manifests/by-owner/ed25519/{}", "0".repeat(64))), "invalid_key"),
         (get("/v1/manifests/ABCDEF"), "invalid_encoding"),
-        (
-            get(&format!("/v1/manifests/{}", "A".repeat(64))),
-            "invalid_encoding",
-        ),
+        (get(&format!("/v1/manifests/{}", "A".repeat(64))), "invalid_encoding"),
         (get("/v1/u/-bad-"), "invalid_handle"),
         (get("/v1/u/al%20ice"), "invalid_handle"),
         (get("/v1/u/alice@other.example"), "handle_not_found"),
         (get("/.well-known/webfinger"), "invalid_request"),
         (get("/.well-known/webfinger?resource="), "invalid_request"),
-        (
-            get("/.well-known/webfinger?resource=acct:a@kez.test&resource=acct:b@kez.test"),
-            "invalid_request",
-        ),
+        (get("/.well-known/webfinger?resource=acct:a@kez.test&resource=acct:b@kez.test"), "invalid_request"),
     ];
     for (req, want) in cases {
         let what = format!("{} {}", req.method(), req.uri());
@@ -88,18 +64,9 @@ async fn bodies_over_the_route_bound_are_413_json() {
     let env = Env::start().await;
     let app = env.app();
     let cases = [
-        post(
-            "/v1/register",
-            vec![b' '; kv_schemas::register::MAX_BYTES + 1],
-        ),
-        post(
-            &format!("/v1/sigchains/ed25519/{KEY_HEX}/events"),
-            vec![b' '; kv_schemas::sigchain::MAX_LINK_BYTES + 1],
-        ),
-        put(
-            "/v1/manifests",
-            vec![b' '; kv_schemas::manifest::MAX_MANIFEST_BYTES + 1],
-        ),
+        post("/v1/register", vec![b' '; kv_schemas::register::MAX_BYTES + 1]),
+        post(&format!("/v1/sigchains/ed25519/{KEY_HEX}/events"), vec![b' '; kv_schemas::sigchain::MAX_LINK_BYTES + 1]),
+        put("/v1/manifests", vec![b' '; kv_schemas::manifest::MAX_MANIFEST_BYTES + 1]),
     ];
     for req in cases {
         let what = req.uri().to_string();
@@ -108,14 +75,8 @@ async fn bodies_over_the_route_bound_are_413_json() {
         assert_eq!(res.error_code(), "too_large", "{what}");
     }
     // Without Content-Length too (a streamed body is cut off while reading).
-    let stream = futures::stream::iter(
-        (0..10).map(|_| Ok::<_, std::io::Error>(Bytes::from(vec![b' '; 1024]))),
-    );
-    let res = send(
-        &app,
-        post("/v1/register", axum::body::Body::from_stream(stream)),
-    )
-    .await;
+    let stream = futures::stream::iter((0..10).map(|_| Ok::<_, std::io::Error>(Bytes::from(vec![b' '; 1024]))));
+    let res = send(&app, post("/v1/register", axum::body::Body::from_stream(stream))).await;
     assert_eq!(res.error_code(), "too_large");
 }
 
@@ -195,10 +156,7 @@ async fn slow_service_is_504_timeout() {
 async fn whole_request_timeout_is_504_json() {
     // Each hop of /v1/u is within service_timeout, the two together are not within request_timeout.
     let env = Env::start().await;
-    let record = format!(
-        r#"{{"handle":"alice@{DOMAIN}","key":"{}","registered_at":1}}"#,
-        key()
-    );
+    let record = format!(r#"{{"handle":"alice@{DOMAIN}","key":"{}","registered_at":1}}"#, key());
     env.fake(service::REGISTRY, svc::REGISTRY_LOOKUP_HANDLE, move |_| {
         let record = record.clone();
         async move {
@@ -230,13 +188,8 @@ async fn service_errors_map_through_the_one_table() {
     })
     .await;
     env.fake(service::SIGCHAIN, svc::SIGCHAIN_APPEND, |body| async move {
-        let n: u16 = serde_json::from_slice::<serde_json::Value>(&body).unwrap()["n"]
-            .as_u64()
-            .unwrap() as u16;
-        Err(KezError::new(
-            ErrorCode::from_number(n).unwrap(),
-            "secret detail 10.1.2.3",
-        ))
+        let n: u16 = serde_json::from_slice::<serde_json::Value>(&body).unwrap()["n"].as_u64().unwrap() as u16;
+        Err(KezError::new(ErrorCode::from_number(n).unwrap(), "secret detail 10.1.2.3"))
     })
     .await;
     let app = env.app();
@@ -246,19 +199,11 @@ async fn service_errors_map_through_the_one_table() {
 
     for &code in ErrorCode::ALL {
         let body = format!(r#"{{"chain":"{}","n":{}}}"#, key(), code.number());
-        let res = send(
-            &app,
-            post(&format!("/v1/sigchains/ed25519/{KEY_HEX}/events"), body),
-        )
-        .await;
+        let res = send(&app, post(&format!("/v1/sigchains/ed25519/{KEY_HEX}/events"), body)).await;
         assert_eq!(res.status.as_u16(), code.http_status(), "{code}");
         assert_eq!(res.error_code(), code.as_str());
         if res.status.is_server_error() {
-            assert!(
-                !res.message().contains("secret"),
-                "5xx leaks: {}",
-                res.message()
-            );
+            assert!(!res.message().contains("secret"), "5xx leaks: {}", res.message());
         } else {
             assert_eq!(res.message(), "secret detail 10.1.2.3");
         }
@@ -275,88 +220,46 @@ async fn register_rate_limit_is_429_with_retry_after() {
             Ok(r#"{"handle":"a@kez.test","key":"k","created":true}"#),
         )
         .await;
-    let app = env.app_with(|c| {
-        c.register_rate = kez_gateway::RateLimit {
-            burst: 2,
-            per_minute: 1,
-        }
-    });
+    let app = env.app_with(|c| c.register_rate = kez_gateway::RateLimit { burst: 2, per_minute: 1 });
     for _ in 0..2 {
-        let res = send(
-            &app,
-            from_peer(post("/v1/register", "{}"), "192.0.2.1:5000"),
-        )
-        .await;
+        let res = send(&app, from_peer(post("/v1/register", "{}"), "192.0.2.1:5000")).await;
         assert_eq!(res.status, StatusCode::CREATED);
     }
-    let res = send(
-        &app,
-        from_peer(post("/v1/register", "{}"), "192.0.2.1:5001"),
-    )
-    .await;
+    let res = send(&app, from_peer(post("/v1/register", "{}"), "192.0.2.1:5001")).await;
     assert_eq!(res.status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(res.error_code(), "rate_limited");
     let retry: u64 = res.header("retry-after").unwrap().parse().unwrap();
     assert!((1..=60).contains(&retry), "{retry}");
-    assert_eq!(
-        registry.bodies().len(),
-        2,
-        "refused requests are not forwarded"
-    );
+    assert_eq!(registry.bodies().len(), 2, "refused requests are not forwarded");
 
     // Another address has its own bucket.
-    let res = send(
-        &app,
-        from_peer(post("/v1/register", "{}"), "192.0.2.2:5000"),
-    )
-    .await;
+    let res = send(&app, from_peer(post("/v1/register", "{}"), "192.0.2.2:5000")).await;
     assert_eq!(res.status, StatusCode::CREATED);
     // X-Forwarded-For is ignored unless trusted: same peer, still limited.
     let mut req = from_peer(post("/v1/register", "{}"), "192.0.2.1:5002");
-    req.headers_mut()
-        .insert("x-forwarded-for", "198.51.100.1".parse().unwrap());
+    req.headers_mut().insert("x-forwarded-for", "198.51.100.1".parse().unwrap());
     assert_eq!(send(&app, req).await.status, StatusCode::TOO_MANY_REQUESTS);
 
     let metrics = String::from_utf8(send(&app, get("/v1/metrics")).await.body.to_vec()).unwrap();
-    assert!(
-        metrics.contains("kez_gateway_rate_limited_total 2"),
-        "{metrics}"
-    );
+    assert!(metrics.contains("kez_gateway_rate_limited_total 2"), "{metrics}");
 }
 
 #[tokio::test]
 async fn trusted_proxy_header_keys_the_bucket() {
     let env = Env::start().await;
-    env.fake_recording(
-        service::REGISTRY,
-        svc::REGISTRY_REGISTER,
-        Ok(r#"{"created":false}"#),
-    )
-    .await;
+    env.fake_recording(service::REGISTRY, svc::REGISTRY_REGISTER, Ok(r#"{"created":false}"#)).await;
     let app = env.app_with(|c| {
         c.trust_proxy_headers = true;
-        c.register_rate = kez_gateway::RateLimit {
-            burst: 1,
-            per_minute: 1,
-        };
+        c.register_rate = kez_gateway::RateLimit { burst: 1, per_minute: 1 };
     });
     let from = |client: &str| {
         let mut req = from_peer(post("/v1/register", "{}"), "127.0.0.1:9000");
-        req.headers_mut().insert(
-            "x-forwarded-for",
-            format!("203.0.113.50, {client}").parse().unwrap(),
-        );
+        req.headers_mut().insert("x-forwarded-for", format!("203.0.113.50, {client}").parse().unwrap());
         req
     };
     let res = send(&app, from("198.51.100.1")).await;
     assert_eq!(res.status, StatusCode::OK, "{res:?}");
-    assert_eq!(
-        send(&app, from("198.51.100.1")).await.status,
-        StatusCode::TOO_MANY_REQUESTS
-    );
+    assert_eq!(send(&app, from("198.51.100.1")).await.status, StatusCode::TOO_MANY_REQUESTS);
     // Same proxy peer, another client: its own bucket.
-    assert_eq!(
-        send(&app, from("198.51.100.2")).await.status,
-        StatusCode::OK
-    );
+    assert_eq!(send(&app, from("198.51.100.2")).await.status, StatusCode::OK);
 }

@@ -16,10 +16,7 @@ async fn binds_port_zero_serves_http_and_shuts_down() {
     let env = Env::start().await;
     let mut cfg = config();
     cfg.listen = "127.0.0.1:0".parse().unwrap();
-    cfg.register_rate = kez_gateway::RateLimit {
-        burst: 1,
-        per_minute: 1,
-    };
+    cfg.register_rate = kez_gateway::RateLimit { burst: 1, per_minute: 1 };
     let gateway = Gateway::bind(cfg, env.nats.clone()).await.unwrap();
     let addr = gateway.local_addr();
     assert_ne!(addr.port(), 0);
@@ -60,11 +57,7 @@ async fn binds_port_zero_serves_http_and_shuts_down() {
     assert_eq!(status, StatusCode::OK);
 
     stop_tx.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(15), server)
-        .await
-        .expect("stops")
-        .unwrap()
-        .unwrap();
+    tokio::time::timeout(Duration::from_secs(15), server).await.expect("stops").unwrap().unwrap();
     // The port is closed now.
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
 }
@@ -76,10 +69,7 @@ async fn bind_reports_a_taken_port_and_a_bad_config() {
     let mut cfg = config();
     cfg.listen = taken.local_addr().unwrap();
     let err = Gateway::bind(cfg, env.nats.clone()).await.unwrap_err();
-    assert!(
-        matches!(err, kez_gateway::GatewayError::Bind { .. }),
-        "{err}"
-    );
+    assert!(matches!(err, kez_gateway::GatewayError::Bind { .. }), "{err}");
 
     let mut cfg = config();
     cfg.domain = "nodot".into();

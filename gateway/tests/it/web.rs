@@ -6,8 +6,7 @@ use kez_gateway::{AppState, WebAssets};
 
 use crate::common::*;
 
-const INDEX: &str =
-    "<!doctype html><title>kez</title><script src=\"/assets/index-AbC123.js\"></script>";
+const INDEX: &str = "<!doctype html><title>kez</title><script src=\"/assets/index-AbC123.js\"></script>";
 const JS: &str = "console.log('kez')";
 
 fn built_app(env: &Env) -> Router {
@@ -25,22 +24,11 @@ fn built_app(env: &Env) -> Router {
 async fn spa_routes_get_index_html_without_caching() {
     let env = Env::start().await;
     let app = built_app(&env);
-    for path in [
-        "/",
-        "/index.html",
-        "/chat",
-        "/chat/alice",
-        "/u/bob@kez.test",
-        "/settings/keys/",
-    ] {
+    for path in ["/", "/index.html", "/chat", "/chat/alice", "/u/bob@kez.test", "/settings/keys/"] {
         let res = send(&app, get(path)).await;
         assert_eq!(res.status, StatusCode::OK, "{path}");
         assert_eq!(res.body, INDEX, "{path}");
-        assert_eq!(
-            res.header("content-type"),
-            Some("text/html; charset=utf-8"),
-            "{path}"
-        );
+        assert_eq!(res.header("content-type"), Some("text/html; charset=utf-8"), "{path}");
         assert_eq!(res.header("cache-control"), Some("no-cache"), "{path}");
         assert!(res.header("etag").is_some());
         assert_eq!(res.header("x-frame-options"), Some("DENY"), "{path}");
@@ -52,21 +40,9 @@ async fn hashed_assets_are_immutable_with_their_content_type() {
     let env = Env::start().await;
     let app = built_app(&env);
     let cases = [
-        (
-            "/assets/index-AbC123.js",
-            "text/javascript; charset=utf-8",
-            "public, max-age=31536000, immutable",
-        ),
-        (
-            "/assets/index-Zz9.css",
-            "text/css; charset=utf-8",
-            "public, max-age=31536000, immutable",
-        ),
-        (
-            "/assets/logo-1.svg",
-            "image/svg+xml",
-            "public, max-age=31536000, immutable",
-        ),
+        ("/assets/index-AbC123.js", "text/javascript; charset=utf-8", "public, max-age=31536000, immutable"),
+        ("/assets/index-Zz9.css", "text/css; charset=utf-8", "public, max-age=31536000, immutable"),
+        ("/assets/logo-1.svg", "image/svg+xml", "public, max-age=31536000, immutable"),
         ("/favicon.ico", "image/x-icon", "no-cache"),
     ];
     for (path, content_type, cache) in cases {
@@ -82,8 +58,7 @@ async fn hashed_assets_are_immutable_with_their_content_type() {
     // Revalidation.
     let etag = res.header("etag").unwrap().to_string();
     let mut req = get("/assets/index-AbC123.js");
-    req.headers_mut()
-        .insert("if-none-match", etag.parse().unwrap());
+    req.headers_mut().insert("if-none-match", etag.parse().unwrap());
     let res = send(&app, req).await;
     assert_eq!(res.status, StatusCode::NOT_MODIFIED);
     assert!(res.body.is_empty());

@@ -92,7 +92,8 @@ fn short(a: &[Value]) -> bool {
 /// Reads a stored vector file as text.
 pub fn read_text(file: &str) -> String {
     let path = testdata_dir().join(file);
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e} (run with KEZ_UPDATE_VECTORS=1 to create it)", path.display()))
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (run with KEZ_UPDATE_VECTORS=1 to create it)", path.display()))
 }
 
 /// Reads and parses a stored vector file.
@@ -122,7 +123,9 @@ pub fn write_or_compare(file: &str, generated: &Value) {
                 )
             },
         );
-        panic!("{file} is not what the code generates; {line}\n(if PROTOCOL.md changed on purpose, regenerate with KEZ_UPDATE_VECTORS=1)");
+        panic!(
+            "{file} is not what the code generates; {line}\n(if PROTOCOL.md changed on purpose, regenerate with KEZ_UPDATE_VECTORS=1)"
+        );
     }
 }
 

@@ -117,7 +117,9 @@ where
     }
     let elapsed = started.elapsed();
     all.sort();
-    let pct = |p: f64| all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or_default();
+    let pct = |p: f64| {
+        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or_default()
+    };
     Phase { rate: all.len() as f64 / elapsed.as_secs_f64(), p50: pct(0.50), p99: pct(0.99), failures }
 }
 
@@ -207,7 +209,8 @@ async fn worker_main() {
     } else if config.registry_cache_ttl.is_zero() {
         kez_auth_callout::start_with_registry(auth_conn, app_conn, config, timed).await
     } else {
-        let cached = kez_auth_callout::CachedRegistry::new(timed, config.registry_cache_ttl, config.registry_cache_capacity);
+        let cached =
+            kez_auth_callout::CachedRegistry::new(timed, config.registry_cache_ttl, config.registry_cache_capacity);
         kez_auth_callout::start_with_registry(auth_conn, app_conn, config, cached).await
     }
     .unwrap();
@@ -217,7 +220,10 @@ async fn worker_main() {
     tokio::task::spawn_blocking(|| std::io::stdin().lines().count()).await.unwrap();
     let trips = n.load(Ordering::Relaxed) as u64;
     let registry_mean_us = ns.load(Ordering::Relaxed).checked_div(trips).unwrap_or(0) / 1000;
-    println!("{}", serde_json::json!({ "stats": handle.stats(), "registry_trips": trips, "registry_mean_us": registry_mean_us }));
+    println!(
+        "{}",
+        serde_json::json!({ "stats": handle.stats(), "registry_trips": trips, "registry_mean_us": registry_mean_us })
+    );
 }
 
 #[tokio::main]
@@ -280,9 +286,11 @@ async fn main() {
     let (mut s_cpu, mut c_cpu) = (vec![], vec![]);
     for rep in 1..=args.reps {
         tokio::time::sleep(Duration::from_millis(1500)).await;
-        let (s, sc) = cpu_per_connect(pids, args.n, run_phase(&url, args.n, args.concurrency, static_opts.clone())).await;
+        let (s, sc) =
+            cpu_per_connect(pids, args.n, run_phase(&url, args.n, args.concurrency, static_opts.clone())).await;
         tokio::time::sleep(Duration::from_millis(1500)).await;
-        let (c, cc) = cpu_per_connect(pids, args.n, run_phase(&url, args.n, args.concurrency, callout_opts.clone())).await;
+        let (c, cc) =
+            cpu_per_connect(pids, args.n, run_phase(&url, args.n, args.concurrency, callout_opts.clone())).await;
         s_cpu.push(sc);
         c_cpu.push(cc);
         println!(
@@ -313,7 +321,8 @@ async fn main() {
         cp99 / sp99
     );
     let cpu = |v: &Vec<[f64; 3]>, i: usize| median(v.iter().map(|x| x[i]).collect());
-    let (s_tot, c_tot) = (cpu(&s_cpu, 0) + cpu(&s_cpu, 1) + cpu(&s_cpu, 2), cpu(&c_cpu, 0) + cpu(&c_cpu, 1) + cpu(&c_cpu, 2));
+    let (s_tot, c_tot) =
+        (cpu(&s_cpu, 0) + cpu(&s_cpu, 1) + cpu(&s_cpu, 2), cpu(&c_cpu, 0) + cpu(&c_cpu, 1) + cpu(&c_cpu, 2));
     println!(
         "CPU per connect (median, us): static  server {:.0} + worker {:.0} + bench/clients+registry {:.0} = {:.0}",
         cpu(&s_cpu, 0),

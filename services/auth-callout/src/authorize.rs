@@ -226,9 +226,11 @@ impl Authorizer {
             }
         };
         let key = user_nkey_to_key(nkey).map_err(|d| reject(RejectReason::InvalidNkey, d))?;
-        let sig = opts.sig.as_deref().filter(|s| !s.is_empty()).ok_or_else(|| {
-            reject(RejectReason::MissingSignature, format!("no nonce signature from {key}"))
-        })?;
+        let sig = opts
+            .sig
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| reject(RejectReason::MissingSignature, format!("no nonce signature from {key}")))?;
         let nonce = req.claims.nats.client_info.nonce.as_str();
         if nonce.is_empty() {
             return Err(reject(
@@ -240,8 +242,9 @@ impl Authorizer {
         let sig = decode_signature(sig).ok_or_else(|| {
             reject(RejectReason::BadSignature, format!("signature of {key} is not 64 bytes of base64"))
         })?;
-        key.verify_strict(nonce.as_bytes(), &sig)
-            .map_err(|_| reject(RejectReason::BadSignature, format!("signature of {key} does not verify over the nonce")))?;
+        key.verify_strict(nonce.as_bytes(), &sig).map_err(|_| {
+            reject(RejectReason::BadSignature, format!("signature of {key} does not verify over the nonce"))
+        })?;
         match registry.is_registered(&key).await {
             Ok(true) => Ok(key),
             Ok(false) => Err(reject(RejectReason::Unregistered, format!("{key} is not a registered key"))),
@@ -324,10 +327,15 @@ fn parse_request(payload: &[u8], now_s: i64) -> Result<Request, Reject> {
     if payload.len() > natsjwt::MAX_TOKEN_LEN {
         return Err(reject(RejectReason::InvalidRequest, format!("request of {} bytes is too large", payload.len())));
     }
-    let token = std::str::from_utf8(payload).map_err(|_| reject(RejectReason::InvalidRequest, "request is not UTF-8"))?;
-    let verified = natsjwt::decode_verify(token.trim()).map_err(|e| reject(RejectReason::InvalidRequest, e.to_string()))?;
+    let token =
+        std::str::from_utf8(payload).map_err(|_| reject(RejectReason::InvalidRequest, "request is not UTF-8"))?;
+    let verified =
+        natsjwt::decode_verify(token.trim()).map_err(|e| reject(RejectReason::InvalidRequest, e.to_string()))?;
     if verified.issuer_type != KeyPairType::Server {
-        return Err(reject(RejectReason::InvalidRequest, format!("request issuer {} is not a server key", verified.issuer)));
+        return Err(reject(
+            RejectReason::InvalidRequest,
+            format!("request issuer {} is not a server key", verified.issuer),
+        ));
     }
     let claims: RequestClaims = serde_json::from_value(Value::Object(verified.claims))
         .map_err(|e| reject(RejectReason::InvalidRequest, format!("request claims: {e}")))?;
@@ -442,11 +450,13 @@ mod tests {
     /// The request as nats-server 2.15.1 builds it (sample in brief §1.4).
     fn request_claims(w: &World, user_nkey: &str, nonce: &str, sig: Option<String>) -> Map<String, Value> {
         let now = unix_secs(w.now);
-        let mut connect_opts = json!({"nkey": w.user.public_key(), "name": "t", "lang": "rust", "version": "0.51.0", "protocol": 1});
+        let mut connect_opts =
+            json!({"nkey": w.user.public_key(), "name": "t", "lang": "rust", "version": "0.51.0", "protocol": 1});
         if let Some(sig) = sig {
             connect_opts["sig"] = json!(sig);
         }
-        let mut client_info = json!({"host": "127.0.0.1", "id": 7, "user": w.user.public_key(), "kind": "Client", "type": "websocket"});
+        let mut client_info =
+            json!({"host": "127.0.0.1", "id": 7, "user": w.user.public_key(), "kind": "Client", "type": "websocket"});
         if !nonce.is_empty() {
             client_info["nonce"] = json!(nonce);
         }
@@ -504,7 +514,11 @@ mod tests {
             o.decision,
             Decision::Accepted {
                 key: w.key,
-                client: ClientSummary { conn_type: "websocket".into(), host: "127.0.0.1".into(), server: "kez-test".into() }
+                client: ClientSummary {
+                    conn_type: "websocket".into(),
+                    host: "127.0.0.1".into(),
+                    server: "kez-test".into()
+                }
             }
         );
 
@@ -608,7 +622,9 @@ mod tests {
             cases.push((RejectReason::NkeyRequired, c));
         }
         // Non-user nkeys and garbage.
-        for nkey in [KeyPair::new_account().public_key(), KeyPair::new_server().public_key(), "UABC".into(), String::new()] {
+        for nkey in
+            [KeyPair::new_account().public_key(), KeyPair::new_server().public_key(), "UABC".into(), String::new()]
+        {
             let mut c = request_claims(&w, &user_nkey, nonce, Some(good_sig.clone()));
             c["nats"]["connect_opts"]["nkey"] = json!(nkey);
             let want = if nkey.is_empty() { RejectReason::NkeyRequired } else { RejectReason::InvalidNkey };

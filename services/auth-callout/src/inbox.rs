@@ -189,8 +189,11 @@ fn jetstream_error(kind: &jetstream::context::CreateStreamErrorKind, e: &dyn std
     match kind {
         K::JetStreamUnavailable | K::TimedOut => StartError::NoJetStream { detail: e.to_string() },
         K::JetStream(api)
-            if [jetstream::ErrorCode::JETSTREAM_NOT_ENABLED, jetstream::ErrorCode::JETSTREAM_NOT_ENABLED_FOR_ACCOUNT]
-                .contains(&api.error_code()) =>
+            if [
+                jetstream::ErrorCode::JETSTREAM_NOT_ENABLED,
+                jetstream::ErrorCode::JETSTREAM_NOT_ENABLED_FOR_ACCOUNT,
+            ]
+            .contains(&api.error_code()) =>
         {
             StartError::NoJetStream { detail: e.to_string() }
         }
@@ -217,11 +220,14 @@ mod tests {
         assert_eq!(c.discard, stream::DiscardPolicy::New);
         assert!(c.discard_new_per_subject);
         assert!(c.deny_delete && c.deny_purge && !c.allow_rollup && !c.allow_direct);
-        assert!(!c.allow_message_ttl && !c.allow_atomic_publish && !c.allow_message_schedules && !c.allow_message_counter);
+        assert!(
+            !c.allow_message_ttl && !c.allow_atomic_publish && !c.allow_message_schedules && !c.allow_message_counter
+        );
         check_safe(&c).unwrap_or_else(|e| panic!("{e}"));
 
-        let old = InboxStreamConfig { discard: InboxDiscard::DropOldest, max_bytes: Some(1 << 30), ..Default::default() }
-            .stream_config(Replication::default());
+        let old =
+            InboxStreamConfig { discard: InboxDiscard::DropOldest, max_bytes: Some(1 << 30), ..Default::default() }
+                .stream_config(Replication::default());
         assert_eq!(old.discard, stream::DiscardPolicy::Old);
         assert!(!old.discard_new_per_subject);
         assert_eq!(old.max_bytes, 1 << 30);

@@ -309,8 +309,13 @@ pub async fn start_with_registry<R: KeyRegistry>(
 ) -> Result<CalloutHandle, StartError> {
     config.validate()?;
     let authorizer = Arc::new(
-        Authorizer::new(&config.issuer, config.target_account.clone(), config.user_jwt_lifetime, config.user_jwt_jitter)
-            .map_err(|_| StartError::IssuerWithoutSeed { public: config.issuer.public_key() })?,
+        Authorizer::new(
+            &config.issuer,
+            config.target_account.clone(),
+            config.user_jwt_lifetime,
+            config.user_jwt_jitter,
+        )
+        .map_err(|_| StartError::IssuerWithoutSeed { public: config.issuer.public_key() })?,
     );
 
     // --- deployment checks (cheap, before anything is created) ---
@@ -320,8 +325,8 @@ pub async fn start_with_registry<R: KeyRegistry>(
     let auth_info = preflight::user_info(&auth_conn, "auth_conn").await;
     let app_info = preflight::user_info(&app_conn, "app_conn").await;
     if let Some(i) = &auth_info {
-        let wrong_account = !i.publish_deny_lists(AUTH_REQUEST_SUBJECT)
-            || app_info.as_ref().is_some_and(|a| a.account == i.account);
+        let wrong_account =
+            !i.publish_deny_lists(AUTH_REQUEST_SUBJECT) || app_info.as_ref().is_some_and(|a| a.account == i.account);
         if wrong_account {
             return Err(StartError::NotCalloutAccount { user: i.user.clone(), account: i.account.clone() });
         }
@@ -334,7 +339,10 @@ pub async fn start_with_registry<R: KeyRegistry>(
         let needs = [
             (i.may_publish(REGISTRY_LOOKUP_KEY), format!("publish to {REGISTRY_LOOKUP_KEY} (the registry check)")),
             (i.may_publish(&stream_create), format!("publish to {stream_create} (the inbox stream)")),
-            (i.may_subscribe(STATUS_SUBJECT, Some("q")), format!("subscribe to {STATUS_SUBJECT} (the status endpoint)")),
+            (
+                i.may_subscribe(STATUS_SUBJECT, Some("q")),
+                format!("subscribe to {STATUS_SUBJECT} (the status endpoint)"),
+            ),
         ];
         if let Some((_, what)) = needs.into_iter().find(|(ok, _)| !ok) {
             return Err(StartError::AppConnPermission { user: i.user.clone(), account: i.account.clone(), what });
@@ -363,9 +371,10 @@ pub async fn start_with_registry<R: KeyRegistry>(
     auth_conn.flush().await.map_err(|e| StartError::Subscribe(e.to_string()))?;
 
     let counters = Arc::new(Counters::default());
-    let service = svc::start(&app_conn, AUTH_CALLOUT, "kez-chat auth callout: admits registered users to their own inbox")
-        .await
-        .map_err(|e| StartError::Service(e.to_string()))?;
+    let service =
+        svc::start(&app_conn, AUTH_CALLOUT, "kez-chat auth callout: admits registered users to their own inbox")
+            .await
+            .map_err(|e| StartError::Service(e.to_string()))?;
     let status_counters = counters.clone();
     svc::serve(&service, "status", STATUS_SUBJECT, move |_body| {
         let snapshot = status_counters.snapshot();

@@ -130,11 +130,7 @@ pub fn decode_verify(token: &str) -> Result<Verified, JwtError> {
         serde_json::from_slice(&b64(c, "claims")?).map_err(|e| JwtError::Claims(e.to_string()))?;
     let sig: [u8; 64] = b64(s, "signature")?.try_into().map_err(|_| JwtError::Signature)?;
 
-    let issuer = claims
-        .get("iss")
-        .and_then(Value::as_str)
-        .ok_or_else(|| JwtError::Issuer(String::new()))?
-        .to_owned();
+    let issuer = claims.get("iss").and_then(Value::as_str).ok_or_else(|| JwtError::Issuer(String::new()))?.to_owned();
     let (prefix, raw) = nkeys::from_public_key(&issuer).map_err(|_| JwtError::Issuer(issuer.clone()))?;
     let key = ed25519_dalek::VerifyingKey::from_bytes(&raw).map_err(|_| JwtError::Issuer(issuer.clone()))?;
     // The signed input is the first two segments exactly as transmitted.
@@ -157,8 +153,7 @@ fn b64(segment: &str, what: &'static str) -> Result<Vec<u8>, JwtError> {
 /// jwt/v2 header.go: `typ` equals "JWT" case-insensitively; `alg` lowercased is `ed25519-nkey`
 /// (or the v1 `ed25519`).
 fn check_header(bytes: &[u8]) -> Result<(), JwtError> {
-    let header: Map<String, Value> =
-        serde_json::from_slice(bytes).map_err(|e| JwtError::Header(e.to_string()))?;
+    let header: Map<String, Value> = serde_json::from_slice(bytes).map_err(|e| JwtError::Header(e.to_string()))?;
     let typ = header.get("typ").and_then(Value::as_str).unwrap_or_default();
     let alg = header.get("alg").and_then(Value::as_str).unwrap_or_default().to_ascii_lowercase();
     if !typ.eq_ignore_ascii_case("JWT") || !(alg == "ed25519-nkey" || alg == "ed25519") {
@@ -225,7 +220,10 @@ mod tests {
         assert_eq!(decode_verify(&format!("{}.{}.AAAA", parts[0], parts[1])), Err(JwtError::Signature));
         assert_eq!(decode_verify("a.b"), Err(JwtError::Shape));
         assert_eq!(decode_verify(&format!("{token}.x")), Err(JwtError::Shape));
-        assert_eq!(decode_verify(&format!("{}=.{}.{}", parts[0], parts[1], parts[2])), Err(JwtError::Encoding("header")));
+        assert_eq!(
+            decode_verify(&format!("{}=.{}.{}", parts[0], parts[1], parts[2])),
+            Err(JwtError::Encoding("header"))
+        );
         assert_eq!(decode_verify(&"a".repeat(MAX_TOKEN_LEN + 1)), Err(JwtError::TooLarge));
         assert_eq!(decode_verify(""), Err(JwtError::Shape));
     }
@@ -246,7 +244,12 @@ mod tests {
         let sig = URL_SAFE_NO_PAD.encode(kp.sign(input.as_bytes()).unwrap());
         decode_verify(&format!("{input}.{sig}")).unwrap();
 
-        for iss in [Value::Null, json!("SUACSSL3UAHUDXKFSNVUZRF5UHPMWZ6BFDTJ7M6USDXIEDNPPQYYYCU3VY"), json!("UNOTAKEY"), json!(7)] {
+        for iss in [
+            Value::Null,
+            json!("SUACSSL3UAHUDXKFSNVUZRF5UHPMWZ6BFDTJ7M6USDXIEDNPPQYYYCU3VY"),
+            json!("UNOTAKEY"),
+            json!(7),
+        ] {
             let mut c = claims("");
             c.insert("iss".into(), iss.clone());
             let token = encode(&kp, &c).unwrap();

@@ -86,10 +86,7 @@ impl UserInfo {
 
     /// Whether the publish deny list names `subject` literally (the callout-account marker).
     pub(crate) fn publish_deny_lists(&self, subject: &str) -> bool {
-        self.permissions
-            .as_ref()
-            .and_then(|p| p.publish.as_ref())
-            .is_some_and(|l| l.deny.iter().any(|d| d == subject))
+        self.permissions.as_ref().and_then(|p| p.publish.as_ref()).is_some_and(|l| l.deny.iter().any(|d| d == subject))
     }
 }
 

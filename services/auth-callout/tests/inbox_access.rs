@@ -90,7 +90,13 @@ async fn subscriptions_outside_the_own_inbox_are_denied() {
     let (conn, events) = alice.connect(&env.server.client_url()).await;
 
     let mut denied = Vec::new();
-    for subject in [inbox_subject(&bob.key), ">".to_owned(), "kez.>".to_owned(), "_INBOX.>".to_owned(), format!("_INBOX.{}.>", bob.hex())] {
+    for subject in [
+        inbox_subject(&bob.key),
+        ">".to_owned(),
+        "kez.>".to_owned(),
+        "_INBOX.>".to_owned(),
+        format!("_INBOX.{}.>", bob.hex()),
+    ] {
         denied.push(conn.subscribe(subject.clone()).await.unwrap());
         events.expect_violation(Violation::Subscription, &subject).await;
     }

@@ -205,23 +205,31 @@ async fn start_up_refuses_misconfigurations_with_instructions() {
     assert!(matches!(err, StartError::IssuerWithoutSeed { .. }), "{err}");
 
     // Out-of-range lifetime.
-    let cfg = CalloutConfig { user_jwt_lifetime: Duration::from_secs(7 * 24 * 3600), ..CalloutConfig::new(issuer.clone()) };
+    let cfg =
+        CalloutConfig { user_jwt_lifetime: Duration::from_secs(7 * 24 * 3600), ..CalloutConfig::new(issuer.clone()) };
     let err = start_err(worker().await.unwrap(), app().await.unwrap(), cfg).await;
     assert!(matches!(err, StartError::Config(_)), "{err}");
 
     // auth_conn in the APP account instead of AUTH: it would never see a request.
-    let err = start_err(server.connect_ops().await.unwrap(), app().await.unwrap(), CalloutConfig::new(issuer.clone())).await;
+    let err =
+        start_err(server.connect_ops().await.unwrap(), app().await.unwrap(), CalloutConfig::new(issuer.clone())).await;
     assert!(matches!(err, StartError::NotCalloutAccount { ref account, .. } if account == "APP"), "{err}");
     assert!(err.to_string().contains("authorization.auth_callout.account"), "{err}");
 
     // app_conn without JetStream (the system account has none).
-    let err = start_err(worker().await.unwrap(), server.connect_sys().await.unwrap(), CalloutConfig::new(issuer.clone())).await;
+    let err =
+        start_err(worker().await.unwrap(), server.connect_sys().await.unwrap(), CalloutConfig::new(issuer.clone()))
+            .await;
     assert!(matches!(err, StartError::NoJetStream { .. }), "{err}");
     assert!(err.to_string().contains("jetstream: enabled"), "{err}");
 
     // None of that created anything; a correct start then works and is idempotent.
-    let h1 = kez_auth_callout::start(worker().await.unwrap(), app().await.unwrap(), CalloutConfig::new(issuer.clone())).await.unwrap();
-    let h2 = kez_auth_callout::start(worker().await.unwrap(), app().await.unwrap(), CalloutConfig::new(issuer.clone())).await.unwrap();
+    let h1 = kez_auth_callout::start(worker().await.unwrap(), app().await.unwrap(), CalloutConfig::new(issuer.clone()))
+        .await
+        .unwrap();
+    let h2 = kez_auth_callout::start(worker().await.unwrap(), app().await.unwrap(), CalloutConfig::new(issuer.clone()))
+        .await
+        .unwrap();
     assert_eq!(h1.inbox_stream().config, h2.inbox_stream().config);
     let c = &h1.inbox_stream().config;
     assert!(c.deny_delete && c.deny_purge && !c.allow_rollup);

@@ -34,7 +34,11 @@ impl Default for Replication {
 }
 
 /// Opens the bucket, creating it when missing. Safe to race with other workers.
-pub async fn ensure_bucket(js: &jetstream::Context, spec: &BucketSpec, repl: Replication) -> Result<kv::Store, async_nats::Error> {
+pub async fn ensure_bucket(
+    js: &jetstream::Context,
+    spec: &BucketSpec,
+    repl: Replication,
+) -> Result<kv::Store, async_nats::Error> {
     if let Ok(store) = js.get_key_value(spec.name).await {
         return Ok(store);
     }

@@ -97,10 +97,7 @@ impl Default for NatsConfSpec {
             service_users: Vec::new(),
             callout_worker: NkeyUser::new("auth-callout-worker", ""),
             ops_user: NkeyUser::new("ops", ""),
-            sys_user: SysUser {
-                user: "sys".to_owned(),
-                password: String::new(),
-            },
+            sys_user: SysUser { user: "sys".to_owned(), password: String::new() },
             websocket_allowed_origins: Vec::new(),
             cluster: None,
         }
@@ -120,11 +117,7 @@ pub struct NkeyUser {
 
 impl NkeyUser {
     pub fn new(label: impl Into<String>, nkey: impl Into<String>) -> Self {
-        Self {
-            label: label.into(),
-            nkey: nkey.into(),
-            permissions: None,
-        }
+        Self { label: label.into(), nkey: nkey.into(), permissions: None }
     }
 
     pub fn with_permissions(mut self, permissions: Permissions) -> Self {
@@ -154,10 +147,7 @@ pub struct SysUser {
 
 impl std::fmt::Debug for SysUser {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SysUser")
-            .field("user", &self.user)
-            .field("password", &"<redacted>")
-            .finish()
+        f.debug_struct("SysUser").field("user", &self.user).field("password", &"<redacted>").finish()
     }
 }
 
@@ -180,10 +170,7 @@ pub enum NatsConfError {
 }
 
 fn invalid(field: impl Into<String>, problem: impl Into<String>) -> NatsConfError {
-    NatsConfError::Invalid {
-        field: field.into(),
-        problem: problem.into(),
-    }
+    NatsConfError::Invalid { field: field.into(), problem: problem.into() }
 }
 
 impl NatsConfSpec {
@@ -223,17 +210,10 @@ impl NatsConfSpec {
         for origin in &self.websocket_allowed_origins {
             check_origin(origin)?;
         }
-        let ports = [
-            Some(self.client_port),
-            Some(self.websocket_port),
-            self.http_port,
-        ];
+        let ports = [Some(self.client_port), Some(self.websocket_port), self.http_port];
         let ports: Vec<u16> = ports.into_iter().flatten().collect();
         if ports.contains(&0) {
-            return Err(invalid(
-                "ports",
-                "port 0 cannot be advertised; pick a real port",
-            ));
+            return Err(invalid("ports", "port 0 cannot be advertised; pick a real port"));
         }
         for (i, p) in ports.iter().enumerate() {
             if ports[i + 1..].contains(p) {
@@ -246,10 +226,7 @@ impl NatsConfSpec {
             }
             for r in &c.routes {
                 if !r.starts_with("nats-route://") && !r.starts_with("nats://") {
-                    return Err(invalid(
-                        "cluster.routes",
-                        format!("{r:?} is not a nats-route:// URL"),
-                    ));
+                    return Err(invalid("cluster.routes", format!("{r:?} is not a nats-route:// URL")));
                 }
             }
         }
@@ -273,36 +250,21 @@ impl NatsConfSpec {
 fn check_public_key(field: &str, key: &str, prefix: char) -> Result<(), NatsConfError> {
     let kind = if prefix == 'A' { "account" } else { "user" };
     if !key.starts_with(prefix) {
-        return Err(invalid(
-            field,
-            format!("expected a public {kind} nkey starting with '{prefix}', got {key:?}"),
-        ));
+        return Err(invalid(field, format!("expected a public {kind} nkey starting with '{prefix}', got {key:?}")));
     }
-    nkeys::from_public_key(key)
-        .map(|_| ())
-        .map_err(|e| invalid(field, format!("not a valid public {kind} nkey: {e}")))
+    nkeys::from_public_key(key).map(|_| ()).map_err(|e| invalid(field, format!("not a valid public {kind} nkey: {e}")))
 }
 
 /// nats-server needs absolute `http(s)://host[:port]` origins; `127.0.0.1:8080` passes
 /// `-t` but aborts startup with "unable to parse allowed origin" (brief §1.9).
 fn check_origin(origin: &str) -> Result<(), NatsConfError> {
-    let rest = origin
-        .strip_prefix("http://")
-        .or_else(|| origin.strip_prefix("https://"))
-        .ok_or_else(|| {
-            invalid(
-                "websocket_allowed_origins",
-                format!("{origin:?} must start with http:// or https://"),
-            )
-        })?;
+    let rest = origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://")).ok_or_else(|| {
+        invalid("websocket_allowed_origins", format!("{origin:?} must start with http:// or https://"))
+    })?;
     // The server compares scheme, host and port only; a path would be silently ignored
     // and mislead whoever reads the config.
     let rest = rest.strip_suffix('/').unwrap_or(rest);
-    if rest.is_empty()
-        || rest
-            .chars()
-            .any(|c| c.is_whitespace() || matches!(c, '/' | '?' | '#' | '"' | '\\'))
-    {
+    if rest.is_empty() || rest.chars().any(|c| c.is_whitespace() || matches!(c, '/' | '?' | '#' | '"' | '\\')) {
         return Err(invalid(
             "websocket_allowed_origins",
             format!("{origin:?} must be scheme://host[:port] with no path"),
@@ -357,20 +319,8 @@ fn render_user(out: &mut String, indent: &str, u: &NkeyUser) {
             let _ = writeln!(out, "{indent}{{");
             let _ = writeln!(out, "{indent}  nkey: {}", q(&u.nkey));
             let _ = writeln!(out, "{indent}  permissions: {{");
-            render_allow_deny(
-                out,
-                &format!("{indent}    "),
-                "publish",
-                &p.publish_allow,
-                &p.publish_deny,
-            );
-            render_allow_deny(
-                out,
-                &format!("{indent}    "),
-                "subscribe",
-                &p.subscribe_allow,
-                &p.subscribe_deny,
-            );
+            render_allow_deny(out, &format!("{indent}    "), "publish", &p.publish_allow, &p.publish_deny);
+            render_allow_deny(out, &format!("{indent}    "), "subscribe", &p.subscribe_allow, &p.subscribe_deny);
             if p.allow_responses {
                 let _ = writeln!(out, "{indent}    allow_responses: true");
             }
@@ -411,27 +361,17 @@ pub fn render(spec: &NatsConfSpec) -> String {
     o.push_str("# Unique name of this node (monitoring, JetStream placement, cluster routes).\n");
     let _ = writeln!(o, "server_name: {}\n", q(&spec.server_name));
 
-    o.push_str(
-        "# NATS client listener (services, CLI, ops). TCP, no TLS: bind to loopback or a private\n",
-    );
+    o.push_str("# NATS client listener (services, CLI, ops). TCP, no TLS: bind to loopback or a private\n");
     o.push_str("# interface, or put TLS in front.\n");
-    let _ = writeln!(
-        o,
-        "listen: {}\n",
-        q(&format!("{host}:{}", spec.client_port))
-    );
+    let _ = writeln!(o, "listen: {}\n", q(&format!("{host}:{}", spec.client_port)));
 
     if let Some(port) = spec.http_port {
-        o.push_str(
-            "# HTTP monitoring (/healthz, /varz, /connz, /jsz). It has no authentication: never\n",
-        );
+        o.push_str("# HTTP monitoring (/healthz, /varz, /connz, /jsz). It has no authentication: never\n");
         o.push_str("# expose it beyond loopback or the ops network.\n");
         let _ = writeln!(o, "http: {}\n", q(&format!("{host}:{port}")));
     }
 
-    o.push_str(
-        "# Largest message the server accepts (also caps KV values and object-store chunks).\n",
-    );
+    o.push_str("# Largest message the server accepts (also caps KV values and object-store chunks).\n");
     let _ = writeln!(o, "max_payload: {}\n", size(spec.max_payload));
 
     o.push_str("# JetStream: KV buckets and the per-user inbox stream live here (account APP).\n");
@@ -450,26 +390,20 @@ pub fn render(spec: &NatsConfSpec) -> String {
         o.push_str("  sync_interval: always\n");
     } else {
         o.push_str("  # sync_interval left at the server default (fsync every 2 min): acknowledged writes\n");
-        o.push_str(
-            "  # can be lost on power failure. kez-chat's reference config uses `always`.\n",
-        );
+        o.push_str("  # can be lost on power failure. kez-chat's reference config uses `always`.\n");
     }
     o.push_str("}\n\n");
 
     o.push_str("# Accounts are isolated subject namespaces.\n");
     o.push_str("accounts {\n");
-    let _ = writeln!(
-        o,
-        "  # {AUTH_ACCOUNT}: only the auth-callout worker. The server publishes $SYS.REQ.USER.AUTH here."
-    );
+    let _ =
+        writeln!(o, "  # {AUTH_ACCOUNT}: only the auth-callout worker. The server publishes $SYS.REQ.USER.AUTH here.");
     let _ = writeln!(o, "  {AUTH_ACCOUNT}: {{");
     o.push_str("    users: [\n");
     render_user(&mut o, "      ", &spec.callout_worker);
     o.push_str("    ]\n  }\n");
-    let _ = writeln!(
-        o,
-        "  # {APP_ACCOUNT}: JetStream, backend services, ops, and every end user admitted by the callout"
-    );
+    let _ =
+        writeln!(o, "  # {APP_ACCOUNT}: JetStream, backend services, ops, and every end user admitted by the callout");
     o.push_str("  # (their user JWT says aud \"APP\" and carries their permissions).\n");
     let _ = writeln!(o, "  {APP_ACCOUNT}: {{");
     o.push_str("    jetstream: enabled\n");
@@ -482,26 +416,15 @@ pub fn render(spec: &NatsConfSpec) -> String {
     ops.permissions = None;
     render_user(&mut o, "      ", &ops);
     o.push_str("    ]\n  }\n");
-    let _ = writeln!(
-        o,
-        "  # {SYS_ACCOUNT}: the system account (server events, $SYS requests)."
-    );
+    let _ = writeln!(o, "  # {SYS_ACCOUNT}: the system account (server events, $SYS requests).");
     let _ = writeln!(o, "  {SYS_ACCOUNT}: {{");
-    let _ = writeln!(
-        o,
-        "    users: [ {{ user: {}, password: {} }} ]",
-        q(&spec.sys_user.user),
-        q(&spec.sys_user.password)
-    );
+    let _ =
+        writeln!(o, "    users: [ {{ user: {}, password: {} }} ]", q(&spec.sys_user.user), q(&spec.sys_user.password));
     o.push_str("  }\n}\n");
     let _ = writeln!(o, "system_account: {SYS_ACCOUNT}\n");
 
-    o.push_str(
-        "# Every connection not listed in auth_users is handed to the auth-callout worker, which\n",
-    );
-    o.push_str(
-        "# verifies the client's nkey signature over the nonce and answers with a user JWT.\n",
-    );
+    o.push_str("# Every connection not listed in auth_users is handed to the auth-callout worker, which\n");
+    o.push_str("# verifies the client's nkey signature over the nonce and answers with a user JWT.\n");
     o.push_str("# NOT reloadable: a SIGHUP after changing auth_callout is rejected as a whole.\n");
     o.push_str("authorization {\n");
     o.push_str("  # Bound for CONNECT and for the worker's answer.\n");
@@ -520,14 +443,8 @@ pub fn render(spec: &NatsConfSpec) -> String {
 
     o.push_str("# WebSocket listener for browsers (nats.js). Same callout as TCP clients.\n");
     o.push_str("websocket {\n");
-    let _ = writeln!(
-        o,
-        "  listen: {}",
-        q(&format!("{host}:{}", spec.websocket_port))
-    );
-    o.push_str(
-        "  # Plain ws://; terminate TLS in a reverse proxy. Without this (and without tls{}) the\n",
-    );
+    let _ = writeln!(o, "  listen: {}", q(&format!("{host}:{}", spec.websocket_port)));
+    o.push_str("  # Plain ws://; terminate TLS in a reverse proxy. Without this (and without tls{}) the\n");
     o.push_str("  # server refuses to start.\n");
     o.push_str("  no_tls: true\n");
     o.push_str("  # Off: saves CPU; chat payloads are ciphertext and do not compress.\n");
@@ -535,11 +452,7 @@ pub fn render(spec: &NatsConfSpec) -> String {
     if !spec.websocket_allowed_origins.is_empty() {
         o.push_str("  # Browser pages that may connect (scheme, host and port must match). Requests without\n");
         o.push_str("  # an Origin header (non-browser clients) are always accepted.\n");
-        let _ = writeln!(
-            o,
-            "  allowed_origins: {}",
-            list(&spec.websocket_allowed_origins)
-        );
+        let _ = writeln!(o, "  allowed_origins: {}", list(&spec.websocket_allowed_origins));
     }
     o.push_str("}\n");
 
@@ -601,8 +514,7 @@ pub fn key_paths(text: &str) -> std::collections::BTreeSet<String> {
                     let word = &line[start..end];
                     let after = line[end..].trim_start();
                     if after.starts_with(':') || after.starts_with('=') || after.starts_with('{') {
-                        let named: Vec<&str> =
-                            stack.iter().map(|s| s.as_deref().unwrap_or("")).collect();
+                        let named: Vec<&str> = stack.iter().map(|s| s.as_deref().unwrap_or("")).collect();
                         // Only record keys whose enclosing blocks are all named (skips the
                         // entries of arrays such as users: [ { nkey: … } ]).
                         if named.len() < 2 && named.iter().all(|s| !s.is_empty()) {
@@ -678,14 +590,8 @@ mod tests {
             ],
             callout_worker: NkeyUser::new("auth-callout-worker", user_key()),
             ops_user: NkeyUser::new("ops", user_key()),
-            sys_user: SysUser {
-                user: "sys".into(),
-                password: "pw\"with\\quote".into(),
-            },
-            websocket_allowed_origins: vec![
-                "http://127.0.0.1:8080".into(),
-                "https://chat.example".into(),
-            ],
+            sys_user: SysUser { user: "sys".into(), password: "pw\"with\\quote".into() },
+            websocket_allowed_origins: vec!["http://127.0.0.1:8080".into(), "https://chat.example".into()],
             ..NatsConfSpec::default()
         }
     }
@@ -721,10 +627,7 @@ mod tests {
         // Every nkey user and the sys user bypass the callout.
         let auth_block = &text[text.find("auth_users").unwrap()..];
         for u in s.auth_users() {
-            assert!(
-                auth_block.contains(&format!("\"{u}\"")),
-                "{u} not in auth_users"
-            );
+            assert!(auth_block.contains(&format!("\"{u}\"")), "{u} not in auth_users");
         }
         assert_eq!(s.auth_users().len(), 2 + 1 + 1 + 1);
         // Password is escaped, not raw.
@@ -742,19 +645,14 @@ mod tests {
         assert_eq!(text.matches("permissions: {").count(), 1);
         // ops never gets a permissions block even if one is set by mistake.
         let mut s2 = s.clone();
-        s2.ops_user.permissions = Some(Permissions {
-            publish_deny: vec![">".into()],
-            ..Permissions::default()
-        });
+        s2.ops_user.permissions = Some(Permissions { publish_deny: vec![">".into()], ..Permissions::default() });
         assert_eq!(render(&s2).matches("permissions: {").count(), 1);
     }
 
     #[test]
     fn origins_formatting() {
         let text = render(&spec());
-        assert!(
-            text.contains("allowed_origins: [\"http://127.0.0.1:8080\", \"https://chat.example\"]")
-        );
+        assert!(text.contains("allowed_origins: [\"http://127.0.0.1:8080\", \"https://chat.example\"]"));
         let mut s = spec();
         s.websocket_allowed_origins.clear();
         assert!(!render(&s).contains("allowed_origins"));
@@ -762,14 +660,7 @@ mod tests {
 
     #[test]
     fn origin_validation() {
-        for bad in [
-            "127.0.0.1:8080",
-            "ftp://x",
-            "http://",
-            "http://a/b",
-            "http://a b",
-            "http://a?x",
-        ] {
+        for bad in ["127.0.0.1:8080", "ftp://x", "http://", "http://a/b", "http://a b", "http://a?x"] {
             let mut s = spec();
             s.websocket_allowed_origins = vec![bad.into()];
             assert!(s.validate().is_err(), "{bad} accepted");
@@ -783,12 +674,7 @@ mod tests {
     fn key_validation() {
         let mut s = spec();
         s.callout_issuer = user_key();
-        assert!(
-            s.validate()
-                .unwrap_err()
-                .to_string()
-                .contains("account nkey")
-        );
+        assert!(s.validate().unwrap_err().to_string().contains("account nkey"));
         let mut s = spec();
         s.service_users[0].nkey = "UNOTAKEY".into();
         assert!(s.validate().unwrap_err().to_string().contains("registry"));
@@ -807,18 +693,13 @@ mod tests {
         s.cluster = Some(ClusterSpec {
             name: "kez-local".into(),
             listen: "127.0.0.1:16231".into(),
-            routes: vec![
-                "nats-route://127.0.0.1:16231".into(),
-                "nats-route://127.0.0.1:16232".into(),
-            ],
+            routes: vec!["nats-route://127.0.0.1:16231".into(), "nats-route://127.0.0.1:16232".into()],
         });
         s.validate().unwrap();
         let text = render(&s);
         assert!(text.contains("cluster {"));
         assert!(text.contains("name: \"kez-local\""));
-        assert!(text.contains(
-            "routes: [\"nats-route://127.0.0.1:16231\", \"nats-route://127.0.0.1:16232\"]"
-        ));
+        assert!(text.contains("routes: [\"nats-route://127.0.0.1:16231\", \"nats-route://127.0.0.1:16232\"]"));
         let paths = key_paths(&text);
         assert!(paths.contains("cluster.routes"));
     }
@@ -857,8 +738,7 @@ mod tests {
 
     #[test]
     fn key_paths_scanner() {
-        let text =
-            "a: 1 # x: 2\nb {\n  c: \"#d: 3\"\n  e: [ { f: 1 } ]\n  g { h: 1 }\n}\n// i: 1\n";
+        let text = "a: 1 # x: 2\nb {\n  c: \"#d: 3\"\n  e: [ { f: 1 } ]\n  g { h: 1 }\n}\n// i: 1\n";
         let p: Vec<String> = key_paths(text).into_iter().collect();
         assert_eq!(p, ["a", "b", "b.c", "b.e", "b.g"]);
     }

@@ -111,15 +111,8 @@ pub enum SecretsError {
     Nkeys(String),
 }
 
-fn io_err<'a>(
-    action: &'static str,
-    path: &'a Path,
-) -> impl FnOnce(std::io::Error) -> SecretsError + 'a {
-    move |source| SecretsError::Io {
-        action,
-        path: path.to_owned(),
-        source,
-    }
+fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> SecretsError + 'a {
+    move |source| SecretsError::Io { action, path: path.to_owned(), source }
 }
 
 /// How [`Secrets::load_or_create`] obtained the secrets.
@@ -160,11 +153,8 @@ pub struct Secrets {
 
 impl fmt::Debug for Secrets {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let services: BTreeMap<&str, String> = self
-            .services
-            .iter()
-            .map(|(s, kp)| (s.name(), kp.public_key()))
-            .collect();
+        let services: BTreeMap<&str, String> =
+            self.services.iter().map(|(s, kp)| (s.name(), kp.public_key())).collect();
         f.debug_struct("Secrets")
             .field("callout_issuer", &self.callout_issuer.public_key())
             .field("callout_worker", &self.callout_worker.public_key())
@@ -188,10 +178,7 @@ struct SecretsFile {
 impl Secrets {
     /// Generates a fresh set (nothing is written).
     pub fn generate() -> Secrets {
-        let services = ServiceUser::ALL
-            .into_iter()
-            .map(|s| (s, KeyPair::new_user()))
-            .collect();
+        let services = ServiceUser::ALL.into_iter().map(|s| (s, KeyPair::new_user())).collect();
         Secrets {
             callout_issuer: KeyPair::new_account(),
             callout_worker: KeyPair::new_user(),
@@ -218,8 +205,7 @@ impl Secrets {
                 write_replace(&path, &secrets.to_file_json()?)?;
                 return Ok((secrets, Origin::Extended));
             }
-            Err(SecretsError::Io { source, .. })
-                if source.kind() == std::io::ErrorKind::NotFound => {}
+            Err(SecretsError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
         }
         let secrets = Secrets::generate();
@@ -239,12 +225,8 @@ impl Secrets {
         let meta = fs::metadata(path).map_err(io_err("reading", path))?;
         check_private(path, &meta)?;
         let bytes = Zeroizing::new(fs::read(path).map_err(io_err("reading", path))?);
-        let corrupt = |reason: String| SecretsError::Corrupt {
-            path: path.to_owned(),
-            reason,
-        };
-        let file: SecretsFile =
-            serde_json::from_slice(&bytes).map_err(|e| corrupt(format!("invalid JSON: {e}")))?;
+        let corrupt = |reason: String| SecretsError::Corrupt { path: path.to_owned(), reason };
+        let file: SecretsFile = serde_json::from_slice(&bytes).map_err(|e| corrupt(format!("invalid JSON: {e}")))?;
         if file.version != FORMAT_VERSION {
             return Err(corrupt(format!(
                 "format version {} is not supported (expected {FORMAT_VERSION})",
@@ -257,13 +239,9 @@ impl Secrets {
             .map_err(|e| corrupt(format!("callout_worker_seed: {e}")))?;
         let mut services = BTreeMap::new();
         for (name, seed) in &file.service_seeds {
-            let service = ServiceUser::from_name(name).ok_or_else(|| {
-                corrupt(format!(
-                    "unknown service {name:?} (written by a newer kez?)"
-                ))
-            })?;
-            let kp = seed_of(seed, KeyPairType::User)
-                .map_err(|e| corrupt(format!("service_seeds.{name}: {e}")))?;
+            let service = ServiceUser::from_name(name)
+                .ok_or_else(|| corrupt(format!("unknown service {name:?} (written by a newer kez?)")))?;
+            let kp = seed_of(seed, KeyPairType::User).map_err(|e| corrupt(format!("service_seeds.{name}: {e}")))?;
             services.insert(service, kp);
         }
         let mut complete = true;
@@ -276,31 +254,20 @@ impl Secrets {
         if file.sys_password.len() < 16 {
             return Err(corrupt("sys_password is shorter than 16 characters".into()));
         }
-        let secrets = Secrets {
-            callout_issuer,
-            callout_worker,
-            services,
-            sys_password: SysPassword(file.sys_password.clone()),
-        };
+        let secrets =
+            Secrets { callout_issuer, callout_worker, services, sys_password: SysPassword(file.sys_password.clone()) };
         // Two identities sharing a key would make nats.conf invalid ("configured twice").
         let mut seen = std::collections::BTreeSet::new();
         for kp in std::iter::once(&secrets.callout_worker).chain(secrets.services.values()) {
             if !seen.insert(kp.public_key()) {
-                return Err(corrupt(format!(
-                    "user key {} is used twice",
-                    kp.public_key()
-                )));
+                return Err(corrupt(format!("user key {} is used twice", kp.public_key())));
             }
         }
         Ok((secrets, complete))
     }
 
     fn to_file_json(&self) -> Result<Zeroizing<Vec<u8>>, SecretsError> {
-        let seed = |kp: &KeyPair| {
-            kp.seed()
-                .map(Zeroizing::new)
-                .map_err(|e| SecretsError::Nkeys(e.to_string()))
-        };
+        let seed = |kp: &KeyPair| kp.seed().map(Zeroizing::new).map_err(|e| SecretsError::Nkeys(e.to_string()));
         let mut service_seeds = BTreeMap::new();
         for (s, kp) in &self.services {
             service_seeds.insert(s.name().to_owned(), seed(kp)?);
@@ -312,8 +279,8 @@ impl Secrets {
             service_seeds,
             sys_password: self.sys_password.0.clone(),
         };
-        let mut json = serde_json::to_vec_pretty(&file)
-            .map_err(|e| SecretsError::Nkeys(format!("serialising secrets: {e}")))?;
+        let mut json =
+            serde_json::to_vec_pretty(&file).map_err(|e| SecretsError::Nkeys(format!("serialising secrets: {e}")))?;
         json.push(b'\n');
         Ok(Zeroizing::new(json))
     }
@@ -353,9 +320,7 @@ impl Secrets {
 
     /// Seed of a key pair as a string for `ConnectOptions::nkey`, wiped on drop.
     pub fn seed_of(kp: &KeyPair) -> Result<Zeroizing<String>, SecretsError> {
-        kp.seed()
-            .map(Zeroizing::new)
-            .map_err(|e| SecretsError::Nkeys(e.to_string()))
+        kp.seed().map(Zeroizing::new).map_err(|e| SecretsError::Nkeys(e.to_string()))
     }
 }
 
@@ -363,10 +328,7 @@ fn seed_of(seed: &str, expected: KeyPairType) -> Result<KeyPair, String> {
     // The nkeys error text never contains the seed itself.
     let kp = KeyPair::from_seed(seed).map_err(|e| format!("not a valid nkey seed ({e})"))?;
     if kp.key_pair_type() != expected {
-        return Err(format!(
-            "expected a {expected:?} seed, found a {:?} seed",
-            kp.key_pair_type()
-        ));
+        return Err(format!("expected a {expected:?} seed, found a {:?} seed", kp.key_pair_type()));
     }
     Ok(kp)
 }
@@ -386,9 +348,7 @@ fn create_private_dir(dir: &Path) -> Result<(), SecretsError> {
         use std::os::unix::fs::DirBuilderExt as _;
         builder.mode(0o700);
     }
-    builder
-        .create(dir)
-        .map_err(io_err("creating directory", dir))
+    builder.create(dir).map_err(io_err("creating directory", dir))
 }
 
 #[cfg(unix)]
@@ -396,10 +356,7 @@ fn check_private(path: &Path, meta: &fs::Metadata) -> Result<(), SecretsError> {
     use std::os::unix::fs::PermissionsExt as _;
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
-        return Err(SecretsError::Permissions {
-            path: path.to_owned(),
-            mode,
-        });
+        return Err(SecretsError::Permissions { path: path.to_owned(), mode });
     }
     Ok(())
 }
@@ -414,15 +371,8 @@ fn check_private(_path: &Path, _meta: &fs::Metadata) -> Result<(), SecretsError>
 fn write_temp(path: &Path, contents: &[u8]) -> Result<PathBuf, SecretsError> {
     use rand::RngCore as _;
     let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| SECRETS_FILE.to_owned());
-    let tmp = dir.join(format!(
-        ".{name}.tmp.{}.{:08x}",
-        std::process::id(),
-        rand::rng().next_u32()
-    ));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| SECRETS_FILE.to_owned());
+    let tmp = dir.join(format!(".{name}.tmp.{}.{:08x}", std::process::id(), rand::rng().next_u32()));
     let mut opts = fs::OpenOptions::new();
     opts.write(true).create_new(true);
     #[cfg(unix)]
@@ -444,9 +394,7 @@ fn write_temp(path: &Path, contents: &[u8]) -> Result<PathBuf, SecretsError> {
 
 fn sync_dir(dir: &Path) -> Result<(), SecretsError> {
     // Makes the new directory entry durable; without it a crash could leave no file at all.
-    fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err("syncing directory", dir))
+    fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io_err("syncing directory", dir))
 }
 
 /// Creates `path` only if it does not exist. Returns false if another process won the race.
@@ -461,11 +409,7 @@ fn write_new(path: &Path, contents: &[u8]) -> Result<bool, SecretsError> {
             Ok(true)
         }
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
-        Err(e) => Err(SecretsError::Io {
-            action: "linking into place",
-            path: path.to_owned(),
-            source: e,
-        }),
+        Err(e) => Err(SecretsError::Io { action: "linking into place", path: path.to_owned(), source: e }),
     }
 }
 
@@ -474,11 +418,7 @@ fn write_replace(path: &Path, contents: &[u8]) -> Result<(), SecretsError> {
     let tmp = write_temp(path, contents)?;
     if let Err(e) = fs::rename(&tmp, path) {
         let _ = fs::remove_file(&tmp);
-        return Err(SecretsError::Io {
-            action: "renaming into place",
-            path: path.to_owned(),
-            source: e,
-        });
+        return Err(SecretsError::Io { action: "renaming into place", path: path.to_owned(), source: e });
     }
     sync_dir(path.parent().unwrap_or(Path::new(".")))
 }
@@ -505,23 +445,14 @@ mod tests {
 
         let (b, origin) = Secrets::load_or_create(&data).unwrap();
         assert_eq!(origin, Origin::Loaded);
-        assert_eq!(
-            a.callout_issuer().public_key(),
-            b.callout_issuer().public_key()
-        );
-        assert_eq!(
-            a.callout_worker().public_key(),
-            b.callout_worker().public_key()
-        );
+        assert_eq!(a.callout_issuer().public_key(), b.callout_issuer().public_key());
+        assert_eq!(a.callout_worker().public_key(), b.callout_worker().public_key());
         for s in ServiceUser::ALL {
             assert_eq!(a.service(s).public_key(), b.service(s).public_key());
         }
         assert_eq!(a.sys_password(), b.sys_password());
         // No temp files left behind.
-        let names: Vec<_> = fs::read_dir(&data)
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
+        let names: Vec<_> = fs::read_dir(&data).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, vec![std::ffi::OsString::from(SECRETS_FILE)]);
     }
 
@@ -562,10 +493,7 @@ mod tests {
         let err = Secrets::load_or_create(dir.path()).unwrap_err().to_string();
         assert!(err.contains("callout_issuer_seed"), "{err}");
         assert!(err.contains("Account"), "{err}");
-        assert!(
-            !err.contains(v["callout_worker_seed"].as_str().unwrap()),
-            "seed leaked: {err}"
-        );
+        assert!(!err.contains(v["callout_worker_seed"].as_str().unwrap()), "seed leaked: {err}");
     }
 
     #[test]
@@ -586,24 +514,15 @@ mod tests {
         let (orig, _) = Secrets::load_or_create(dir.path()).unwrap();
         let path = Secrets::path_in(dir.path());
         let mut v: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
-        v["service_seeds"]
-            .as_object_mut()
-            .unwrap()
-            .remove("gateway");
+        v["service_seeds"].as_object_mut().unwrap().remove("gateway");
         fs::write(&path, serde_json::to_vec(&v).unwrap()).unwrap();
         let (ext, origin) = Secrets::load_or_create(dir.path()).unwrap();
         assert_eq!(origin, Origin::Extended);
         assert_eq!(mode(&path), 0o600);
-        assert_eq!(
-            orig.service(ServiceUser::Registry).public_key(),
-            ext.service(ServiceUser::Registry).public_key()
-        );
+        assert_eq!(orig.service(ServiceUser::Registry).public_key(), ext.service(ServiceUser::Registry).public_key());
         let (again, origin) = Secrets::load_or_create(dir.path()).unwrap();
         assert_eq!(origin, Origin::Loaded);
-        assert_eq!(
-            ext.service(ServiceUser::Gateway).public_key(),
-            again.service(ServiceUser::Gateway).public_key()
-        );
+        assert_eq!(ext.service(ServiceUser::Gateway).public_key(), again.service(ServiceUser::Gateway).public_key());
     }
 
     #[test]
@@ -639,10 +558,8 @@ mod tests {
                 std::thread::spawn(move || Secrets::load_or_create(&data).unwrap().0)
             })
             .collect();
-        let keys: std::collections::BTreeSet<String> = handles
-            .into_iter()
-            .map(|h| h.join().unwrap().callout_issuer().public_key())
-            .collect();
+        let keys: std::collections::BTreeSet<String> =
+            handles.into_iter().map(|h| h.join().unwrap().callout_issuer().public_key()).collect();
         assert_eq!(keys.len(), 1);
     }
 

@@ -109,10 +109,7 @@ pub fn stack_spec(
         service_users,
         callout_worker: NkeyUser::new("auth-callout-worker", secrets.callout_worker().public_key()),
         ops_user: NkeyUser::new("ops", secrets.ops().public_key()),
-        sys_user: SysUser {
-            user: secrets.sys_user().to_owned(),
-            password: secrets.sys_password().expose().to_owned(),
-        },
+        sys_user: SysUser { user: secrets.sys_user().to_owned(), password: secrets.sys_password().expose().to_owned() },
         websocket_allowed_origins: allowed_origins,
         cluster: None,
         ..defaults

@@ -22,11 +22,7 @@ const MAX_IN_FLIGHT: usize = 256;
 
 /// Starts a service with the standard metadata. Every instance joins the
 /// default queue group, so adding workers spreads requests.
-pub async fn start(
-    client: &async_nats::Client,
-    name: &str,
-    description: &str,
-) -> Result<Service, async_nats::Error> {
+pub async fn start(client: &async_nats::Client, name: &str, description: &str) -> Result<Service, async_nats::Error> {
     client
         .service_builder()
         .description(description)
@@ -89,7 +85,12 @@ fn to_service_error(e: &KezError) -> service::error::Error {
 
 /// Sends a request to a service subject and maps the reply: success body,
 /// a typed service error, `unavailable` when nobody listens, `timeout`.
-pub async fn call(client: &async_nats::Client, subject: &str, payload: Bytes, timeout: Duration) -> Result<Bytes, KezError> {
+pub async fn call(
+    client: &async_nats::Client,
+    subject: &str,
+    payload: Bytes,
+    timeout: Duration,
+) -> Result<Bytes, KezError> {
     let request = async_nats::Request::new().payload(payload).timeout(Some(timeout));
     let message = client.send_request(subject.to_string(), request).await.map_err(|e| {
         use async_nats::RequestErrorKind as K;
@@ -136,8 +137,6 @@ pub async fn settle(client: &async_nats::Client) -> Result<(), async_nats::Error
     let subject = client.new_inbox();
     let mut sub = client.subscribe(subject.clone()).await?;
     client.publish(subject, Bytes::new()).await?;
-    tokio::time::timeout(Duration::from_secs(5), sub.next())
-        .await
-        .map_err(|_| "the server did not echo within 5 s")?;
+    tokio::time::timeout(Duration::from_secs(5), sub.next()).await.map_err(|_| "the server did not echo within 5 s")?;
     Ok(())
 }

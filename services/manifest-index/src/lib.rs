@@ -45,7 +45,8 @@ pub async fn start(client: &async_nats::Client, settings: &Settings) -> Result<S
         settings: settings.clone(),
         store: ensure_bucket(&js, &MANIFESTS, settings.replication).await?,
     });
-    let service = svc::start(client, service::MANIFEST, "Shared-files manifests: put, get by hash, get by owner").await?;
+    let service =
+        svc::start(client, service::MANIFEST, "Shared-files manifests: put, get by hash, get by owner").await?;
     let i = index.clone();
     svc::serve(&service, "put", subj::MANIFEST_PUT, move |p| {
         let i = i.clone();
@@ -118,9 +119,7 @@ impl Index {
         })?;
         let state: StateView = serde_json::from_slice(&state_bytes)
             .map_err(|_| err(ErrorCode::Internal, "sigchain state reply could not be read"))?;
-        let pointer = state
-            .shared_files
-            .ok_or_else(|| err(ErrorCode::ManifestNotFound, "this key shares no files"))?;
+        let pointer = state.shared_files.ok_or_else(|| err(ErrorCode::ManifestNotFound, "this key shares no files"))?;
         let bytes = self.get(&pointer.manifest).await?;
         manifest::verify_against(&bytes, key, &pointer).map_err(|e| {
             tracing::error!(owner = %key, "stored manifest does not match its pointer: {e}");

@@ -71,7 +71,8 @@ pub async fn start(client: &async_nats::Client, settings: &Settings) -> Result<S
         keys: ensure_bucket(&js, &KEYS, settings.replication).await?,
         nonces: ensure_bucket(&js, &NONCES, settings.replication).await?,
     });
-    let service = svc::start(client, service::REGISTRY, "Handle registry: register, lookup by handle, lookup by key").await?;
+    let service =
+        svc::start(client, service::REGISTRY, "Handle registry: register, lookup by handle, lookup by key").await?;
     let r = registry.clone();
     svc::serve(&service, "register", subj::REGISTRY_REGISTER, move |p| {
         let r = r.clone();
@@ -148,7 +149,8 @@ impl Registry {
                 Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {}
                 Err(e) => return Err(unavailable("claiming the key", e)),
             }
-            let Some(entry) = self.keys.entry(key.hex()).await.map_err(|e| unavailable("reading the key claim", e))? else {
+            let Some(entry) = self.keys.entry(key.hex()).await.map_err(|e| unavailable("reading the key claim", e))?
+            else {
                 continue;
             };
             let existing: KeyClaim = serde_json::from_slice(&entry.value)

@@ -67,10 +67,9 @@ impl fmt::Display for ServiceKind {
 impl FromStr for ServiceKind {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        ServiceKind::ALL
-            .into_iter()
-            .find(|k| k.name() == s)
-            .ok_or_else(|| format!("unknown service {s:?} (expected one of registry, webfinger, sigchain, manifest-index)"))
+        ServiceKind::ALL.into_iter().find(|k| k.name() == s).ok_or_else(|| {
+            format!("unknown service {s:?} (expected one of registry, webfinger, sigchain, manifest-index)")
+        })
     }
 }
 pub mod up;

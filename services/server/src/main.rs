@@ -187,7 +187,8 @@ async fn start_components(
         services.push(svc);
     }
     let callout = if c.auth_callout {
-        let worker = connect_nkey(&conn.urls.join(","), conn.secrets.callout_worker(), "kez-auth-callout-worker").await?;
+        let worker =
+            connect_nkey(&conn.urls.join(","), conn.secrets.callout_worker(), "kez-auth-callout-worker").await?;
         let app = conn.as_user(ServiceUser::AuthCallout).await?;
         let mut config = kez_auth_callout::CalloutConfig::new(conn.secrets.callout_issuer().clone());
         config.replication = settings.replication;

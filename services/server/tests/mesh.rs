@@ -92,7 +92,8 @@ async fn register_lookup_webfinger_sigchain_manifest_flow() {
     let jrd = m.call_json(svc::WEBFINGER_RESOLVE, json!({"resource": format!("acct:alice@{DOMAIN}")})).await.unwrap();
     assert_eq!(jrd["subject"], format!("acct:alice@{DOMAIN}"));
     assert!(jrd["links"].to_string().contains(&format!("/v1/sigchains/ed25519/{}", pk.hex())));
-    let e = m.call_json(svc::WEBFINGER_RESOLVE, json!({"resource": format!("acct:nobody@{DOMAIN}")})).await.unwrap_err();
+    let e =
+        m.call_json(svc::WEBFINGER_RESOLVE, json!({"resource": format!("acct:nobody@{DOMAIN}")})).await.unwrap_err();
     assert_eq!(e.code, ErrorCode::HandleNotFound);
 
     // Sigchain: three links.
@@ -187,11 +188,27 @@ async fn bad_requests_get_their_codes_and_change_nothing() {
     let cases: Vec<(&str, Vec<u8>, ErrorCode)> = vec![
         ("not json", b"{".to_vec(), ErrorCode::InvalidJson),
         ("oversized", vec![b' '; 5000], ErrorCode::TooLarge),
-        ("not canonical", String::from_utf8(good.clone()).unwrap().replacen("{", "{ ", 1).into_bytes(), ErrorCode::NotCanonical),
-        ("wrong audience", register::build(&carol, &Handle::new("carol", "elsewhere.example").unwrap(), now_ms(), [1; 16]), ErrorCode::WrongAudience),
-        ("reserved", register::build(&carol, &Handle::new("admin", DOMAIN).unwrap(), now_ms(), [2; 16]), ErrorCode::HandleReserved),
+        (
+            "not canonical",
+            String::from_utf8(good.clone()).unwrap().replacen("{", "{ ", 1).into_bytes(),
+            ErrorCode::NotCanonical,
+        ),
+        (
+            "wrong audience",
+            register::build(&carol, &Handle::new("carol", "elsewhere.example").unwrap(), now_ms(), [1; 16]),
+            ErrorCode::WrongAudience,
+        ),
+        (
+            "reserved",
+            register::build(&carol, &Handle::new("admin", DOMAIN).unwrap(), now_ms(), [2; 16]),
+            ErrorCode::HandleReserved,
+        ),
         ("stale", register::build(&carol, &h, now_ms() - 3_600_000, [3; 16]), ErrorCode::StaleTimestamp),
-        ("bad signature", String::from_utf8(good.clone()).unwrap().replace("\"carol@", "\"carom@").into_bytes(), ErrorCode::BadSignature),
+        (
+            "bad signature",
+            String::from_utf8(good.clone()).unwrap().replace("\"carol@", "\"carom@").into_bytes(),
+            ErrorCode::BadSignature,
+        ),
     ];
     for (name, body, code) in cases {
         let e = m.call(svc::REGISTRY_REGISTER, body).await.unwrap_err();
@@ -209,27 +226,65 @@ async fn bad_requests_get_their_codes_and_change_nothing() {
     let pk = PublicKey::of(&carol);
     let stranger = key(5);
     let e = m
-        .call(svc::SIGCHAIN_APPEND, build_link(&stranger, 1, None, now_ms(), &Op::AddEndpoint(Endpoint::Iroh { node_id: PublicKey::of(&stranger).hex() })))
+        .call(
+            svc::SIGCHAIN_APPEND,
+            build_link(
+                &stranger,
+                1,
+                None,
+                now_ms(),
+                &Op::AddEndpoint(Endpoint::Iroh { node_id: PublicKey::of(&stranger).hex() }),
+            ),
+        )
         .await
         .unwrap_err();
     assert_eq!(e.code, ErrorCode::KeyNotFound);
     let iroh = Op::AddEndpoint(Endpoint::Iroh { node_id: pk.hex() });
-    assert_eq!(m.call(svc::SIGCHAIN_APPEND, build_link(&carol, 2, Some(&"0".repeat(64)), now_ms(), &iroh)).await.unwrap_err().code, ErrorCode::SeqnoConflict);
-    assert_eq!(m.call(svc::SIGCHAIN_APPEND, build_link(&carol, 1, None, now_ms() - 3_600_000, &iroh)).await.unwrap_err().code, ErrorCode::StaleTimestamp);
+    assert_eq!(
+        m.call(svc::SIGCHAIN_APPEND, build_link(&carol, 2, Some(&"0".repeat(64)), now_ms(), &iroh))
+            .await
+            .unwrap_err()
+            .code,
+        ErrorCode::SeqnoConflict
+    );
+    assert_eq!(
+        m.call(svc::SIGCHAIN_APPEND, build_link(&carol, 1, None, now_ms() - 3_600_000, &iroh)).await.unwrap_err().code,
+        ErrorCode::StaleTimestamp
+    );
     let wrong_iroh = Op::AddEndpoint(Endpoint::Iroh { node_id: PublicKey::of(&stranger).hex() });
-    assert_eq!(m.call(svc::SIGCHAIN_APPEND, build_link(&carol, 1, None, now_ms(), &wrong_iroh)).await.unwrap_err().code, ErrorCode::InvalidLink);
-    let tampered = String::from_utf8(build_link(&carol, 1, None, now_ms(), &iroh)).unwrap().replace("\"seqno\":1", "\"seqno\":1 ");
+    assert_eq!(
+        m.call(svc::SIGCHAIN_APPEND, build_link(&carol, 1, None, now_ms(), &wrong_iroh)).await.unwrap_err().code,
+        ErrorCode::InvalidLink
+    );
+    let tampered =
+        String::from_utf8(build_link(&carol, 1, None, now_ms(), &iroh)).unwrap().replace("\"seqno\":1", "\"seqno\":1 ");
     assert_eq!(m.call(svc::SIGCHAIN_APPEND, tampered).await.unwrap_err().code, ErrorCode::NotCanonical);
     assert!(m.kv_keys(BUCKET_SIGCHAINS).await.is_empty(), "nothing stored");
     m.call(svc::SIGCHAIN_APPEND, build_link(&carol, 1, None, now_ms(), &iroh)).await.unwrap();
-    let e = m.call(svc::SIGCHAIN_APPEND, build_link(&carol, 2, Some(&"a".repeat(64)), now_ms(), &iroh)).await.unwrap_err();
+    let e =
+        m.call(svc::SIGCHAIN_APPEND, build_link(&carol, 2, Some(&"a".repeat(64)), now_ms(), &iroh)).await.unwrap_err();
     assert_eq!(e.code, ErrorCode::PrevMismatch);
 
     // Lookups of malformed or unknown things.
-    assert_eq!(m.call_json(svc::REGISTRY_LOOKUP_HANDLE, json!({"handle": "Not A Handle"})).await.unwrap_err().code, ErrorCode::InvalidRequest);
-    assert_eq!(m.call_json(svc::REGISTRY_LOOKUP_KEY, json!({"key": PublicKey::of(&stranger).to_string()})).await.unwrap_err().code, ErrorCode::KeyNotFound);
-    assert_eq!(m.call_json(svc::SIGCHAIN_GET, json!({"key": PublicKey::of(&stranger).to_string()})).await.unwrap_err().code, ErrorCode::ChainNotFound);
-    assert_eq!(m.call_json(svc::MANIFEST_GET, json!({"hash": "zz"})).await.unwrap_err().code, ErrorCode::InvalidEncoding);
+    assert_eq!(
+        m.call_json(svc::REGISTRY_LOOKUP_HANDLE, json!({"handle": "Not A Handle"})).await.unwrap_err().code,
+        ErrorCode::InvalidRequest
+    );
+    assert_eq!(
+        m.call_json(svc::REGISTRY_LOOKUP_KEY, json!({"key": PublicKey::of(&stranger).to_string()}))
+            .await
+            .unwrap_err()
+            .code,
+        ErrorCode::KeyNotFound
+    );
+    assert_eq!(
+        m.call_json(svc::SIGCHAIN_GET, json!({"key": PublicKey::of(&stranger).to_string()})).await.unwrap_err().code,
+        ErrorCode::ChainNotFound
+    );
+    assert_eq!(
+        m.call_json(svc::MANIFEST_GET, json!({"hash": "zz"})).await.unwrap_err().code,
+        ErrorCode::InvalidEncoding
+    );
     assert_eq!(m.call(svc::MANIFEST_PUT, b"[]".to_vec()).await.unwrap_err().code, ErrorCode::InvalidRequest);
     // A manifest signed by someone other than its owner.
     let forged = String::from_utf8(kv_schemas::manifest::build(&carol, 1, now_ms(), &[]).unwrap())

@@ -56,7 +56,8 @@ pub async fn start(client: &async_nats::Client, settings: &Settings) -> Result<S
         store: ensure_bucket(&js, &CHAINS, settings.replication).await?,
         cache: Mutex::new(HashMap::new()),
     });
-    let service = svc::start(client, service::SIGCHAIN, "Sigchains: append a signed link, get a chain, get its state").await?;
+    let service =
+        svc::start(client, service::SIGCHAIN, "Sigchains: append a signed link, get a chain, get its state").await?;
     let c = chains.clone();
     svc::serve(&service, "append", subj::SIGCHAIN_APPEND, move |p| {
         let c = c.clone();
@@ -102,7 +103,10 @@ impl Chains {
             Ok(_) => {}
             Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
                 self.forget(&link.chain);
-                return Err(err(ErrorCode::SeqnoConflict, format!("link {} was appended by another request", link.seqno)));
+                return Err(err(
+                    ErrorCode::SeqnoConflict,
+                    format!("link {} was appended by another request", link.seqno),
+                ));
             }
             Err(e) => return Err(unavailable("storing the link", e)),
         }

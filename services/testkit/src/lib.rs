@@ -55,9 +55,7 @@ static SERVER_COUNTER: AtomicU32 = AtomicU32::new(0);
 /// Where the nats-server binary is. Checked once per test process.
 pub fn nats_server_bin() -> Result<PathBuf> {
     static BIN: OnceLock<std::result::Result<PathBuf, String>> = OnceLock::new();
-    BIN.get_or_init(|| find_nats_server().map_err(|e| format!("{e:#}")))
-        .clone()
-        .map_err(|e| anyhow!(e))
+    BIN.get_or_init(|| find_nats_server().map_err(|e| format!("{e:#}"))).clone().map_err(|e| anyhow!(e))
 }
 
 /// The repository root (two levels above this crate).
@@ -72,10 +70,7 @@ fn find_nats_server() -> Result<PathBuf> {
 
 /// A free TCP port on 127.0.0.1 (bound, then released; the caller must tolerate a race).
 pub fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind((HOST, 0))
-        .context("binding 127.0.0.1:0")?
-        .local_addr()?
-        .port())
+    Ok(TcpListener::bind((HOST, 0)).context("binding 127.0.0.1:0")?.local_addr()?.port())
 }
 
 /// `N` distinct free ports: all listeners are held until every port is chosen.
@@ -155,8 +150,7 @@ impl NatsServerBuilder {
                 Ok(server) => return Ok(server),
                 Err(StartError::PortTaken(e)) => {
                     // Another process grabbed a port between free_ports() and the bind.
-                    last_err =
-                        Some(e.context(format!("attempt {attempt}/{START_ATTEMPTS}: port taken")));
+                    last_err = Some(e.context(format!("attempt {attempt}/{START_ATTEMPTS}: port taken")));
                 }
                 Err(StartError::Fatal(e)) => return Err(e),
             }
@@ -165,31 +159,17 @@ impl NatsServerBuilder {
     }
 
     /// One attempt; `ports` = [client, websocket, monitoring].
-    async fn try_start(
-        &self,
-        bin: &Path,
-        ports: &[u16; 3],
-    ) -> std::result::Result<NatsServer, StartError> {
-        let dir = tempfile::Builder::new()
-            .prefix("kez-testkit-nats-")
-            .tempdir()
-            .context("creating temp dir")?;
-        let (secrets, _) =
-            Secrets::load_or_create(&dir.path().join("secrets")).context("generating secrets")?;
-        let server_name = format!(
-            "kez-test-{}-{}",
-            std::process::id(),
-            SERVER_COUNTER.fetch_add(1, Ordering::Relaxed)
-        );
+    async fn try_start(&self, bin: &Path, ports: &[u16; 3]) -> std::result::Result<NatsServer, StartError> {
+        let dir = tempfile::Builder::new().prefix("kez-testkit-nats-").tempdir().context("creating temp dir")?;
+        let (secrets, _) = Secrets::load_or_create(&dir.path().join("secrets")).context("generating secrets")?;
+        let server_name = format!("kez-test-{}-{}", std::process::id(), SERVER_COUNTER.fetch_add(1, Ordering::Relaxed));
         let spec = self.spec(&secrets, &server_name, ports, &dir.path().join("store"))?;
-        spec.validate()
-            .context("testkit produced an invalid nats config")?;
+        spec.validate().context("testkit produced an invalid nats config")?;
 
         let conf_path = dir.path().join("nats.conf");
         write_private(&conf_path, natsconf::render(&spec).as_bytes())?;
         let log_path = dir.path().join("nats-server.log");
-        let log = fs::File::create(&log_path)
-            .with_context(|| format!("creating {}", log_path.display()))?;
+        let log = fs::File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
         let log_err = log.try_clone().context("duplicating log file handle")?;
         let child = Command::new(bin)
             .arg("-c")
@@ -201,25 +181,12 @@ impl NatsServerBuilder {
             .with_context(|| format!("spawning {}", bin.display()))?;
 
         // From here on, Drop cleans up the child and the directory on every error path.
-        let mut server = NatsServer {
-            child: Some(child),
-            dir: Some(dir),
-            secrets,
-            spec,
-            conf_path,
-            log_path,
-        };
+        let mut server = NatsServer { child: Some(child), dir: Some(dir), secrets, spec, conf_path, log_path };
         server.wait_ready(self.startup_timeout).await?;
         Ok(server)
     }
 
-    fn spec(
-        &self,
-        secrets: &Secrets,
-        server_name: &str,
-        ports: &[u16],
-        store: &Path,
-    ) -> Result<NatsConfSpec> {
+    fn spec(&self, secrets: &Secrets, server_name: &str, ports: &[u16], store: &Path) -> Result<NatsConfSpec> {
         let spec = kez_service_kit::stack::stack_spec(
             secrets,
             server_name,
@@ -259,8 +226,7 @@ fn write_private(path: &Path, contents: &[u8]) -> Result<()> {
         .mode(0o600)
         .open(path)
         .with_context(|| format!("creating {}", path.display()))?;
-    f.write_all(contents)
-        .with_context(|| format!("writing {}", path.display()))
+    f.write_all(contents).with_context(|| format!("writing {}", path.display()))
 }
 
 /// A running nats-server owned by the test. See the crate docs.
@@ -385,18 +351,12 @@ impl NatsServer {
 
     /// Connects over TCP as a service user (account APP, static nkey; skips the callout).
     pub async fn connect_as(&self, service: ServiceUser) -> Result<async_nats::Client> {
-        self.connect_key(
-            self.service_key(service),
-            &self.client_url(),
-            service.name(),
-        )
-        .await
+        self.connect_key(self.service_key(service), &self.client_url(), service.name()).await
     }
 
     /// Connects over WebSocket (`ws://`) as a service user.
     pub async fn connect_ws_as(&self, service: ServiceUser) -> Result<async_nats::Client> {
-        self.connect_key(self.service_key(service), &self.ws_url(), service.name())
-            .await
+        self.connect_key(self.service_key(service), &self.ws_url(), service.name()).await
     }
 
     /// Connects as the ops user (account APP, full permissions).
@@ -407,8 +367,7 @@ impl NatsServer {
     /// Connects as the callout worker (account AUTH). Subscribe to `$SYS.REQ.USER.AUTH`
     /// (queue group recommended) to serve authorization requests.
     pub async fn connect_worker(&self) -> Result<async_nats::Client> {
-        self.connect_key(self.worker_key(), &self.client_url(), "auth-callout-worker")
-            .await
+        self.connect_key(self.worker_key(), &self.client_url(), "auth-callout-worker").await
     }
 
     /// Connects as the system account user.
@@ -424,12 +383,7 @@ impl NatsServer {
         .with_context(|| format!("connecting as sys to {}", self.server_name()))
     }
 
-    async fn connect_key(
-        &self,
-        key: &KeyPair,
-        url: &str,
-        name: &str,
-    ) -> Result<async_nats::Client> {
+    async fn connect_key(&self, key: &KeyPair, url: &str, name: &str) -> Result<async_nats::Client> {
         self.connect_options(key)?
             .name(name)
             .connect(url)
@@ -439,11 +393,7 @@ impl NatsServer {
 
     /// GET on the monitoring port; returns status and body. E.g. `monitor_get("/varz")`.
     pub async fn monitor_get(&self, path: &str) -> Result<(u16, String)> {
-        http_get(
-            SocketAddr::from(([127, 0, 0, 1], self.monitor_port())),
-            path,
-        )
-        .await
+        http_get(SocketAddr::from(([127, 0, 0, 1], self.monitor_port())), path).await
     }
 
     /// `/varz` parsed as JSON.
@@ -467,10 +417,7 @@ impl NatsServer {
                 // nats-server logs "[FTL] … bind: address already in use" for any of its
                 // three listeners and exits 1; only that case is worth a retry.
                 let log = self.log_contents();
-                let err = anyhow!(
-                    "nats-server exited during startup ({status}); log:\n{}",
-                    tail(&log, 40)
-                );
+                let err = anyhow!("nats-server exited during startup ({status}); log:\n{}", tail(&log, 40));
                 return Err(if log.contains("address already in use") {
                     StartError::PortTaken(err)
                 } else {
@@ -481,10 +428,7 @@ impl NatsServer {
                 Ok((200, _)) => match self.varz().await {
                     Ok(v) if v["server_name"] == self.spec.server_name.as_str() => {
                         // Health is per HTTP listener; make sure the client port answers too.
-                        if tokio::net::TcpStream::connect((HOST, self.spec.client_port))
-                            .await
-                            .is_ok()
-                        {
+                        if tokio::net::TcpStream::connect((HOST, self.spec.client_port)).await.is_ok() {
                             return Ok(());
                         }
                         last = "client port not accepting yet".into();
@@ -545,9 +489,7 @@ fn tail(text: &str, lines: usize) -> String {
 async fn http_get(addr: SocketAddr, path: &str) -> Result<(u16, String)> {
     let fut = async {
         let mut stream = tokio::net::TcpStream::connect(addr).await?;
-        stream
-            .write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
-            .await?;
+        stream.write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes()).await?;
         let mut buf = Vec::new();
         stream.read_to_end(&mut buf).await?;
         Ok::<_, std::io::Error>(buf)
@@ -557,9 +499,8 @@ async fn http_get(addr: SocketAddr, path: &str) -> Result<(u16, String)> {
         .map_err(|_| anyhow!("GET {path} on {addr} timed out"))?
         .with_context(|| format!("GET {path} on {addr}"))?;
     let text = String::from_utf8_lossy(&buf);
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| anyhow!("GET {path} on {addr}: malformed response"))?;
+    let (head, body) =
+        text.split_once("\r\n\r\n").ok_or_else(|| anyhow!("GET {path} on {addr}: malformed response"))?;
     let status = head
         .split_whitespace()
         .nth(1)

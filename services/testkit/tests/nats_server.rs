@@ -13,11 +13,7 @@ async fn ops_user_can_use_jetstream_kv() {
     let ops = server.connect_ops().await.unwrap();
     let js = jetstream::new(ops);
     let store = js
-        .create_key_value(kv::Config {
-            bucket: "kez_testkit".into(),
-            history: 1,
-            ..Default::default()
-        })
+        .create_key_value(kv::Config { bucket: "kez_testkit".into(), history: 1, ..Default::default() })
         .await
         .unwrap();
 
@@ -49,13 +45,10 @@ async fn service_users_talk_over_tcp_and_websocket() {
         }
     });
     let tcp = server.connect_as(ServiceUser::Gateway).await.unwrap();
-    let reply = tokio::time::timeout(
-        Duration::from_secs(5),
-        tcp.request("kez.svc.test.echo", "ping".into()),
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    let reply = tokio::time::timeout(Duration::from_secs(5), tcp.request("kez.svc.test.echo", "ping".into()))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(reply.payload, "ping");
     responder.await.unwrap();
 
@@ -76,16 +69,8 @@ async fn two_servers_run_side_by_side() {
 
     let ja = jetstream::new(a.connect_ops().await.unwrap());
     let jb = jetstream::new(b.connect_ops().await.unwrap());
-    let cfg = || kv::Config {
-        bucket: "kez_side".into(),
-        ..Default::default()
-    };
-    ja.create_key_value(cfg())
-        .await
-        .unwrap()
-        .put("k", "a".into())
-        .await
-        .unwrap();
+    let cfg = || kv::Config { bucket: "kez_side".into(), ..Default::default() };
+    ja.create_key_value(cfg()).await.unwrap().put("k", "a".into()).await.unwrap();
     let kb = jb.create_key_value(cfg()).await.unwrap();
     // Separate stores: b does not see a's write.
     assert_eq!(kb.get("k").await.unwrap(), None);
@@ -114,26 +99,15 @@ async fn unknown_nkey_is_refused_without_a_callout_worker() {
     let err = result.expect_err("an unknown nkey must not connect");
     // No worker answers, so the server gives up after authorization.timeout (2 s) and sends
     // "Authorization Violation".
-    assert_eq!(
-        err.kind(),
-        async_nats::ConnectErrorKind::AuthorizationViolation,
-        "{err}"
-    );
-    assert!(
-        started.elapsed() < Duration::from_secs(8),
-        "{:?}",
-        started.elapsed()
-    );
+    assert_eq!(err.kind(), async_nats::ConnectErrorKind::AuthorizationViolation, "{err}");
+    assert!(started.elapsed() < Duration::from_secs(8), "{:?}", started.elapsed());
 }
 
 #[tokio::test]
 async fn unknown_nkey_connect_reaches_the_callout_worker() {
     let server = NatsServer::start().await.unwrap();
     let worker = server.connect_worker().await.unwrap();
-    let mut requests = worker
-        .queue_subscribe("$SYS.REQ.USER.AUTH", "kez-auth".into())
-        .await
-        .unwrap();
+    let mut requests = worker.queue_subscribe("$SYS.REQ.USER.AUTH", "kez-auth".into()).await.unwrap();
     worker.flush().await.unwrap();
 
     let stranger = KeyPair::new_user();
@@ -141,16 +115,10 @@ async fn unknown_nkey_connect_reaches_the_callout_worker() {
     let url = server.client_url();
     let client = tokio::spawn(async move { opts.connect(url).await.map(|_| ()) });
 
-    let req = tokio::time::timeout(Duration::from_secs(5), requests.next())
-        .await
-        .unwrap()
-        .unwrap();
+    let req = tokio::time::timeout(Duration::from_secs(5), requests.next()).await.unwrap().unwrap();
     // The server-signed authorization request JWT; the worker (not running here) would answer it.
     let jwt = std::str::from_utf8(&req.payload).unwrap();
-    assert!(
-        jwt.starts_with("eyJ") && jwt.split('.').count() == 3,
-        "{jwt}"
-    );
+    assert!(jwt.starts_with("eyJ") && jwt.split('.').count() == 3, "{jwt}");
     assert!(req.reply.is_some());
     // Unanswered: the client is refused once the 2 s authorization timeout passes.
     assert!(client.await.unwrap().is_err());
@@ -158,12 +126,8 @@ async fn unknown_nkey_connect_reaches_the_callout_worker() {
 
 #[tokio::test]
 async fn config_is_applied() {
-    let server = NatsServer::builder()
-        .allowed_origins(["http://127.0.0.1:8080"])
-        .max_payload(2 << 20)
-        .start()
-        .await
-        .unwrap();
+    let server =
+        NatsServer::builder().allowed_origins(["http://127.0.0.1:8080"]).max_payload(2 << 20).start().await.unwrap();
     let varz = server.varz().await.unwrap();
     assert_eq!(varz["server_name"], server.server_name());
     assert_eq!(varz["max_payload"], 2 << 20);
@@ -188,16 +152,9 @@ async fn drop_kills_the_process_and_removes_the_directory() {
     assert!(dir.join("nats.conf").is_file());
     assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
     drop(server);
-    assert!(
-        !std::path::Path::new(&format!("/proc/{pid}")).exists(),
-        "nats-server {pid} still alive"
-    );
+    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "nats-server {pid} still alive");
     assert!(!dir.exists(), "{} not removed", dir.display());
-    assert!(
-        tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_err()
-    );
+    assert!(tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err());
 }
 
 #[tokio::test]
@@ -219,16 +176,12 @@ async fn a_panicking_test_still_kills_the_server() {
     let (tx, rx) = tokio::sync::oneshot::channel();
     let task = tokio::spawn(async move {
         let server = NatsServer::start().await.unwrap();
-        tx.send((server.pid().unwrap(), server.dir().to_owned()))
-            .unwrap();
+        tx.send((server.pid().unwrap(), server.dir().to_owned())).unwrap();
         panic!("simulated test failure (expected; the server log tail is printed below)");
     });
     assert!(task.await.unwrap_err().is_panic());
     let (pid, dir) = rx.await.unwrap();
-    assert!(
-        !std::path::Path::new(&format!("/proc/{pid}")).exists(),
-        "nats-server {pid} leaked"
-    );
+    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "nats-server {pid} leaked");
     assert!(!dir.exists());
 }
 
@@ -264,20 +217,11 @@ async fn static_service_permissions_are_enforced() {
         .await
         .unwrap();
     // Allowed: its own endpoint subjects.
-    let _ok = client
-        .subscribe("kez.svc.webfinger.v1.resolve")
-        .await
-        .unwrap();
+    let _ok = client.subscribe("kez.svc.webfinger.v1.resolve").await.unwrap();
     client.flush().await.unwrap();
     // Denied: the server answers with a permissions violation (async, as a ServerError event).
     let _denied = client.subscribe("kez.inbox.someone").await.unwrap();
     client.flush().await.unwrap();
-    let err = tokio::time::timeout(Duration::from_secs(5), rx.recv())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(
-        err.to_lowercase().contains("permissions violation"),
-        "{err}"
-    );
+    let err = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap().unwrap();
+    assert!(err.to_lowercase().contains("permissions violation"), "{err}");
 }

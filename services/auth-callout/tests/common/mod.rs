@@ -40,7 +40,8 @@ impl TestRegistry {
     /// Registers `u<first 8 hex>@kez.test` for the user's key.
     pub async fn register(&self, user: &User) {
         let handle = Handle::new(&format!("u{}", &user.hex()[..8]), DOMAIN).unwrap();
-        let request = kv_schemas::register::build(&user.signing, &handle, kv_schemas::now_ms(), kv_schemas::random_bytes());
+        let request =
+            kv_schemas::register::build(&user.signing, &handle, kv_schemas::now_ms(), kv_schemas::random_bytes());
         let reply = svc::call(&self.conn, REGISTRY_REGISTER, request.into(), Duration::from_secs(5)).await.unwrap();
         let reply: RegisterReply = serde_json::from_slice(&reply).unwrap();
         assert_eq!(reply.key, user.key);
