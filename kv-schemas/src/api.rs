@@ -8,6 +8,7 @@ use serde_json::Value;
 use crate::handle::Handle;
 use crate::keys::PublicKey;
 use crate::sigchain::ChainState;
+use crate::subjects::DeviceId;
 
 /// `lookup_handle` request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -129,6 +130,135 @@ pub struct ClientConfig {
     pub version: String,
     /// Protocol version.
     pub protocol: u32,
+}
+
+/// Reply to a relayed send (`kez.u.<hex>.send.<recipient>`): stored for the recipient. It
+/// carries nothing else on purpose (a stream sequence would leak the server's message volume).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SendReply {}
+
+/// Longest device name, in characters.
+pub const MAX_DEVICE_NAME_CHARS: usize = 64;
+/// Most devices one user may have at once.
+pub const MAX_DEVICES: usize = 16;
+
+/// One device of a user, as listed to that user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Device {
+    /// Device id.
+    pub id: DeviceId,
+    /// Name the user gave it (1–64 characters, no control characters).
+    pub name: String,
+    /// When it was enrolled, ms.
+    pub created_at: u64,
+    /// When its consumer last delivered a message, ms (`null` if never or unknown).
+    #[serde(default)]
+    pub last_active: Option<u64>,
+}
+
+/// The KV record of a user's devices (`kez_devices`, key = key hex).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceRecord {
+    /// Current devices, in enrollment order.
+    pub devices: Vec<Device>,
+    /// Ids removed by the user; they cannot enroll again (`device_removed`).
+    #[serde(default)]
+    pub removed: Vec<DeviceId>,
+}
+
+/// `devices.enroll` request: create this device's consumer (idempotent).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollDevice {
+    /// The device.
+    pub device: DeviceId,
+    /// Its name (used only when it is created).
+    pub name: String,
+}
+
+/// `devices.enroll` reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollReply {
+    /// The device as stored.
+    pub device: Device,
+    /// The consumer the device pulls from.
+    pub consumer: String,
+    /// `false` when the device already existed.
+    pub created: bool,
+}
+
+/// `devices.list` reply (request: `{}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceList {
+    /// Current devices.
+    pub devices: Vec<Device>,
+}
+
+/// `devices.rename` request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RenameDevice {
+    /// The device.
+    pub device: DeviceId,
+    /// New name.
+    pub name: String,
+}
+
+/// `devices.remove` request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoveDevice {
+    /// The device.
+    pub device: DeviceId,
+}
+
+/// Checks a device name: 1–64 characters, no control characters, not only spaces.
+pub fn check_device_name(name: &str) -> Result<(), crate::KezError> {
+    let n = name.chars().count();
+    if n == 0 || n > MAX_DEVICE_NAME_CHARS || name.chars().any(char::is_control) || name.trim().is_empty() {
+        return Err(crate::error::err(
+            crate::ErrorCode::InvalidRequest,
+            format!("a device name is 1 to {MAX_DEVICE_NAME_CHARS} characters without control characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// `block` / `unblock` request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlockSender {
+    /// The sender to refuse (or accept again).
+    pub sender: PublicKey,
+}
+
+/// `block` reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlockReply {
+    /// Messages of that sender dropped from the inbox.
+    pub purged: u64,
+}
+
+/// `kez.svc.inbox.v1.status` reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InboxStatus {
+    /// Bytes stored in the inbox stream.
+    pub bytes: u64,
+    /// The stream's byte limit.
+    pub max_bytes: u64,
+    /// Messages stored.
+    pub messages: u64,
+    /// Device consumers.
+    pub consumers: u64,
+    /// `true` when new mail is (about to be) refused for lack of space (≥ 95 % of `max_bytes`).
+    pub full: bool,
 }
 
 /// The HTTP error body.

@@ -36,27 +36,45 @@ pub enum Body {
     FileShare {
         /// The entry (PROTOCOL.md §7.3).
         entry: Entry,
-        /// The sender's Iroh endpoint id hex.
+        /// The sender's Iroh endpoint id hex (one of the sender's live iroh endpoints).
         node_id: String,
+    },
+    /// A copy, sealed to the sender's own key, of a message the sender sent to `peer` from one
+    /// device, so that the sender's other devices show it (PROTOCOL.md §6.1). Valid only when
+    /// `from` and `to` are both the reader's own key.
+    Sent {
+        /// Who the original went to.
+        peer: PublicKey,
+        /// The original message's id (b64url of 16 bytes).
+        id: String,
+        /// The original content (never itself a `Sent`).
+        body: Box<Body>,
     },
 }
 
 impl Body {
-    fn kind(&self) -> &'static str {
+    /// The `kind` string of this body.
+    pub fn kind(&self) -> &'static str {
         match self {
             Body::Text(_) => "text",
             Body::FileShare { .. } => "file_share",
+            Body::Sent { .. } => "sent",
         }
     }
 
-    fn to_value(&self) -> Value {
+    /// The `body` object of this body.
+    pub fn to_value(&self) -> Value {
         match self {
             Body::Text(t) => json!({ "text": t }),
             Body::FileShare { entry, node_id } => json!({ "entry": entry.to_value(), "node_id": node_id }),
+            Body::Sent { peer, id, body } => {
+                json!({ "peer": peer.to_string(), "id": id, "kind": body.kind(), "body": body.to_value() })
+            }
         }
     }
 
-    fn parse(kind: &str, body: &Value) -> Result<Self, KezError> {
+    /// Parses a `kind` and its `body` object (exact key sets, bounds).
+    pub fn parse(kind: &str, body: &Value) -> Result<Self, KezError> {
         match kind {
             "text" => {
                 let f = Fields::exact(body, "text body", &["text"], &[])?;
@@ -75,6 +93,18 @@ impl Body {
                 let node_id = f.str("node_id")?;
                 PublicKey::from_hex(node_id)?;
                 Ok(Body::FileShare { entry: parse_entry(f.object("entry")?)?, node_id: node_id.into() })
+            }
+            "sent" => {
+                let f = Fields::exact(body, "sent body", &["peer", "id", "kind", "body"], &[])?;
+                let peer: PublicKey = f.str("peer")?.parse()?;
+                let id = f.str("id")?;
+                b64_decode_fixed::<16>(id, "id")?;
+                let kind = f.str("kind")?;
+                if kind == "sent" {
+                    return Err(err(ErrorCode::InvalidRequest, "a sent copy cannot contain another sent copy"));
+                }
+                let inner = Body::parse(kind, f.object("body")?)?;
+                Ok(Body::Sent { peer, id: id.into(), body: Box::new(inner) })
             }
             other => Err(err(ErrorCode::InvalidRequest, format!("unknown message kind {other:?}"))),
         }
@@ -265,6 +295,10 @@ pub fn open(recipient: &SigningKey, outer: &[u8], now: u64, window_ms: u64) -> R
     let id = g.str("id")?;
     b64_decode_fixed::<16>(id, "id")?;
     let body = Body::parse(g.str("kind")?, g.object("body")?)?;
+    // Only the reader itself may tell the reader what it sent (step 8 of §6).
+    if matches!(body, Body::Sent { .. }) && from != me {
+        return Err(err(ErrorCode::InvalidRequest, "a sent copy must come from the reader's own key"));
+    }
     Ok(Opened { from, id: id.into(), ts, body })
 }
 

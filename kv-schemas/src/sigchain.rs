@@ -14,7 +14,7 @@ use crate::error::{ErrorCode, KezError, err};
 use crate::jcs::{Fields, canonicalize, parse_canonical};
 use crate::keys::PublicKey;
 use crate::sig::{Purpose, sign_object, verify_object};
-use crate::subjects::inbox_subject;
+use crate::subjects::legacy_inbox_subject;
 
 /// Largest accepted link.
 pub const MAX_LINK_BYTES: usize = 8 * 1024;
@@ -211,8 +211,8 @@ fn parse_op(op: &str, body: &Value, ignore: bool, chain: &PublicKey) -> Result<O
                 "nats" => {
                     let f = Fields::exact(body, "nats endpoint", &["kind", "subject", "url"], &[])?;
                     let subject = f.str("subject")?;
-                    if subject != inbox_subject(chain) {
-                        return Err(invalid(format!("nats subject must be {}", inbox_subject(chain))));
+                    if subject != legacy_inbox_subject(chain) {
+                        return Err(invalid(format!("nats subject must be {}", legacy_inbox_subject(chain))));
                     }
                     Op::AddEndpoint(Endpoint::Nats {
                         subject: subject.into(),
@@ -439,7 +439,10 @@ mod tests {
         let links = chain(
             &sk,
             &[
-                Op::AddEndpoint(Endpoint::Nats { subject: inbox_subject(&pk), url: "nats://127.0.0.1:4222".into() }),
+                Op::AddEndpoint(Endpoint::Nats {
+                    subject: legacy_inbox_subject(&pk),
+                    url: "nats://127.0.0.1:4222".into(),
+                }),
                 Op::AddEndpoint(Endpoint::Iroh { node_id: pk.hex() }),
                 Op::AddClaim(Claim { service: "kez".into(), account: "alice@kez.lat".into(), proof: None }),
             ],

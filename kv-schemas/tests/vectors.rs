@@ -1955,10 +1955,7 @@ fn manifest_fixture() -> ManifestFixture {
 // ----------------------------------------------------------- envelopes.json
 
 fn body_json(b: &Body) -> (&'static str, Value) {
-    match b {
-        Body::Text(t) => ("text", json!({"text": t})),
-        Body::FileShare { entry, node_id } => ("file_share", json!({"entry": entry.to_value(), "node_id": node_id})),
-    }
+    (b.kind(), b.to_value())
 }
 
 fn body_from(kind: &str, v: &Value) -> Body {
@@ -1967,6 +1964,11 @@ fn body_from(kind: &str, v: &Value) -> Body {
         "file_share" => Body::FileShare {
             entry: files::parse_entry(&v["entry"]).unwrap(),
             node_id: v["node_id"].as_str().unwrap().into(),
+        },
+        "sent" => Body::Sent {
+            peer: v["peer"].as_str().unwrap().parse().unwrap(),
+            id: v["id"].as_str().unwrap().into(),
+            body: Box::new(body_from(v["kind"].as_str().unwrap(), &v["body"])),
         },
         other => panic!("kind {other}"),
     }
@@ -2060,6 +2062,30 @@ fn gen_envelopes() -> Value {
         ),
         ("ts_at_retention_window_start", BOB, CAROL, [0x47; 32], [0x37; 16], NOW - DAY, Body::Text("old".into()), NOW),
         ("note_to_self", ALICE, ALICE, [0x48; 32], [0x38; 16], NOW, Body::Text("remember".into()), NOW),
+        (
+            "sent_copy_text",
+            ALICE,
+            ALICE,
+            [0x4b; 32],
+            [0x3b; 16],
+            NOW,
+            Body::Sent { peer: pk(BOB), id: b64_encode(&[0x31; 16]), body: Box::new(Body::Text("hello".into())) },
+            NOW,
+        ),
+        (
+            "sent_copy_file_share",
+            ALICE,
+            ALICE,
+            [0x4c; 32],
+            [0x3c; 16],
+            NOW,
+            Body::Sent {
+                peer: pk(CAROL),
+                id: b64_encode(&[0x34; 16]),
+                body: Box::new(Body::FileShare { entry: fx.entries[0].clone(), node_id: pk(ALICE).hex() }),
+            },
+            NOW,
+        ),
     ];
     let valid: Vec<Value> = valid_specs
         .iter()
@@ -2182,6 +2208,47 @@ fn gen_envelopes() -> Value {
         seal_raw(eph, &bk, &sign_as(&carol, Purpose::Msg, &base())),
         "bad_signature",
         Some("from is alice, signed by carol"),
+    );
+    let sent_to_bob =
+        Body::Sent { peer: ck.clone(), id: b64_encode(&[0x3d; 16]), body: Box::new(Body::Text("hi".into())) };
+    add(
+        "sent_copy_from_another_key",
+        BOB,
+        NOW,
+        envelope::seal_with(&alice, &bk, &sent_to_bob, NOW, [0x3d; 16], [0x4d; 32]).unwrap(),
+        "invalid_request",
+        Some("a sent copy is only valid from the reader's own key"),
+    );
+    let bob_sk = sk(BOB);
+    let self_sent = |body: Value| {
+        seal_raw(eph, &bk, &sign_as(&bob_sk, Purpose::Msg, &inner_map(&bk, &bk, &e, &[0x3e; 16], NOW, "sent", body)))
+    };
+    let hi = json!({"text": "hi"});
+    let sent_id = b64_encode(&[0x3f; 16]);
+    add(
+        "sent_copy_nested",
+        BOB,
+        NOW,
+        self_sent(json!({"peer": ck.to_string(), "id": sent_id, "kind": "sent",
+                         "body": {"peer": ck.to_string(), "id": sent_id, "kind": "text", "body": hi}})),
+        "invalid_request",
+        Some("a sent copy cannot contain another sent copy"),
+    );
+    add(
+        "sent_copy_bad_peer",
+        BOB,
+        NOW,
+        self_sent(json!({"peer": "ed25519:00", "id": sent_id, "kind": "text", "body": hi})),
+        "invalid_key",
+        None,
+    );
+    add(
+        "sent_copy_extra_key",
+        BOB,
+        NOW,
+        self_sent(json!({"peer": ck.to_string(), "id": sent_id, "kind": "text", "body": hi, "ts": 1})),
+        "invalid_request",
+        None,
     );
     add(
         "inner_to_another_key",

@@ -130,12 +130,7 @@ pub enum Received {
 }
 
 fn body_value(body: &Body) -> (String, serde_json::Value) {
-    match body {
-        Body::Text(t) => ("text".into(), json!({ "text": t })),
-        Body::FileShare { entry, node_id } => {
-            ("file_share".into(), json!({ "entry": entry.to_value(), "node_id": node_id }))
-        }
-    }
+    (body.kind().into(), body.to_value())
 }
 
 fn rejected(e: KezError) -> Received {

@@ -17,6 +17,7 @@ pub mod broker;
 pub mod chat;
 pub mod config;
 pub mod contacts;
+pub mod device;
 pub mod error;
 pub mod store;
 
