@@ -1,6 +1,6 @@
 //! What every command needs: the data folder, the server, the output mode, and
 //! the passphrase / stdin plumbing. Flags are validated here once and resolved
-//! into paths and URLs (style brief principle 13).
+//! into paths and URLs.
 
 use std::sync::Arc;
 

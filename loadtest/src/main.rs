@@ -253,7 +253,7 @@ async fn http(duration: Duration, concurrency: usize, users: usize) -> Result<()
         );
     }
     println!(
-        "\ntargets (shared/briefs/baselines.md): GET /v1/u ≥ 0.8× the hop baseline; register ≥ 0.25× the hop baseline"
+        "\ntargets (docs/performance-targets.md): GET /v1/u ≥ 0.8× the hop baseline; register ≥ 0.25× the hop baseline"
     );
     drop(services);
     Ok(())

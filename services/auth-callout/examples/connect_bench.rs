@@ -1,5 +1,5 @@
 //! Connect throughput and latency through the auth callout, against static-nkey connects to the
-//! same server in the same run (shared/briefs/baselines.md row 4; target ≥ 0.45× the static rate,
+//! same server in the same run (targets in docs/performance-targets.md: ≥ 0.45× the static rate,
 //! p99 ≤ 20 ms).
 //!
 //! ```text

@@ -1,4 +1,4 @@
-//! One authorization request in, one answer out (brief §1.4–1.7). No IO except the registry
+//! One authorization request in, one answer out (docs/nats-server.md). No IO except the registry
 //! question, so the whole decision is unit-testable with a fake server key.
 //!
 //! Checks, in order (the first failure decides the reason):
@@ -12,7 +12,7 @@
 //! 4. it sent a signature, the server sent a nonce (a signature over "" would be replayable);
 //! 5. the signature (base64url without padding, or padded standard base64 as nats.js sends) is
 //!    64 bytes and verifies *strictly* over the ASCII nonce. nats-server does not check signatures
-//!    of nkeys it does not know, so this check is the only one (brief §0.2);
+//!    of nkeys it does not know, so this check is the only one (docs/nats-server.md);
 //! 6. the key is a registered primary key (registry `lookup_key`).
 //!
 //! Success: an `authorization_response` whose `nats.jwt` is a user JWT binding the connection to
@@ -29,10 +29,13 @@ use nkeys::{KeyPair, KeyPairType};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use crate::connections::ConnectionLimit;
 use crate::natsjwt;
 use crate::permissions::{ALLOWED_CONNECTION_TYPES, UserPermissions};
 use crate::registry::{KeyRegistry, RegistryError};
 use crate::stats::RejectReason;
+use kv_schemas::subjects::{DeviceId, device_from_connection_name};
+use std::sync::Arc;
 
 /// Clock skew tolerated on the request's `exp` (the server sets it to now + auth timeout).
 const EXP_SKEW_SECS: i64 = 30;
@@ -46,6 +49,7 @@ pub(crate) struct Authorizer {
     target_account: String,
     lifetime: Duration,
     jitter: Duration,
+    limit: Option<Arc<ConnectionLimit>>,
 }
 
 /// What the client connected with, for logs.
@@ -130,6 +134,9 @@ struct ConnectOpts {
     user: Option<String>,
     #[serde(default)]
     auth_token: Option<String>,
+    /// The client's connection name; `kez-device:<id>` names the device (PROTOCOL.md §9.5).
+    #[serde(default)]
+    name: Option<String>,
 }
 
 /// A request whose server signature verified.
@@ -171,7 +178,14 @@ impl Authorizer {
             target_account,
             lifetime,
             jitter,
+            limit: None,
         })
+    }
+
+    /// Refuses logins of keys that already hold the most connections allowed.
+    pub(crate) fn with_limit(mut self, limit: Arc<ConnectionLimit>) -> Self {
+        self.limit = Some(limit);
+        self
     }
 
     pub(crate) fn issuer_public(&self) -> &str {
@@ -190,6 +204,11 @@ impl Authorizer {
             }
         };
         match self.check_client(&request, registry).await {
+            Ok(key) if self.limit.as_ref().is_some_and(|l| !l.try_admit(&key, &request.user_nkey)) => self.refuse(
+                &request,
+                reject(RejectReason::TooManyConnections, format!("{key} already holds the most connections allowed")),
+                now_s,
+            ),
             Ok(key) => match self.admit(&request, &key, now_s) {
                 Ok(reply) => Outcome { reply, decision: Decision::Accepted { key, client: request.summary() } },
                 Err(e) => self.refuse(&request, reject(RejectReason::Internal, e.to_string()), now_s),
@@ -257,14 +276,21 @@ impl Authorizer {
 
     /// The authorization response carrying the user JWT.
     fn admit(&self, req: &Request, key: &PublicKey, now_s: i64) -> Result<Bytes, natsjwt::JwtError> {
-        let user_jwt = self.user_jwt(&req.user_nkey, key, now_s)?;
+        let device = req.claims.nats.connect_opts.name.as_deref().and_then(device_from_connection_name);
+        let user_jwt = self.user_jwt(&req.user_nkey, key, device.as_ref(), now_s)?;
         self.response(req, json!({ "jwt": user_jwt }), now_s)
     }
 
-    /// The user JWT (brief §1.7): addressed to the server-generated `user_nkey`, bound to the
+    /// The user JWT (docs/nats-server.md): addressed to the server-generated `user_nkey`, bound to the
     /// target account by name, with exactly the §9.1 permissions and no `resp` permission.
-    pub(crate) fn user_jwt(&self, user_nkey: &str, key: &PublicKey, now_s: i64) -> Result<String, natsjwt::JwtError> {
-        let perms = UserPermissions::for_key(key);
+    pub(crate) fn user_jwt(
+        &self,
+        user_nkey: &str,
+        key: &PublicKey,
+        device: Option<&DeviceId>,
+        now_s: i64,
+    ) -> Result<String, natsjwt::JwtError> {
+        let perms = UserPermissions::for_key(key, device);
         let (pub_claim, sub_claim) = perms.to_claims();
         let lifetime = self.lifetime.as_secs() as i64;
         // Spread expiries so that users who connected together (e.g. after a restart) do not all
@@ -278,7 +304,9 @@ impl Authorizer {
             "iss": self.issuer_public,
             "sub": user_nkey,
             "aud": self.target_account,
-            "name": format!("kez:{}", &hex[..16]),
+            // The whole key: connection events carry this name, and the per-user connection
+            // limit counts by it.
+            "name": format!("kez:{hex}"),
             "nats": {
                 "pub": pub_claim,
                 "sub": sub_claim,
@@ -299,7 +327,7 @@ impl Authorizer {
         Outcome { reply, decision: Decision::Rejected { reason, detail, client: Some(req.summary()) } }
     }
 
-    /// An `authorization_response` (brief §1.6): sub = user_nkey, aud = server id, signed by the
+    /// An `authorization_response` (docs/nats-server.md): sub = user_nkey, aud = server id, signed by the
     /// issuer; `extra` is `{"jwt": …}` or `{"error": …}`.
     fn response(&self, req: &Request, extra: Value, now_s: i64) -> Result<Bytes, natsjwt::JwtError> {
         let mut nats = object(json!({ "type": "authorization_response", "version": 2 }));
@@ -438,7 +466,7 @@ mod tests {
         let key = user_nkey_to_key(&user.public_key()).unwrap();
         World {
             server: KeyPair::new_server(),
-            auth: Authorizer::new(&issuer, "APP".into(), HOUR, Duration::ZERO).unwrap(),
+            auth: Authorizer::new(&issuer, "USERS".into(), HOUR, Duration::ZERO).unwrap(),
             issuer,
             registry: Fixed { keys: [key].into(), down: false, asked: Mutex::new(0) },
             user,
@@ -447,11 +475,10 @@ mod tests {
         }
     }
 
-    /// The request as nats-server 2.15.1 builds it (sample in brief §1.4).
+    /// The request as nats-server 2.15.1 builds it (docs/nats-server.md, "auth callout").
     fn request_claims(w: &World, user_nkey: &str, nonce: &str, sig: Option<String>) -> Map<String, Value> {
         let now = unix_secs(w.now);
-        let mut connect_opts =
-            json!({"nkey": w.user.public_key(), "name": "t", "lang": "rust", "version": "0.51.0", "protocol": 1});
+        let mut connect_opts = json!({"nkey": w.user.public_key(), "name": "kez-device:0123456789abcdef", "lang": "rust", "version": "0.51.0", "protocol": 1});
         if let Some(sig) = sig {
             connect_opts["sig"] = json!(sig);
         }
@@ -540,8 +567,8 @@ mod tests {
         let c = user.claims;
         let hex = w.key.hex();
         assert_eq!(c["sub"], user_nkey.as_str());
-        assert_eq!(c["aud"], "APP");
-        assert_eq!(c["name"], format!("kez:{}", &hex[..16]));
+        assert_eq!(c["aud"], "USERS");
+        assert_eq!(c["name"], format!("kez:{hex}"));
         assert_eq!(c["iat"], now);
         assert_eq!(c["exp"], now + 3600, "exp is exactly iat + lifetime when jitter is off");
         assert_eq!(c.keys().collect::<Vec<_>>(), ["aud", "exp", "iat", "iss", "jti", "name", "nats", "sub"]);
@@ -549,13 +576,11 @@ mod tests {
             c["nats"],
             json!({
                 "pub": {"allow": [
-                    "kez.inbox.*",
-                    format!("$JS.API.CONSUMER.CREATE.KEZ_INBOX.{hex}.kez.inbox.{hex}"),
-                    format!("$JS.API.CONSUMER.INFO.KEZ_INBOX.{hex}"),
-                    format!("$JS.API.CONSUMER.MSG.NEXT.KEZ_INBOX.{hex}"),
-                    format!("$JS.ACK.KEZ_INBOX.{hex}.>"),
+                    format!("kez.u.{hex}.>"),
+                    format!("$JS.API.CONSUMER.MSG.NEXT.KEZ_INBOX.{hex}_0123456789abcdef"),
+                    format!("$JS.ACK.KEZ_INBOX.{hex}_0123456789abcdef.>"),
                 ]},
-                "sub": {"allow": [format!("kez.inbox.{hex}"), format!("_INBOX.{hex}.>")]},
+                "sub": {"allow": [format!("_INBOX.{hex}.>")]},
                 "allowed_connection_types": ["STANDARD", "WEBSOCKET"],
                 "type": "user",
                 "version": 2,
@@ -567,7 +592,7 @@ mod tests {
     #[tokio::test]
     async fn expiry_is_bounded_with_jitter() {
         let mut w = world();
-        w.auth = Authorizer::new(&w.issuer, "APP".into(), HOUR, Duration::from_secs(360)).unwrap();
+        w.auth = Authorizer::new(&w.issuer, "USERS".into(), HOUR, Duration::from_secs(360)).unwrap();
         let now = unix_secs(w.now);
         let mut seen = HashSet::new();
         for _ in 0..50 {

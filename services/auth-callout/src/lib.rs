@@ -4,8 +4,9 @@
 //! and sign the server's nonce. nats-server does **not** check signatures of nkeys it does not
 //! know; it hands the connection to this worker (`$SYS.REQ.USER.AUTH`, account AUTH), which
 //! verifies the signature, asks the registry whether the key is registered, and answers with a
-//! user JWT that binds the connection to account `APP` with the permissions of PROTOCOL.md §9.1:
-//! the user can send to any inbox and read only their own (see [`permissions`]).
+//! user JWT that binds the connection to account `USERS` with the permissions of PROTOCOL.md
+//! §9.5: the user can send through the inbox relay and read only their own device's consumer
+//! (see [`permissions`]).
 //!
 //! ```no_run
 //! # async fn demo(auth_conn: async_nats::Client, app_conn: async_nats::Client, issuer: nkeys::KeyPair)
@@ -16,14 +17,13 @@
 //! # Ok(()) }
 //! ```
 //!
-//! [`start`] also creates the inbox stream `KEZ_INBOX` ([`inbox`]), checks the deployment so that
-//! mistakes fail at start-up with a [`StartError`] saying what to fix, and registers the NATS
+//! [`start`] checks the deployment so that mistakes fail at start-up with a [`StartError`] saying what to fix, and registers the NATS
 //! service `kez-auth-callout` with a `status` endpoint ([`STATUS_SUBJECT`], returns [`Stats`]) so
 //! `nats micro list` shows it.
 //!
-//! Verified nats-server behaviour this relies on: `shared/briefs/nats.md` §0–§2.
+//! The nats-server behaviour this relies on is written down in docs/nats-server.md.
 
-pub mod inbox;
+pub mod connections;
 pub mod natsjwt;
 pub mod permissions;
 pub mod registry;
@@ -33,22 +33,21 @@ mod authorize;
 mod preflight;
 
 use std::sync::Arc;
+
+use connections::ConnectionLimit;
 use std::time::{Duration, SystemTime};
 
-use async_nats::jetstream;
 use async_nats::service::Service;
 use futures::{FutureExt as _, StreamExt as _};
-use kez_service_kit::kv::Replication;
-use kez_service_kit::natsconf::APP_ACCOUNT;
+use kez_service_kit::natsconf::USERS_ACCOUNT;
 use kez_service_kit::svc;
+use kv_schemas::subjects::service::AUTH_CALLOUT;
 use kv_schemas::subjects::svc::REGISTRY_LOOKUP_KEY;
-use kv_schemas::subjects::{INBOX_STREAM, service::AUTH_CALLOUT};
 use nkeys::{KeyPair, KeyPairType};
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tracing::{debug, error, info, warn};
 
-pub use inbox::{InboxDiscard, InboxStreamConfig};
 pub use registry::{CachedRegistry, KeyRegistry, NatsRegistry, RegistryError};
 pub use stats::{RejectReason, Stats};
 
@@ -74,7 +73,7 @@ pub struct CalloutConfig {
     /// ACCOUNT key pair (with seed) whose public key is `authorization.auth_callout.issuer`.
     /// Signs the authorization responses and the user JWTs.
     pub issuer: KeyPair,
-    /// Name of the account users are bound to (the user JWT's `aud`). Default `APP`.
+    /// Name of the account users are bound to (the user JWT's `aud`). Default `USERS`.
     pub target_account: String,
     /// User JWT lifetime: the connection is closed at expiry and the client re-authenticates
     /// (a fresh callout, so a key removed from the registry loses access within this time).
@@ -94,10 +93,11 @@ pub struct CalloutConfig {
     pub registry_cache_capacity: usize,
     /// Requests handled concurrently; more wait in the subscription. Default 1024.
     pub max_in_flight: usize,
-    /// The inbox stream's limits.
-    pub inbox: InboxStreamConfig,
-    /// Stream replication (1 locally, 3 in a cluster).
-    pub replication: Replication,
+    /// Most simultaneous connections of one user (all devices and tabs together). Default 16.
+    pub max_connections_per_user: usize,
+    /// A system-account connection to follow connect/disconnect events; without it the
+    /// per-user connection limit is not enforced (a warning says so at start).
+    pub sys_conn: Option<async_nats::Client>,
 }
 
 impl CalloutConfig {
@@ -105,15 +105,15 @@ impl CalloutConfig {
     pub fn new(issuer: KeyPair) -> Self {
         Self {
             issuer,
-            target_account: APP_ACCOUNT.to_owned(),
+            target_account: USERS_ACCOUNT.to_owned(),
             user_jwt_lifetime: Duration::from_secs(3600),
             user_jwt_jitter: Duration::from_secs(360),
             registry_timeout: Duration::from_secs(1),
             registry_cache_ttl: Duration::from_secs(30),
             registry_cache_capacity: 100_000,
             max_in_flight: 1024,
-            inbox: InboxStreamConfig::default(),
-            replication: Replication::default(),
+            max_connections_per_user: 16,
+            sys_conn: None,
         }
     }
 
@@ -128,7 +128,7 @@ impl CalloutConfig {
         }
         let bad = |m: String| Err(StartError::Config(m));
         if self.target_account.is_empty() || self.target_account.contains(char::is_whitespace) {
-            return bad("target_account must be an account name such as \"APP\"".into());
+            return bad("target_account must be an account name such as \"USERS\"".into());
         }
         if !(MIN_USER_JWT_LIFETIME..=MAX_USER_JWT_LIFETIME).contains(&self.user_jwt_lifetime) {
             return bad(format!(
@@ -151,10 +151,10 @@ impl CalloutConfig {
         if self.max_in_flight == 0 {
             return bad("max_in_flight must be positive".into());
         }
-        if self.replication.replicas == 0 || self.replication.replicas > 5 {
-            return bad("replication.replicas must be between 1 and 5".into());
+        if self.max_connections_per_user == 0 {
+            return bad("max_connections_per_user must be positive".into());
         }
-        self.inbox.validate().map_err(StartError::Config)
+        Ok(())
     }
 }
 
@@ -199,21 +199,9 @@ pub enum StartError {
     /// `app_conn` lacks a permission the worker needs.
     #[error("app_conn (user {user}, account {account}) may not {what}; grant it in nats.conf")]
     AppConnPermission { user: String, account: String, what: String },
-    /// The server predates the filtered consumer-create subject.
-    #[error(
-        "nats-server {version} is too old: per-user inbox consumers need the filtered consumer-create \
-         subject of nats-server 2.9.0 or newer"
-    )]
+    /// The server predates the auth callout.
+    #[error("nats-server {version} is too old: the auth callout needs nats-server 2.10 or newer")]
     ServerTooOld { version: String },
-    /// JetStream is not available to `app_conn`.
-    #[error(
-        "app_conn cannot use JetStream ({detail}); enable jetstream on the server and in the account \
-         app_conn belongs to (accounts.APP.jetstream: enabled), and connect app_conn as a user of that account"
-    )]
-    NoJetStream { detail: String },
-    /// The inbox stream could not be created or is unsafe.
-    #[error("the inbox stream KEZ_INBOX could not be set up: {detail}")]
-    InboxStream { detail: String },
     /// Registering the NATS service failed.
     #[error("registering the kez-auth-callout NATS service failed: {0}")]
     Service(String),
@@ -226,7 +214,6 @@ pub struct CalloutHandle {
     worker: Option<JoinHandle<()>>,
     service: Option<Service>,
     issuer: String,
-    stream: jetstream::stream::Info,
 }
 
 impl CalloutHandle {
@@ -238,11 +225,6 @@ impl CalloutHandle {
     /// Public key of the issuer this worker signs with.
     pub fn issuer_public_key(&self) -> &str {
         &self.issuer
-    }
-
-    /// The inbox stream as the server reported it at start-up.
-    pub fn inbox_stream(&self) -> &jetstream::stream::Info {
-        &self.stream
     }
 
     /// Whether the request loop is still running (it ends only if `auth_conn` is closed for good).
@@ -308,15 +290,22 @@ pub async fn start_with_registry<R: KeyRegistry>(
     registry: R,
 ) -> Result<CalloutHandle, StartError> {
     config.validate()?;
-    let authorizer = Arc::new(
-        Authorizer::new(
-            &config.issuer,
-            config.target_account.clone(),
-            config.user_jwt_lifetime,
-            config.user_jwt_jitter,
-        )
-        .map_err(|_| StartError::IssuerWithoutSeed { public: config.issuer.public_key() })?,
-    );
+    let mut authorizer = Authorizer::new(
+        &config.issuer,
+        config.target_account.clone(),
+        config.user_jwt_lifetime,
+        config.user_jwt_jitter,
+    )
+    .map_err(|_| StartError::IssuerWithoutSeed { public: config.issuer.public_key() })?;
+    match &config.sys_conn {
+        Some(sys) => {
+            let limit = Arc::new(ConnectionLimit::new(config.max_connections_per_user));
+            limit.clone().follow(sys.clone(), &config.target_account).await.map_err(StartError::Subscribe)?;
+            authorizer = authorizer.with_limit(limit);
+        }
+        None => warn!("no system-account connection: the per-user connection limit is not enforced"),
+    }
+    let authorizer = Arc::new(authorizer);
 
     // --- deployment checks (cheap, before anything is created) ---
     if auth_conn.server_info().nonce.is_empty() {
@@ -335,10 +324,8 @@ pub async fn start_with_registry<R: KeyRegistry>(
         }
     }
     if let Some(i) = &app_info {
-        let stream_create = format!("$JS.API.STREAM.CREATE.{INBOX_STREAM}");
         let needs = [
             (i.may_publish(REGISTRY_LOOKUP_KEY), format!("publish to {REGISTRY_LOOKUP_KEY} (the registry check)")),
-            (i.may_publish(&stream_create), format!("publish to {stream_create} (the inbox stream)")),
             (
                 i.may_subscribe(STATUS_SUBJECT, Some("q")),
                 format!("subscribe to {STATUS_SUBJECT} (the status endpoint)"),
@@ -348,21 +335,9 @@ pub async fn start_with_registry<R: KeyRegistry>(
             return Err(StartError::AppConnPermission { user: i.user.clone(), account: i.account.clone(), what });
         }
     }
-    if !app_conn.is_server_compatible(2, 9, 0) {
+    if !app_conn.is_server_compatible(2, 10, 0) {
         return Err(StartError::ServerTooOld { version: app_conn.server_info().version });
     }
-    let max_payload = app_conn.server_info().max_payload;
-    if (config.inbox.max_msg_size as usize) > max_payload {
-        warn!(
-            max_msg_size = config.inbox.max_msg_size,
-            max_payload, "inbox max_msg_size exceeds the server's max_payload; the smaller one applies"
-        );
-    }
-
-    // --- the inbox stream (proves JetStream access too) ---
-    let js = jetstream::ContextBuilder::new().timeout(Duration::from_secs(5)).build(app_conn.clone());
-    let stream = inbox::ensure(&js, &config.inbox.stream_config(config.replication)).await?;
-
     // --- subscribe before advertising the service ---
     let subscription = auth_conn
         .queue_subscribe(AUTH_REQUEST_SUBJECT, QUEUE_GROUP.to_owned())
@@ -393,7 +368,7 @@ pub async fn start_with_registry<R: KeyRegistry>(
         Arc::new(Semaphore::new(config.max_in_flight)),
     ));
     info!(issuer = %issuer, queue = QUEUE_GROUP, "auth callout worker started");
-    Ok(CalloutHandle { counters, worker: Some(worker), service: Some(service), issuer, stream })
+    Ok(CalloutHandle { counters, worker: Some(worker), service: Some(service), issuer })
 }
 
 async fn serve_requests<R: KeyRegistry>(

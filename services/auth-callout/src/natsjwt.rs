@@ -1,4 +1,4 @@
-//! The NATS JWT (v2) format, hand-rolled (brief §1.8).
+//! The NATS JWT (v2) format, hand-rolled (docs/nats-server.md).
 //!
 //! Why not a crate: `jsonwebtoken` can only say `"alg":"EdDSA"`, which nats-server rejects, and
 //! cannot parse the server's `ed25519-nkey` tokens; `nats-jwt` 0.3 cannot express `aud` (config-mode

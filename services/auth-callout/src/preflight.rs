@@ -7,7 +7,7 @@
 //! permissions (nats-server ≥ 2.10, verified on 2.15.1). From that we check:
 //! - `auth_conn` may subscribe to `$SYS.REQ.USER.AUTH` in our queue group;
 //! - `auth_conn` is in the auth-callout account: nats-server adds an automatic publish deny on
-//!   `$SYS.REQ.USER.AUTH` to exactly the users of that account (brief §0.1), which is the only
+//!   `$SYS.REQ.USER.AUTH` to exactly the users of that account (docs/nats-server.md), which is the only
 //!   outside-visible trace of `auth_callout.account`;
 //! - `app_conn` may call the registry, create the stream and serve the status endpoint.
 //!

@@ -20,7 +20,7 @@ pub enum RejectReason {
     InvalidNkey,
     /// No signature was sent.
     MissingSignature,
-    /// The server sent no nonce; a signature over "" would be replayable (brief §1.3).
+    /// The server sent no nonce; a signature over "" would be replayable (docs/nats-server.md).
     MissingNonce,
     /// The signature is malformed or does not verify over the nonce.
     BadSignature,
@@ -32,11 +32,13 @@ pub enum RejectReason {
     RegistryError,
     /// Signing the answer failed (should not happen with a seeded issuer key).
     Internal,
+    /// The user already holds the most simultaneous connections allowed.
+    TooManyConnections,
 }
 
 impl RejectReason {
     /// Every reason, in a fixed order.
-    pub const ALL: [RejectReason; 11] = [
+    pub const ALL: [RejectReason; 12] = [
         RejectReason::InvalidRequest,
         RejectReason::IssuerMismatch,
         RejectReason::NkeyRequired,
@@ -48,6 +50,7 @@ impl RejectReason {
         RejectReason::RegistryUnavailable,
         RejectReason::RegistryError,
         RejectReason::Internal,
+        RejectReason::TooManyConnections,
     ];
 
     /// Stable snake_case name.
@@ -64,6 +67,7 @@ impl RejectReason {
             RejectReason::RegistryUnavailable => "registry_unavailable",
             RejectReason::RegistryError => "registry_error",
             RejectReason::Internal => "internal",
+            RejectReason::TooManyConnections => "too_many_connections",
         }
     }
 

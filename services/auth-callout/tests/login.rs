@@ -216,31 +216,14 @@ async fn start_up_refuses_misconfigurations_with_instructions() {
     assert!(matches!(err, StartError::NotCalloutAccount { ref account, .. } if account == "APP"), "{err}");
     assert!(err.to_string().contains("authorization.auth_callout.account"), "{err}");
 
-    // app_conn without JetStream (the system account has none).
-    let err =
-        start_err(worker().await.unwrap(), server.connect_sys().await.unwrap(), CalloutConfig::new(issuer.clone()))
-            .await;
-    assert!(matches!(err, StartError::NoJetStream { .. }), "{err}");
-    assert!(err.to_string().contains("jetstream: enabled"), "{err}");
-
-    // None of that created anything; a correct start then works and is idempotent.
+    // None of that created anything; a correct start then works, also twice (two workers).
     let h1 = kez_auth_callout::start(worker().await.unwrap(), app().await.unwrap(), CalloutConfig::new(issuer.clone()))
         .await
         .unwrap();
     let h2 = kez_auth_callout::start(worker().await.unwrap(), app().await.unwrap(), CalloutConfig::new(issuer.clone()))
         .await
         .unwrap();
-    assert_eq!(h1.inbox_stream().config, h2.inbox_stream().config);
-    let c = &h1.inbox_stream().config;
-    assert!(c.deny_delete && c.deny_purge && !c.allow_rollup);
-    assert_eq!(c.max_message_size, 64 * 1024);
-    assert!(c.discard_new_per_subject);
-
-    // A changed limit updates the existing stream in place.
-    let mut cfg = CalloutConfig::new(issuer.clone());
-    cfg.inbox.max_age = Duration::from_secs(7 * 24 * 3600);
-    let h3 = kez_auth_callout::start(worker().await.unwrap(), app().await.unwrap(), cfg).await.unwrap();
-    assert_eq!(h3.inbox_stream().config.max_age, Duration::from_secs(7 * 24 * 3600));
+    assert!(h1.is_running() && h2.is_running());
 }
 
 #[tokio::test]

@@ -5,16 +5,21 @@
 //! [`NatsConfSpec::validate`] catches the mistakes that `nats-server -t` does not
 //! (websocket origins, key prefixes), so call it before rendering.
 //!
-//! The shape follows PROTOCOL.md §9 and the verified notes in shared/briefs/nats.md §1.2:
+//! The shape follows PROTOCOL.md §9 and the nats-server behaviour written down in
+//! docs/nats-server.md:
 //!
 //! - account `AUTH`: the auth-callout worker. The server publishes `$SYS.REQ.USER.AUTH` here.
-//! - account `APP`: JetStream, the backend services, the ops user, and every end user that the
-//!   callout admits (the user JWT names `aud: "APP"`).
+//! - account `APP`: the backend services, their KV buckets, the gateway and the ops user.
+//! - account `INBOX`: the inbox stream only, under its own JetStream limit; nobody connects.
+//! - account `USERS`: every end user the callout admits (the user JWT names `aud: "USERS"`). It
+//!   has no JetStream and no services; users reach `APP` and `INBOX` only through the service
+//!   imports below, so whatever a user makes the server publish (reply subjects, JetStream
+//!   deliveries) stays in `USERS` (PROTOCOL.md §9.1).
 //! - account `SYS`: the system account (monitoring over NATS, `$SYS` requests).
 //!
 //! All service/worker/ops users are **nkey** users. Besides being the right credential, this
 //! makes the server send a nonce in INFO; with only user/password users it sends none and
-//! end-user signatures would be replayable (brief §1.3). They are listed in `auth_users` so
+//! end-user signatures would be replayable (docs/nats-server.md). They are listed in `auth_users` so
 //! they skip the callout.
 //!
 //! `deploy/nats.conf` is the hand-annotated reference copy of this output; a unit test keeps
@@ -24,8 +29,14 @@ use std::fmt::Write as _;
 
 /// Name of the account holding the callout worker.
 pub const AUTH_ACCOUNT: &str = "AUTH";
-/// Name of the application account (JetStream, services, end users).
+/// Name of the services' account (services, KV, gateway, ops).
 pub const APP_ACCOUNT: &str = "APP";
+/// Name of the account holding the inbox stream.
+pub const INBOX_ACCOUNT: &str = "INBOX";
+/// Name of the end users' account (the callout's target account).
+pub const USERS_ACCOUNT: &str = "USERS";
+/// Prefix under which `APP` reaches the JetStream API of `INBOX`.
+pub const INBOX_JS_API_PREFIX: &str = "$JS.INBOX.API";
 /// Name of the system account.
 pub const SYS_ACCOUNT: &str = "SYS";
 
@@ -54,6 +65,10 @@ pub struct NatsConfSpec {
     pub store_dir: String,
     /// Upper bound for file-backed JetStream data, in bytes.
     pub max_file_store: u64,
+    /// File storage the `INBOX` account may use; `None` = three quarters of `max_file_store`.
+    /// The rest stays for the services' KV buckets, so a full inbox store never stops
+    /// registrations or sigchain appends.
+    pub inbox_max_file: Option<u64>,
     /// Upper bound for memory-backed JetStream data, in bytes; `None` = server default
     /// (75% of RAM).
     pub max_memory_store: Option<u64>,
@@ -90,6 +105,7 @@ impl Default for NatsConfSpec {
             http_port: Some(8222),
             store_dir: "./data/jetstream".to_owned(),
             max_file_store: GIB,
+            inbox_max_file: None,
             max_memory_store: Some(256 * MIB),
             sync_interval_always: true,
             max_payload: MIB,
@@ -134,7 +150,7 @@ pub struct Permissions {
     pub subscribe_allow: Vec<String>,
     pub subscribe_deny: Vec<String>,
     /// `allow_responses: true`: may publish one reply to the reply subject of each request it
-    /// received, without a publish grant on `_INBOX.>` (brief §3.4).
+    /// received, without a publish grant on `_INBOX.>` (docs/nats-server.md).
     pub allow_responses: bool,
 }
 
@@ -192,6 +208,11 @@ impl NatsConfSpec {
         if self.max_file_store == 0 {
             return Err(invalid("max_file_store", "must be positive"));
         }
+        if let Some(inbox) = self.inbox_max_file
+            && (inbox == 0 || inbox >= self.max_file_store)
+        {
+            return Err(invalid("inbox_max_file", "must be positive and smaller than max_file_store"));
+        }
         check_public_key("callout_issuer", &self.callout_issuer, 'A')?;
         check_public_key("callout_worker", &self.callout_worker.nkey, 'U')?;
         check_public_key("ops_user", &self.ops_user.nkey, 'U')?;
@@ -240,6 +261,11 @@ impl NatsConfSpec {
         users
     }
 
+    /// The `INBOX` account's file-storage limit in bytes.
+    pub fn inbox_file_limit(&self) -> u64 {
+        self.inbox_max_file.unwrap_or(self.max_file_store / 4 * 3)
+    }
+
     fn all_nkeys(&self) -> impl Iterator<Item = &str> {
         std::iter::once(self.callout_worker.nkey.as_str())
             .chain(self.service_users.iter().map(|u| u.nkey.as_str()))
@@ -256,7 +282,7 @@ fn check_public_key(field: &str, key: &str, prefix: char) -> Result<(), NatsConf
 }
 
 /// nats-server needs absolute `http(s)://host[:port]` origins; `127.0.0.1:8080` passes
-/// `-t` but aborts startup with "unable to parse allowed origin" (brief §1.9).
+/// `-t` but aborts startup with "unable to parse allowed origin" (docs/nats-server.md).
 fn check_origin(origin: &str) -> Result<(), NatsConfError> {
     let rest = origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://")).ok_or_else(|| {
         invalid("websocket_allowed_origins", format!("{origin:?} must start with http:// or https://"))
@@ -374,7 +400,7 @@ pub fn render(spec: &NatsConfSpec) -> String {
     o.push_str("# Largest message the server accepts (also caps KV values and object-store chunks).\n");
     let _ = writeln!(o, "max_payload: {}\n", size(spec.max_payload));
 
-    o.push_str("# JetStream: KV buckets and the per-user inbox stream live here (account APP).\n");
+    o.push_str("# JetStream: the services' KV buckets (account APP) and the inbox stream (account INBOX).\n");
     o.push_str("jetstream {\n");
     o.push_str("  # Data directory; the server writes under <store_dir>/jetstream.\n");
     let _ = writeln!(o, "  store_dir: {}", q(&spec.store_dir));
@@ -402,20 +428,7 @@ pub fn render(spec: &NatsConfSpec) -> String {
     o.push_str("    users: [\n");
     render_user(&mut o, "      ", &spec.callout_worker);
     o.push_str("    ]\n  }\n");
-    let _ =
-        writeln!(o, "  # {APP_ACCOUNT}: JetStream, backend services, ops, and every end user admitted by the callout");
-    o.push_str("  # (their user JWT says aud \"APP\" and carries their permissions).\n");
-    let _ = writeln!(o, "  {APP_ACCOUNT}: {{");
-    o.push_str("    jetstream: enabled\n");
-    o.push_str("    users: [\n");
-    for u in &spec.service_users {
-        render_user(&mut o, "      ", u);
-    }
-    let mut ops = spec.ops_user.clone();
-    // The ops user exists to see everything in APP; a permissions block would defeat it.
-    ops.permissions = None;
-    render_user(&mut o, "      ", &ops);
-    o.push_str("    ]\n  }\n");
+    render_app_inbox_users(&mut o, spec);
     let _ = writeln!(o, "  # {SYS_ACCOUNT}: the system account (server events, $SYS requests).");
     let _ = writeln!(o, "  {SYS_ACCOUNT}: {{");
     let _ =
@@ -466,6 +479,132 @@ pub fn render(spec: &NatsConfSpec) -> String {
         o.push_str("}\n");
     }
     o
+}
+
+/// One service export or import line.
+fn export(o: &mut String, subject: &str, to: &str, stream_response: bool) {
+    let response = if stream_response { ", response_type: stream" } else { "" };
+    let _ = writeln!(o, "      {{ service: {}, accounts: [{to}]{response} }}", q(subject));
+}
+
+fn import(o: &mut String, account: &str, subject: &str, local: Option<&str>) {
+    let to = local.map(|l| format!(", to: {}", q(l))).unwrap_or_default();
+    let _ = writeln!(o, "      {{ service: {{ account: {account}, subject: {} }}{to} }}", q(subject));
+}
+
+/// The subjects users import: (exporting account, subject, stream responses).
+pub fn user_imports() -> [(&'static str, &'static str, bool); 3] {
+    [
+        (APP_ACCOUNT, kv_schemas::subjects::USER_REQUEST_WILDCARD, false),
+        (INBOX_ACCOUNT, "$JS.API.CONSUMER.MSG.NEXT.KEZ_INBOX.*", true),
+        (INBOX_ACCOUNT, "$JS.ACK.KEZ_INBOX.>", false),
+    ]
+}
+
+fn render_app_inbox_users(o: &mut String, spec: &NatsConfSpec) {
+    let _ = writeln!(o, "  # {APP_ACCOUNT}: the services, their KV buckets, the gateway and ops. Reaches the inbox");
+    o.push_str(
+        "  # stream only through INBOX's exports.
+",
+    );
+    let _ = writeln!(o, "  {APP_ACCOUNT}: {{");
+    o.push_str(
+        "    jetstream: enabled
+",
+    );
+    o.push_str(
+        "    users: [
+",
+    );
+    for u in &spec.service_users {
+        render_user(o, "      ", u);
+    }
+    let mut ops = spec.ops_user.clone();
+    // The ops user exists to see everything in APP; a permissions block would defeat it.
+    ops.permissions = None;
+    render_user(o, "      ", &ops);
+    o.push_str(
+        "    ]
+",
+    );
+    o.push_str(
+        "    imports: [
+",
+    );
+    o.push_str(
+        "      # The inbox service manages KEZ_INBOX through this prefix and stores relayed mail.
+",
+    );
+    import(o, INBOX_ACCOUNT, "$JS.API.>", Some(&format!("{INBOX_JS_API_PREFIX}.>")));
+    import(o, INBOX_ACCOUNT, "kez.inbox.>", None);
+    o.push_str(
+        "    ]
+",
+    );
+    o.push_str(
+        "    exports: [
+",
+    );
+    o.push_str(
+        "      # User requests (send, devices, block); the second token is the caller's key.
+",
+    );
+    export(o, kv_schemas::subjects::USER_REQUEST_WILDCARD, USERS_ACCOUNT, false);
+    o.push_str(
+        "    ]
+  }
+",
+    );
+
+    let _ = writeln!(o, "  # {INBOX_ACCOUNT}: the inbox stream KEZ_INBOX and nothing else; nobody connects here.");
+    o.push_str(
+        "  # Its own storage limit keeps a full inbox store from filling APP's.
+",
+    );
+    let _ = writeln!(o, "  {INBOX_ACCOUNT}: {{");
+    let _ = writeln!(o, "    jetstream: {{ max_file: {}, max_mem: 0 }}", size(spec.inbox_file_limit()));
+    o.push_str(
+        "    exports: [
+",
+    );
+    export(o, "$JS.API.>", APP_ACCOUNT, false);
+    export(o, "kez.inbox.>", APP_ACCOUNT, false);
+    o.push_str(
+        "      # Users pull from and ack their device consumers; permissions pick the consumer.
+",
+    );
+    for (from, subject, stream) in user_imports() {
+        if from == INBOX_ACCOUNT {
+            export(o, subject, USERS_ACCOUNT, stream);
+        }
+    }
+    o.push_str(
+        "    ]
+  }
+",
+    );
+
+    let _ = writeln!(
+        o,
+        "  # {USERS_ACCOUNT}: every end user admitted by the callout (user JWT aud \"{USERS_ACCOUNT}\"). No"
+    );
+    o.push_str(
+        "  # JetStream, no services: anything a user makes the server publish stays here.
+",
+    );
+    let _ = writeln!(o, "  {USERS_ACCOUNT}: {{");
+    o.push_str(
+        "    imports: [
+",
+    );
+    for (from, subject, _) in user_imports() {
+        import(o, from, subject, None);
+    }
+    o.push_str(
+        "    ]
+  }
+",
+    );
 }
 
 /// Block and key names of a config text, as `top` or `top.child` paths (depth ≤ 2).
@@ -612,7 +751,10 @@ mod tests {
             "sync_interval: always",
             "AUTH: {",
             "APP: {",
+            "INBOX: {",
+            "USERS: {",
             "jetstream: enabled",
+            "jetstream: { max_file: 768MB, max_mem: 0 }",
             "SYS: {",
             "system_account: SYS",
             "timeout: 2s",

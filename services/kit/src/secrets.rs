@@ -8,7 +8,8 @@
 //!   "callout_issuer_seed": "SA…",
 //!   "callout_worker_seed": "SU…",
 //!   "service_seeds": { "registry": "SU…", "webfinger": "SU…", … },
-//!   "sys_password": "<64 hex chars>"
+//!   "sys_password": "<64 hex chars>",
+//!   "sender_tag_key": "<64 hex chars>"
 //! }
 //! ```
 //!
@@ -19,6 +20,9 @@
 //!   well, separate from the worker: the worker lives in AUTH and cannot see APP's KV, so the
 //!   callout service uses this second identity to look up registrations and revocations.
 //! - `sys_password`: password of the `sys` user in the system account.
+//! - `sender_tag_key`: the relay's 32-byte key for per-sender inbox tags (PROTOCOL.md §9.1);
+//!   every inbox worker of a stack must share it, and changing it resets every sender's quota
+//!   bookkeeping and block list (tags change).
 //!
 //! Rules: the file is created atomically with its final permissions (a temp file created with
 //! mode 0600, written, fsynced, then hard-linked into place, which fails instead of replacing a
@@ -51,18 +55,21 @@ pub enum ServiceUser {
     Gateway,
     /// The auth-callout service's APP identity (KV lookups), not the AUTH worker.
     AuthCallout,
+    /// The inbox service (relay, devices, blocks).
+    Inbox,
     /// Operator/admin user with full APP permissions (`nats micro list`, KV admin).
     Ops,
 }
 
 impl ServiceUser {
-    pub const ALL: [ServiceUser; 7] = [
+    pub const ALL: [ServiceUser; 8] = [
         ServiceUser::Registry,
         ServiceUser::Webfinger,
         ServiceUser::Sigchain,
         ServiceUser::Manifest,
         ServiceUser::Gateway,
         ServiceUser::AuthCallout,
+        ServiceUser::Inbox,
         ServiceUser::Ops,
     ];
 
@@ -75,6 +82,7 @@ impl ServiceUser {
             ServiceUser::Manifest => "manifest",
             ServiceUser::Gateway => "gateway",
             ServiceUser::AuthCallout => "auth-callout",
+            ServiceUser::Inbox => "inbox",
             ServiceUser::Ops => "ops",
         }
     }
@@ -149,6 +157,7 @@ pub struct Secrets {
     callout_worker: KeyPair,
     services: BTreeMap<ServiceUser, KeyPair>,
     sys_password: SysPassword,
+    sender_tag_key: Zeroizing<[u8; 32]>,
 }
 
 impl fmt::Debug for Secrets {
@@ -173,6 +182,9 @@ struct SecretsFile {
     callout_worker_seed: Zeroizing<String>,
     service_seeds: BTreeMap<String, Zeroizing<String>>,
     sys_password: Zeroizing<String>,
+    /// Absent in files written before the inbox relay existed; generated then.
+    #[serde(default)]
+    sender_tag_key: Option<Zeroizing<String>>,
 }
 
 impl Secrets {
@@ -184,6 +196,7 @@ impl Secrets {
             callout_worker: KeyPair::new_user(),
             services,
             sys_password: random_password(),
+            sender_tag_key: random_key(),
         }
     }
 
@@ -254,8 +267,25 @@ impl Secrets {
         if file.sys_password.len() < 16 {
             return Err(corrupt("sys_password is shorter than 16 characters".into()));
         }
-        let secrets =
-            Secrets { callout_issuer, callout_worker, services, sys_password: SysPassword(file.sys_password.clone()) };
+        let sender_tag_key = match &file.sender_tag_key {
+            Some(hex_key) => {
+                let mut key = Zeroizing::new([0u8; 32]);
+                hex::decode_to_slice(hex_key.as_bytes(), key.as_mut())
+                    .map_err(|_| corrupt("sender_tag_key is not 64 hex characters".into()))?;
+                key
+            }
+            None => {
+                complete = false;
+                random_key()
+            }
+        };
+        let secrets = Secrets {
+            callout_issuer,
+            callout_worker,
+            services,
+            sys_password: SysPassword(file.sys_password.clone()),
+            sender_tag_key,
+        };
         // Two identities sharing a key would make nats.conf invalid ("configured twice").
         let mut seen = std::collections::BTreeSet::new();
         for kp in std::iter::once(&secrets.callout_worker).chain(secrets.services.values()) {
@@ -278,6 +308,7 @@ impl Secrets {
             callout_worker_seed: seed(&self.callout_worker)?,
             service_seeds,
             sys_password: self.sys_password.0.clone(),
+            sender_tag_key: Some(Zeroizing::new(hex::encode(self.sender_tag_key.as_ref()))),
         };
         let mut json =
             serde_json::to_vec_pretty(&file).map_err(|e| SecretsError::Nkeys(format!("serialising secrets: {e}")))?;
@@ -318,10 +349,22 @@ impl Secrets {
         &self.sys_password
     }
 
+    /// The relay's key for per-sender inbox tags (`kv_schemas::subjects::sender_tag`).
+    pub fn sender_tag_key(&self) -> &[u8; 32] {
+        &self.sender_tag_key
+    }
+
     /// Seed of a key pair as a string for `ConnectOptions::nkey`, wiped on drop.
     pub fn seed_of(kp: &KeyPair) -> Result<Zeroizing<String>, SecretsError> {
         kp.seed().map(Zeroizing::new).map_err(|e| SecretsError::Nkeys(e.to_string()))
     }
+}
+
+fn random_key() -> Zeroizing<[u8; 32]> {
+    use rand::RngCore as _;
+    let mut key = Zeroizing::new([0u8; 32]);
+    rand::rng().fill_bytes(key.as_mut());
+    key
 }
 
 fn seed_of(seed: &str, expected: KeyPairType) -> Result<KeyPair, String> {

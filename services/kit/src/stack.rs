@@ -73,6 +73,103 @@ pub struct Ports {
     pub monitor: u16,
 }
 
+/// JetStream API and KV subjects a service needs for one of its own buckets (create or bind,
+/// get, create/compare-and-set, watch and list keys), and nothing for anyone else's.
+fn kv_bucket(bucket: &str) -> Vec<String> {
+    let stream = format!("KV_{bucket}");
+    vec![
+        format!("$KV.{bucket}.>"),
+        format!("$JS.API.STREAM.INFO.{stream}"),
+        format!("$JS.API.STREAM.CREATE.{stream}"),
+        format!("$JS.API.STREAM.UPDATE.{stream}"),
+        format!("$JS.API.STREAM.MSG.GET.{stream}"),
+        format!("$JS.API.DIRECT.GET.{stream}"),
+        format!("$JS.API.DIRECT.GET.{stream}.>"),
+        format!("$JS.API.CONSUMER.CREATE.{stream}"),
+        format!("$JS.API.CONSUMER.CREATE.{stream}.>"),
+        format!("$JS.API.CONSUMER.DELETE.{stream}.>"),
+        format!("$JS.API.CONSUMER.INFO.{stream}.>"),
+        format!("$JS.FC.{stream}.>"),
+        format!("$JS.ACK.{stream}.>"),
+    ]
+}
+
+/// The least-privilege permissions of each service user (PROTOCOL.md §9.5): its own endpoints,
+/// its own buckets, the requests it makes, replies to its own requests (`_INBOX.>` inside APP,
+/// where no end user lives) and answers to requests it receives. `None` for ops (everything).
+pub fn service_permissions(user: ServiceUser) -> Option<Permissions> {
+    use kv_schemas::subjects as s;
+    let endpoints = |name: &str| vec![format!("kez.svc.{name}.v1.>"), "$SRV.>".to_owned(), "_INBOX.>".to_owned()];
+    // `_INBOX.>`: the kit's settle check publishes to its own reply inbox.
+    let mut publish = vec!["$JS.API.INFO".to_owned(), "_INBOX.>".to_owned()];
+    let subscribe = match user {
+        ServiceUser::Ops => return None,
+        ServiceUser::Registry => {
+            for b in [s::BUCKET_HANDLES, s::BUCKET_KEYS, s::BUCKET_REG_NONCES] {
+                publish.extend(kv_bucket(b));
+            }
+            endpoints("registry")
+        }
+        ServiceUser::Sigchain => {
+            publish.extend(kv_bucket(s::BUCKET_SIGCHAINS));
+            publish.push(s::svc::REGISTRY_LOOKUP_KEY.to_owned());
+            endpoints("sigchain")
+        }
+        ServiceUser::Manifest => {
+            publish.extend(kv_bucket(s::BUCKET_MANIFESTS));
+            publish.extend([s::svc::REGISTRY_LOOKUP_KEY.to_owned(), s::svc::SIGCHAIN_STATE.to_owned()]);
+            endpoints("manifest")
+        }
+        ServiceUser::Webfinger => {
+            publish.extend([
+                s::svc::REGISTRY_LOOKUP_HANDLE.to_owned(),
+                s::svc::SIGCHAIN_STATE.to_owned(),
+                s::svc::SIGCHAIN_GET.to_owned(),
+            ]);
+            endpoints("webfinger")
+        }
+        ServiceUser::AuthCallout => {
+            // USER.INFO: the start-up checks read the worker's own permissions.
+            publish.extend([s::svc::REGISTRY_LOOKUP_KEY.to_owned(), "$SYS.REQ.USER.INFO".to_owned()]);
+            endpoints("auth")
+        }
+        ServiceUser::Inbox => {
+            for b in [s::BUCKET_DEVICES, s::BUCKET_BLOCKS] {
+                publish.extend(kv_bucket(b));
+            }
+            publish.extend([
+                format!("{}.>", crate::natsconf::INBOX_JS_API_PREFIX),
+                s::INBOX_WILDCARD.to_owned(),
+                s::svc::REGISTRY_LOOKUP_KEY.to_owned(),
+                // Wave-1 migration: the old KEZ_INBOX stream in APP is read, re-pointed and deleted.
+                format!("$JS.API.STREAM.*.{}", s::INBOX_STREAM),
+                format!("$JS.API.CONSUMER.*.{}", s::INBOX_STREAM),
+                format!("$JS.API.CONSUMER.*.{}.>", s::INBOX_STREAM),
+                format!("$JS.API.DIRECT.GET.{}", s::INBOX_STREAM),
+                format!("$JS.ACK.{}.>", s::INBOX_STREAM),
+                format!("$JS.FC.{}.>", s::INBOX_STREAM),
+            ]);
+            let mut sub = endpoints("inbox");
+            sub.push(s::USER_REQUEST_WILDCARD.to_owned());
+            sub
+        }
+        ServiceUser::Gateway => {
+            // Requests to every service endpoint and health pings; no KV, no stream, no user subjects.
+            return Some(Permissions {
+                publish_allow: vec!["kez.svc.*.v1.*".to_owned(), "$SRV.PING.>".to_owned()],
+                subscribe_allow: vec!["_INBOX.>".to_owned()],
+                ..Permissions::default()
+            });
+        }
+    };
+    Some(Permissions {
+        publish_allow: publish,
+        subscribe_allow: subscribe,
+        allow_responses: true,
+        ..Permissions::default()
+    })
+}
+
 /// The config spec of a single-node stack whose users come from `secrets`.
 pub fn stack_spec(
     secrets: &Secrets,
@@ -88,8 +185,8 @@ pub fn stack_spec(
         .filter(|s| *s != ServiceUser::Ops)
         .map(|s| {
             let user = NkeyUser::new(s.name(), secrets.service(s).public_key());
-            match permissions.get(&s) {
-                Some(p) => user.with_permissions(p.clone()),
+            match permissions.get(&s).cloned().or_else(|| service_permissions(s)) {
+                Some(p) => user.with_permissions(p),
                 None => user,
             }
         })

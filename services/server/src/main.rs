@@ -191,7 +191,16 @@ async fn start_components(
             connect_nkey(&conn.urls.join(","), conn.secrets.callout_worker(), "kez-auth-callout-worker").await?;
         let app = conn.as_user(ServiceUser::AuthCallout).await?;
         let mut config = kez_auth_callout::CalloutConfig::new(conn.secrets.callout_issuer().clone());
-        config.replication = settings.replication;
+        // The system user follows connect/disconnect events for the per-user connection limit.
+        let sys = async_nats::ConnectOptions::with_user_and_password(
+            conn.secrets.sys_user().to_owned(),
+            conn.secrets.sys_password().expose().to_owned(),
+        )
+        .name("kez-auth-callout-events")
+        .connect(conn.urls.join(","))
+        .await
+        .map_err(|e| anyhow!("auth callout: connecting as the system user: {e}"))?;
+        config.sys_conn = Some(sys);
         let handle = kez_auth_callout::start(worker, app, config).await.map_err(|e| anyhow!("auth callout: {e}"))?;
         tracing::info!("auth-callout worker started");
         Some(handle)

@@ -34,7 +34,7 @@ async fn service_users_talk_over_tcp_and_websocket() {
     assert!(server.ws_url().starts_with("ws://127.0.0.1:"));
     // A responder on WebSocket, a requester on TCP: both in account APP.
     let ws = server.connect_ws_as(ServiceUser::Registry).await.unwrap();
-    let mut sub = ws.subscribe("kez.svc.test.echo").await.unwrap();
+    let mut sub = ws.subscribe("kez.svc.registry.v1.echo").await.unwrap();
     ws.flush().await.unwrap();
     let responder = tokio::spawn({
         let ws = ws.clone();
@@ -45,7 +45,7 @@ async fn service_users_talk_over_tcp_and_websocket() {
         }
     });
     let tcp = server.connect_as(ServiceUser::Gateway).await.unwrap();
-    let reply = tokio::time::timeout(Duration::from_secs(5), tcp.request("kez.svc.test.echo", "ping".into()))
+    let reply = tokio::time::timeout(Duration::from_secs(5), tcp.request("kez.svc.registry.v1.echo", "ping".into()))
         .await
         .unwrap()
         .unwrap();
@@ -224,4 +224,80 @@ async fn static_service_permissions_are_enforced() {
     client.flush().await.unwrap();
     let err = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap().unwrap();
     assert!(err.to_lowercase().contains("permissions violation"), "{err}");
+}
+
+/// Every service user has a least-privilege block (PROTOCOL.md §9.5): each one is refused, by
+/// the server, what belongs to another service, to the inbox or to users.
+#[tokio::test]
+async fn each_service_user_is_denied_what_it_does_not_need() {
+    let server = NatsServer::start().await.unwrap();
+    // (user, publishes it must not make, subscriptions it must not hold)
+    let cases: Vec<(ServiceUser, Vec<&str>, Vec<&str>)> = vec![
+        (
+            ServiceUser::Gateway,
+            vec!["$KV.kez_handles.x", "$JS.API.STREAM.INFO.KV_kez_handles", "kez.u.aa.send.bb", "kez.inbox.aa.t"],
+            vec!["kez.svc.registry.v1.>", "$KV.>", "kez.u.>"],
+        ),
+        (
+            ServiceUser::Registry,
+            vec!["$KV.kez_sigchains.x", "$JS.INBOX.API.INFO", "kez.inbox.aa.t", "kez.svc.sigchain.v1.append"],
+            vec!["kez.svc.sigchain.v1.>", "kez.u.*.>"],
+        ),
+        (
+            ServiceUser::Sigchain,
+            vec!["$KV.kez_handles.x", "$JS.API.STREAM.DELETE.KV_kez_handles", "kez.svc.registry.v1.register"],
+            vec!["kez.svc.registry.v1.>"],
+        ),
+        (ServiceUser::Manifest, vec!["$KV.kez_keys.x", "kez.inbox.aa.t"], vec!["kez.u.*.>"]),
+        (ServiceUser::Webfinger, vec!["$KV.kez_handles.x", "kez.svc.registry.v1.register"], vec!["$KV.>"]),
+        (ServiceUser::AuthCallout, vec!["$KV.kez_keys.x", "$JS.INBOX.API.INFO"], vec!["kez.svc.registry.v1.>"]),
+        (
+            ServiceUser::Inbox,
+            vec!["$KV.kez_handles.x", "$JS.API.STREAM.INFO.KV_kez_sigchains", "kez.svc.registry.v1.register"],
+            vec!["kez.svc.registry.v1.>"],
+        ),
+    ];
+    for (user, publishes, subscribes) in cases {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let client = server
+            .connect_options(server.service_key(user))
+            .unwrap()
+            .event_callback(move |event| {
+                let tx = tx.clone();
+                async move {
+                    if let async_nats::Event::ServerError(e) = event {
+                        let _ = tx.send(e.to_string());
+                    }
+                }
+            })
+            .connect(server.client_url())
+            .await
+            .unwrap();
+        let mut subs = Vec::new();
+        for subject in &subscribes {
+            subs.push(client.subscribe(subject.to_string()).await.unwrap());
+        }
+        for subject in &publishes {
+            client.publish(subject.to_string(), "x".into()).await.unwrap();
+        }
+        client.flush().await.unwrap();
+        let mut denied = Vec::new();
+        while denied.len() < publishes.len() + subscribes.len() {
+            let e = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+                .await
+                .unwrap_or_else(|_| panic!("{user}: only {denied:?} were refused"))
+                .unwrap();
+            assert!(e.to_lowercase().contains("permissions violation"), "{user}: {e}");
+            denied.push(e);
+        }
+        for subject in publishes.iter().chain(&subscribes) {
+            assert!(
+                denied.iter().any(|e| e.contains(&format!("\"{subject}\""))),
+                "{user}: {subject} not refused: {denied:?}"
+            );
+        }
+    }
+    // Nothing reached the buckets.
+    let js = jetstream::new(server.connect_ops().await.unwrap());
+    assert!(js.get_key_value("kez_handles").await.is_err(), "no bucket was created by the attempts");
 }

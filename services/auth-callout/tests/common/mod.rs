@@ -13,6 +13,7 @@ use kez_service_kit::svc;
 use kez_testkit::{NatsServer, ServiceUser};
 use kv_schemas::api::RegisterReply;
 use kv_schemas::subjects::svc::REGISTRY_REGISTER;
+use kv_schemas::subjects::{DeviceId, device_connection_name};
 use kv_schemas::{Handle, PublicKey};
 use nkeys::{KeyPair, KeyPairType};
 
@@ -31,9 +32,11 @@ pub const DOMAIN: &str = "kez.test";
 
 impl TestRegistry {
     pub async fn start(server: &NatsServer) -> Self {
-        let conn = server.connect_as(ServiceUser::Registry).await.unwrap();
+        let registry = server.connect_as(ServiceUser::Registry).await.unwrap();
         let settings = Settings::local(DOMAIN, "http://kez.test");
-        let service = kez_registry::start(&conn, &settings).await.unwrap();
+        let service = kez_registry::start(&registry, &settings).await.unwrap();
+        // Registrations are requests from outside the registry (its own user may only answer).
+        let conn = server.connect_ops().await.unwrap();
         Self { service: Some(service), conn }
     }
 
@@ -73,7 +76,9 @@ impl Env {
         let registry = TestRegistry::start(&server).await;
         let auth_conn = server.connect_worker().await.unwrap();
         let app_conn = server.connect_as(ServiceUser::AuthCallout).await.unwrap();
-        let config = adjust(CalloutConfig::new(server.issuer_key().clone()));
+        let mut config = CalloutConfig::new(server.issuer_key().clone());
+        config.sys_conn = Some(server.connect_sys().await.unwrap());
+        let config = adjust(config);
         let callout = kez_auth_callout::start(auth_conn, app_conn, config)
             .await
             .unwrap_or_else(|e| panic!("worker did not start: {e}"));
@@ -156,9 +161,21 @@ impl User {
     }
 
     pub async fn connect(&self, url: &str) -> (async_nats::Client, Events) {
+        self.connect_named(url, None).await
+    }
+
+    /// Connects as one device (connection name `kez-device:<id>`, PROTOCOL.md §9.5).
+    pub async fn connect_device(&self, url: &str, device: &DeviceId) -> (async_nats::Client, Events) {
+        self.connect_named(url, Some(device_connection_name(device))).await
+    }
+
+    async fn connect_named(&self, url: &str, name: Option<String>) -> (async_nats::Client, Events) {
         let events = Events::default();
-        let client = self
-            .options(&events)
+        let mut options = self.options(&events);
+        if let Some(name) = name {
+            options = options.name(name);
+        }
+        let client = options
             .connect(url)
             .await
             .unwrap_or_else(|e| panic!("user {} could not connect to {url}: {e}", &self.hex()[..8]));
