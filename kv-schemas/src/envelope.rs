@@ -250,10 +250,21 @@ pub fn seal(sender: &SigningKey, to: &PublicKey, body: &Body, ts: u64) -> Result
     seal_with(sender, to, body, ts, crate::random_bytes(), crate::random_bytes())
 }
 
-/// Opens and verifies an envelope addressed to `recipient` (PROTOCOL.md §6,
-/// steps 1–6). `window_ms` is the inbox retention; replay (step 7) is the
-/// caller's, who keeps the seen `(from, id)` pairs.
-pub fn open(recipient: &SigningKey, outer: &[u8], now: u64, window_ms: u64) -> Result<Opened, KezError> {
+/// An outer envelope as the broker stores it, parsed but not opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outer {
+    /// The ephemeral X25519 public key `E`.
+    pub enc: [u8; 32],
+    /// `enc` as sent (the inner `enc` must equal this text).
+    pub enc_text: String,
+    /// The ciphertext.
+    pub ct: Vec<u8>,
+}
+
+/// Step 1 of PROTOCOL.md §6 without any key: at most 64 KiB, canonical JSON with exactly
+/// `v`, `enc`, `ct`, `v == 1`, `enc` 32 bytes, `ct` base64url. The relay checks this before
+/// storing (§9.3); [`open`] starts with it.
+pub fn parse_outer(outer: &[u8]) -> Result<Outer, KezError> {
     if outer.len() > MAX_ENVELOPE_BYTES {
         return Err(err(ErrorCode::TooLarge, "envelope too large"));
     }
@@ -263,8 +274,22 @@ pub fn open(recipient: &SigningKey, outer: &[u8], now: u64, window_ms: u64) -> R
         return Err(err(ErrorCode::WrongType, "unsupported envelope version"));
     }
     let enc_text = f.str("enc")?;
-    let eph_pub = b64_decode_fixed::<32>(enc_text, "enc")?;
+    let enc = b64_decode_fixed::<32>(enc_text, "enc")?;
     let ct = crate::encoding::b64_decode(f.str("ct")?, "ct")?;
+    Ok(Outer { enc, enc_text: enc_text.to_owned(), ct })
+}
+
+/// [`parse_outer`] for callers that only need the verdict.
+pub fn check_outer(outer: &[u8]) -> Result<(), KezError> {
+    parse_outer(outer).map(|_| ())
+}
+
+/// Opens and verifies an envelope addressed to `recipient` (PROTOCOL.md §6,
+/// steps 1–6). `window_ms` is the inbox retention; replay (step 7) is the
+/// caller's, who keeps the seen `(from, id)` pairs.
+pub fn open(recipient: &SigningKey, outer: &[u8], now: u64, window_ms: u64) -> Result<Opened, KezError> {
+    let Outer { enc: eph_pub, enc_text, ct } = parse_outer(outer)?;
+    let enc_text = enc_text.as_str();
     let key = kem_key_recipient(recipient, &eph_pub, LABEL, &[])
         .ok_or_else(|| err(ErrorCode::DecryptFailed, "ephemeral key gives an all-zero shared secret"))?;
     let mut plaintext = aead_open(&key, &aad(), &ct)?;
@@ -325,5 +350,28 @@ mod tests {
         let text = String::from_utf8(outer.clone()).unwrap();
         assert!(!text.contains(&PublicKey::of(&a).hex()));
         assert!(!text.contains("hello"));
+    }
+
+    #[test]
+    fn outer_checks_without_a_key() {
+        let a = SigningKey::from_bytes(&[1u8; 32]);
+        let outer = seal(&a, &PublicKey::of(&a), &Body::Text("hi".into()), 1_800_000_000_000).unwrap();
+        let parsed = parse_outer(&outer).unwrap();
+        assert_eq!(b64_encode(&parsed.enc), parsed.enc_text);
+        assert!(!parsed.ct.is_empty());
+        check_outer(&outer).unwrap();
+        let e = b64_encode(&[9u8; 32]);
+        for (bad, code) in [
+            (b"not json".to_vec(), ErrorCode::InvalidJson),
+            (format!(r#"{{"v":1,"enc":"{e}","ct":"AA"}}"#).into_bytes(), ErrorCode::NotCanonical),
+            (format!(r#"{{"ct":"AA","enc":"{e}"}}"#).into_bytes(), ErrorCode::InvalidRequest),
+            (format!(r#"{{"ct":"AA","enc":"{e}","v":1,"x":1}}"#).into_bytes(), ErrorCode::InvalidRequest),
+            (format!(r#"{{"ct":"AA","enc":"{e}","v":2}}"#).into_bytes(), ErrorCode::WrongType),
+            (r#"{"ct":"AA","enc":"AAAA","v":1}"#.as_bytes().to_vec(), ErrorCode::InvalidEncoding),
+            (format!(r#"{{"ct":"A+A","enc":"{e}","v":1}}"#).into_bytes(), ErrorCode::InvalidEncoding),
+            (vec![b' '; MAX_ENVELOPE_BYTES + 1], ErrorCode::TooLarge),
+        ] {
+            assert_eq!(check_outer(&bad).unwrap_err().code, code, "{}", String::from_utf8_lossy(&bad));
+        }
     }
 }
