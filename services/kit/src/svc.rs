@@ -39,6 +39,36 @@ where
     H: Fn(Bytes) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<Bytes, KezError>> + Send + 'static,
 {
+    serve_inner(service, name, subject, false, move |_, payload| handler(payload)).await
+}
+
+/// Like [`serve`] for endpoints on wildcard subjects: `handler` also gets the subject the
+/// request arrived on. Requests without a reply subject are dropped unhandled (a user request
+/// must never have effects its sender cannot see answered).
+pub async fn serve_subject<H, Fut>(
+    service: &Service,
+    name: &str,
+    subject: &str,
+    handler: H,
+) -> Result<(), async_nats::Error>
+where
+    H: Fn(String, Bytes) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Bytes, KezError>> + Send + 'static,
+{
+    serve_inner(service, name, subject, true, handler).await
+}
+
+async fn serve_inner<H, Fut>(
+    service: &Service,
+    name: &str,
+    subject: &str,
+    require_reply: bool,
+    handler: H,
+) -> Result<(), async_nats::Error>
+where
+    H: Fn(String, Bytes) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Bytes, KezError>> + Send + 'static,
+{
     let mut endpoint = service
         .endpoint_builder()
         .name(name)
@@ -50,12 +80,17 @@ where
     let name = name.to_string();
     tokio::spawn(async move {
         while let Some(request) = endpoint.next().await {
+            if require_reply && request.message.reply.is_none() {
+                debug!(endpoint = %name, "request without a reply subject dropped");
+                continue;
+            }
             let Ok(permit) = permits.clone().acquire_owned().await else { break };
             let handler = handler.clone();
             let name = name.clone();
             tokio::spawn(async move {
                 let payload = request.message.payload.clone();
-                let result = std::panic::AssertUnwindSafe(handler(payload)).catch_unwind().await;
+                let subject = request.message.subject.to_string();
+                let result = std::panic::AssertUnwindSafe(handler(subject, payload)).catch_unwind().await;
                 let reply = match result {
                     Ok(Ok(body)) => Ok(body),
                     Ok(Err(e)) => {
