@@ -100,26 +100,29 @@ impl InboxStreamConfig {
 }
 
 /// Creates the stream, or brings an existing one to `config`. Safe to race with other workers:
-/// creating with an identical config is a no-op on the server.
+/// whoever loses the create finds the stream and updates it (a no-op when identical).
 pub(crate) async fn ensure(js: &jetstream::Context, config: &stream::Config) -> Result<stream::Info, StartError> {
-    use jetstream::context::CreateStreamErrorKind as K;
     let info = match js.create_stream(config.clone()).await {
         Ok(s) => s.cached_info().clone(),
-        Err(e) => match e.kind() {
-            K::JetStream(api) if api.error_code() == jetstream::ErrorCode::STREAM_NAME_EXIST => {
-                // Exists with other settings (e.g. limits changed in our config, or the wave-1
-                // shape): update in place. Immutable fields (storage, retention) fail clearly.
-                let info = js.update_stream(config.clone()).await.map_err(|e| StartError::InboxStream {
-                    detail: format!("it exists with a different configuration and updating it failed: {e}"),
-                })?;
-                warn!(stream = INBOX_STREAM, "updated the existing inbox stream to the configured limits");
-                info
-            }
-            K::JetStreamUnavailable | K::TimedOut => {
+        Err(e) => {
+            use jetstream::context::CreateStreamErrorKind as K;
+            if matches!(e.kind(), K::JetStreamUnavailable | K::TimedOut) {
                 return Err(StartError::NoJetStream { detail: format!("{e} (is the INBOX API imported?)") });
             }
-            _ => return Err(StartError::InboxStream { detail: e.to_string() }),
-        },
+            // It exists (with other limits, or created by a worker racing us: the server then
+            // answers "name exists" or counts our reservation twice). Update it in place;
+            // immutable fields (storage, retention) fail here with a clear message.
+            if js.get_stream(INBOX_STREAM).await.is_err() {
+                return Err(StartError::InboxStream { detail: e.to_string() });
+            }
+            let info = js.update_stream(config.clone()).await.map_err(|e| StartError::InboxStream {
+                detail: format!("it exists with a different configuration and updating it failed: {e}"),
+            })?;
+            if info.config.max_bytes != config.max_bytes || info.config.subjects != config.subjects {
+                warn!(stream = INBOX_STREAM, "updated the existing inbox stream to the configured limits");
+            }
+            info
+        }
     };
     check_safe(&info.config)?;
     info!(
