@@ -134,8 +134,9 @@ fn bad_reply(service: &str) -> ApiError {
 
 // ---------------------------------------------------------------- operations
 
-/// `GET /v1/healthz`: 200 when the broker is connected and every service
-/// answers a ping, else 503; the body lists each service.
+/// `GET /v1/healthz`: 200 when the broker is connected, every service
+/// answers a ping and the inbox store has room, else 503; the body lists each
+/// service and the inbox store's state.
 async fn healthz(State(state): State<AppState>) -> Response {
     let (status, body) = crate::health::check(&state).await;
     let mut r = json(status, body);

@@ -1,20 +1,29 @@
-//! `/v1/healthz`: the broker connection plus a `$SRV.PING` to every service,
-//! concurrently and bounded in time. The answer is cached for a second so a
-//! flood of health checks cannot turn into a flood of NATS requests.
+//! `/v1/healthz`: the broker connection plus a `$SRV.PING` to every service and
+//! the inbox store's state (`kez.svc.inbox.v1.status`), concurrently and bounded
+//! in time. The answer is cached for a second so a flood of health checks cannot
+//! turn into a flood of NATS requests.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::http::StatusCode;
-use kv_schemas::subjects::service;
+use kv_schemas::api::InboxStatus;
+use kv_schemas::subjects::{service, svc};
 use serde::Serialize;
 
 use crate::state::AppState;
 
-/// The services the gateway depends on (the auth callout: clients cannot log in without it).
-pub const SERVICES: [&str; 5] =
-    [service::REGISTRY, service::WEBFINGER, service::SIGCHAIN, service::MANIFEST, service::AUTH_CALLOUT];
+/// The services the gateway depends on (the auth callout: clients cannot log in without it;
+/// the inbox service: nobody can send or read mail without it).
+pub const SERVICES: [&str; 6] = [
+    service::REGISTRY,
+    service::WEBFINGER,
+    service::SIGCHAIN,
+    service::MANIFEST,
+    service::AUTH_CALLOUT,
+    service::INBOX,
+];
 
 /// How long one check result is reused.
 const CACHE_FOR: Duration = Duration::from_secs(1);
@@ -33,6 +42,9 @@ struct Report {
     version: &'static str,
     /// Service name → `ok`, `unavailable` (no instance) or `timeout`.
     services: BTreeMap<&'static str, &'static str>,
+    /// The inbox store: `ok`, `full` (new mail is refused or about to be), `unavailable`,
+    /// `timeout`, or `internal` (an unreadable status).
+    inbox: &'static str,
 }
 
 /// Status and JSON body of the health answer.
@@ -62,14 +74,32 @@ async fn run(state: &AppState) -> (StatusCode, Bytes) {
         let result = kez_service_kit::svc::call(&state.inner.nats, &subject, Bytes::new(), timeout).await;
         (*name, result.map(|_| "ok").unwrap_or_else(|e| e.code.as_str()))
     });
-    let services: BTreeMap<_, _> = futures::future::join_all(pings).await.into_iter().collect();
-    let healthy = connected && services.values().all(|s| *s == "ok");
+    let (services, inbox) = tokio::join!(futures::future::join_all(pings), inbox_state(state, connected, timeout));
+    let services: BTreeMap<_, _> = services.into_iter().collect();
+    let healthy = connected && services.values().all(|s| *s == "ok") && inbox == "ok";
     let report = Report {
         status: if healthy { "ok" } else { "unavailable" },
         broker: if connected { "connected" } else { "disconnected" },
         version: env!("CARGO_PKG_VERSION"),
         services,
+        inbox,
     };
     let status = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, Bytes::from(serde_json::to_vec(&report).unwrap_or_default()))
+}
+
+/// Asks the inbox service how full the inbox store is. A full store means mail is refused,
+/// so it makes the whole server unhealthy even though every service answers.
+async fn inbox_state(state: &AppState, connected: bool, timeout: Duration) -> &'static str {
+    if !connected {
+        return "unavailable";
+    }
+    match kez_service_kit::svc::call(&state.inner.nats, svc::INBOX_STATUS, Bytes::new(), timeout).await {
+        Ok(body) => match serde_json::from_slice::<InboxStatus>(&body) {
+            Ok(s) if s.full => "full",
+            Ok(_) => "ok",
+            Err(_) => "internal",
+        },
+        Err(e) => e.code.as_str(),
+    }
 }

@@ -52,6 +52,11 @@ async fn register_lookup_webfinger_sigchain_manifest() {
     // The auth callout needs its own deployment (AUTH account, issuer keys); a stand-in
     // answers its ping so /v1/healthz can be green.
     env.fake(service::AUTH_CALLOUT, "kez.svc.test.callout_status", |_| async { Ok("{}".into()) }).await;
+    // The inbox service needs the INBOX account; a stand-in reports an inbox store with room.
+    env.fake(service::INBOX, kv_schemas::subjects::svc::INBOX_STATUS, |_| async {
+        Ok(r#"{"bytes":0,"max_bytes":1000,"messages":0,"consumers":0,"full":false}"#.into())
+    })
+    .await;
     let app = env.app();
 
     let res = send(&app, get("/v1/healthz")).await;

@@ -2,6 +2,8 @@
 //! the real subjects; the OpenAPI document against the router.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::http::{Method, StatusCode};
 use kv_schemas::subjects::{service, svc};
@@ -282,8 +284,20 @@ async fn healthz_pings_every_service() {
     assert_eq!(body["broker"], "connected");
     assert_eq!(body["services"]["kez-registry"], "unavailable");
 
+    assert_eq!(body["inbox"], "unavailable");
+    let full = Arc::new(AtomicBool::new(false));
     for name in kez_gateway::SERVICES {
-        env.fake(name, &format!("kez.svc.test.{}", name.replace('-', "_")), |_| async { Ok("{}".into()) }).await;
+        if name == service::INBOX {
+            let full = full.clone();
+            env.fake(name, svc::INBOX_STATUS, move |_| {
+                let full = full.load(Ordering::SeqCst);
+                let status = json!({"bytes": 960, "max_bytes": 1000, "messages": 3, "consumers": 2, "full": full});
+                async move { Ok(status.to_string().into()) }
+            })
+            .await;
+        } else {
+            env.fake(name, &format!("kez.svc.test.{}", name.replace('-', "_")), |_| async { Ok("{}".into()) }).await;
+        }
     }
     // A fresh state: answers are cached for a second.
     let res = send(&env.app(), get("/v1/healthz")).await;
@@ -291,9 +305,18 @@ async fn healthz_pings_every_service() {
     let body = res.json();
     assert_eq!(body["status"], "ok");
     assert_eq!(body["broker"], "connected");
+    assert_eq!(body["inbox"], "ok");
     for name in kez_gateway::SERVICES {
         assert_eq!(body["services"][name], "ok", "{body}");
     }
+
+    // A full inbox store refuses mail: the server is not healthy although every service answers.
+    full.store(true, Ordering::SeqCst);
+    let res = send(&env.app(), get("/v1/healthz")).await;
+    assert_eq!(res.status, StatusCode::SERVICE_UNAVAILABLE);
+    let body = res.json();
+    assert_eq!((body["status"].as_str(), body["inbox"].as_str()), (Some("unavailable"), Some("full")), "{body}");
+    assert_eq!(body["services"][service::INBOX], "ok");
 }
 
 #[tokio::test]
