@@ -204,3 +204,41 @@ async fn fifty_concurrent_registrations_of_one_handle_one_wins() {
     let res = send(&app, get("/v1/u/race")).await;
     assert_eq!(res.status, StatusCode::OK);
 }
+
+/// The real inbox service behind `/v1/healthz`: once the inbox store is full (mail is refused),
+/// the server reports 503 and `"inbox":"full"` although every service still answers.
+#[tokio::test]
+async fn healthz_reports_a_full_inbox_store() {
+    let env = Env::start().await;
+    let _services = start_services(&env, 1).await;
+    env.fake(service::AUTH_CALLOUT, "kez.svc.test.callout_status", |_| async { Ok("{}".into()) }).await;
+    let mut settings = Settings::local(DOMAIN, PUBLIC_URL);
+    settings.sender_tag_key =
+        Some(kez_service_kit::settings::SenderTagKey::new(*env.server.secrets().sender_tag_key()));
+    settings.inbox_max_bytes = 200_000;
+    let c = env.server.connect_as(ServiceUser::Inbox).await.unwrap();
+    let _inbox = kez_inbox::start(&c, &settings).await.unwrap();
+    let res = send(&env.app(), get("/v1/healthz")).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.json());
+    assert_eq!(res.json()["inbox"], "ok");
+
+    // Fill the stream directly (ops, through APP's import of kez.inbox.>): big blobs first,
+    // then small ones until JetStream refuses even those.
+    let ops = env.server.connect_ops().await.unwrap();
+    let subject = format!("kez.inbox.{}.{}", "ab".repeat(32), "0".repeat(32));
+    for size in [60_000, 1_000] {
+        for _ in 0..300 {
+            let reply = ops.request(subject.clone(), vec![b'x'; size].into()).await.unwrap();
+            let ack: serde_json::Value = serde_json::from_slice(&reply.payload).unwrap();
+            if ack.get("error").is_some() {
+                break;
+            }
+        }
+    }
+    let res = send(&env.app(), get("/v1/healthz")).await;
+    assert_eq!(res.status, StatusCode::SERVICE_UNAVAILABLE);
+    let body = res.json();
+    assert_eq!((body["status"].as_str(), body["inbox"].as_str()), (Some("unavailable"), Some("full")), "{body}");
+    assert_eq!(body["services"][service::INBOX], "ok");
+    assert_eq!(body["services"][service::REGISTRY], "ok");
+}
