@@ -353,6 +353,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::unwrap_used)]
     fn outer_checks_without_a_key() {
         let a = SigningKey::from_bytes(&[1u8; 32]);
         let outer = seal(&a, &PublicKey::of(&a), &Body::Text("hi".into()), 1_800_000_000_000).unwrap();
