@@ -19,12 +19,19 @@ pub enum ServiceKind {
     Sigchain,
     /// Manifest index.
     ManifestIndex,
+    /// Inbox relay, devices and blocks (needs the registry for its recipient checks).
+    Inbox,
 }
 
 impl ServiceKind {
     /// All services, in start order (dependencies first).
-    pub const ALL: [ServiceKind; 4] =
-        [ServiceKind::Registry, ServiceKind::Sigchain, ServiceKind::ManifestIndex, ServiceKind::Webfinger];
+    pub const ALL: [ServiceKind; 5] = [
+        ServiceKind::Registry,
+        ServiceKind::Sigchain,
+        ServiceKind::ManifestIndex,
+        ServiceKind::Webfinger,
+        ServiceKind::Inbox,
+    ];
 
     /// The name used on the command line.
     pub fn name(self) -> &'static str {
@@ -33,6 +40,7 @@ impl ServiceKind {
             ServiceKind::Webfinger => "webfinger",
             ServiceKind::Sigchain => "sigchain",
             ServiceKind::ManifestIndex => "manifest-index",
+            ServiceKind::Inbox => "inbox",
         }
     }
 
@@ -44,6 +52,7 @@ impl ServiceKind {
             ServiceKind::Webfinger => ServiceUser::Webfinger,
             ServiceKind::Sigchain => ServiceUser::Sigchain,
             ServiceKind::ManifestIndex => ServiceUser::Manifest,
+            ServiceKind::Inbox => ServiceUser::Inbox,
         }
     }
 
@@ -54,6 +63,7 @@ impl ServiceKind {
             ServiceKind::Webfinger => kez_webfinger::start(client, settings).await,
             ServiceKind::Sigchain => kez_sigchain::start(client, settings).await,
             ServiceKind::ManifestIndex => kez_manifest_index::start(client, settings).await,
+            ServiceKind::Inbox => kez_inbox::start(client, settings).await,
         }
     }
 }
@@ -68,7 +78,7 @@ impl FromStr for ServiceKind {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         ServiceKind::ALL.into_iter().find(|k| k.name() == s).ok_or_else(|| {
-            format!("unknown service {s:?} (expected one of registry, webfinger, sigchain, manifest-index)")
+            format!("unknown service {s:?} (expected one of registry, webfinger, sigchain, manifest-index, inbox)")
         })
     }
 }

@@ -85,7 +85,7 @@ struct UpArgs {
 struct RunArgs {
     #[command(flatten)]
     common: Common,
-    /// Comma-separated components: registry, webfinger, sigchain, manifest-index,
+    /// Comma-separated components: registry, webfinger, sigchain, manifest-index, inbox,
     /// auth-callout, gateway, or all.
     #[arg(long, env = "KEZ_SERVICES", default_value = "all", value_delimiter = ',')]
     services: Vec<String>,
@@ -178,6 +178,9 @@ async fn start_components(
     gateway: GatewayConfig,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> Result<Running> {
+    // Every inbox worker tags senders with the stack's one shared key.
+    let tag_key = kez_service_kit::settings::SenderTagKey::new(*conn.secrets.sender_tag_key());
+    let settings = &Settings { sender_tag_key: Some(tag_key), ..settings.clone() };
     let mut services = vec![];
     for kind in &c.services {
         let user = kind.user();
