@@ -40,6 +40,14 @@ enum Command {
     /// WebSocket on), every service, the auth-callout worker and the gateway with
     /// the web app. Data and generated secrets live in --data-dir and are reused.
     ///
+    /// nats-server is a supervised child: it stops when `up` stops or dies, is
+    /// restarted with backoff if it exits, and a nats-server left over on the same
+    /// data folder is stopped first. Its monitoring port stays on 127.0.0.1.
+    ///
+    /// With --init-only, only write secrets.json and nats.conf into --data-dir and
+    /// exit: the one-time setup of a deployment that runs nats-server and
+    /// `kez-server run` itself (deploy/README.md).
+    ///
     /// Example: kez-server up --http 127.0.0.1:8080
     Up(UpArgs),
     /// Run some services and/or the gateway against an existing NATS deployment
@@ -76,9 +84,20 @@ struct UpArgs {
     /// NATS WebSocket port.
     #[arg(long, env = "KEZ_NATS_WS_PORT", default_value_t = 4280)]
     ws_port: u16,
-    /// NATS monitoring port.
+    /// NATS monitoring port (always bound on 127.0.0.1: it has no authentication).
     #[arg(long, env = "KEZ_NATS_MONITOR_PORT", default_value_t = 8222)]
     monitor_port: u16,
+    /// Interface of the NATS client and WebSocket listeners [default: the --http address].
+    #[arg(long, env = "KEZ_NATS_HOST")]
+    nats_host: Option<std::net::IpAddr>,
+    /// Public base URL of the web app (https://chat.example), allowed to open NATS
+    /// WebSockets [default: http://<--http>].
+    #[arg(long, env = "KEZ_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// Write secrets.json and nats.conf into --data-dir, print them, and exit
+    /// without starting anything.
+    #[arg(long)]
+    init_only: bool,
 }
 
 #[derive(Args)]
@@ -260,20 +279,27 @@ fn repo_root() -> PathBuf {
 }
 
 async fn up(args: UpArgs) -> Result<()> {
-    let host = args.http.ip().to_string();
-    let public_url = format!("http://{}", args.http);
-    let mut origins = vec![public_url.clone()];
+    let host = args.nats_host.unwrap_or(args.http.ip()).to_string();
+    let public_url = args.public_url.clone().unwrap_or_else(|| format!("http://{}", args.http));
+    let mut origins = vec![public_url.trim_end_matches('/').to_string()];
     if args.http.ip().is_loopback() {
         origins.push(format!("http://localhost:{}", args.http.port()));
     }
-    let broker = Broker::start(&BrokerOptions {
+    let opts = BrokerOptions {
         data_dir: args.common.data_dir.clone(),
         host: host.clone(),
         ports: Ports { client: args.nats_port, websocket: args.ws_port, monitor: args.monitor_port },
         allowed_origins: origins,
         root: repo_root(),
-    })
-    .await?;
+    };
+    if args.init_only {
+        let prepared = kez_server::up::prepare(&opts)?;
+        say!("wrote {}", Secrets::path_in(&prepared.data_dir).display());
+        say!("wrote {}", prepared.conf.display());
+        say!("check it with: nats-server -t -c {}", prepared.conf.display());
+        return Ok(());
+    }
+    let mut broker = Broker::start(&opts).await?;
     let mut settings = Settings::local(&args.common.domain, &public_url);
     settings.replication = Replication { replicas: args.common.replicas };
     let gateway = GatewayConfig {
@@ -296,7 +322,15 @@ async fn up(args: UpArgs) -> Result<()> {
     say!("  domain:               {}", args.common.domain);
     say!("  data:                 {}", args.common.data_dir.display());
     say!("Press Ctrl-C to stop.");
-    wait_for_signal().await;
+    let failed = tokio::select! {
+        _ = wait_for_signal() => None,
+        e = broker.failed() => Some(e),
+    };
+    if let Some(e) = failed {
+        // The broker is gone for good; nothing left to drain.
+        drop(running);
+        return Err(e);
+    }
     say!("stopping…");
     running.stop(tx).await;
     drop(broker);
