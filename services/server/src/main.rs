@@ -94,6 +94,10 @@ struct UpArgs {
     /// WebSockets [default: http://<--http>].
     #[arg(long, env = "KEZ_PUBLIC_URL")]
     public_url: Option<String>,
+    /// NATS WebSocket URL browsers are told to use [default: wss://<host of --public-url>/nats
+    /// if --public-url is https (a TLS proxy in front, deploy/Caddyfile), else the listener].
+    #[arg(long, env = "KEZ_PUBLIC_NATS_WS_URL")]
+    public_nats_ws_url: Option<String>,
     /// Write secrets.json and nats.conf into --data-dir, print them, and exit
     /// without starting anything.
     #[arg(long)]
@@ -307,7 +311,12 @@ async fn up(args: UpArgs) -> Result<()> {
         domain: args.common.domain.clone(),
         public_url: public_url.clone(),
         nats_url_public: broker.client_url.clone(),
-        nats_ws_url_public: broker.ws_url.clone(),
+        nats_ws_url_public: args.public_nats_ws_url.clone().unwrap_or_else(|| {
+            match public_url.strip_prefix("https://").and_then(|rest| rest.split('/').next()) {
+                Some(site) => format!("wss://{site}/nats"),
+                None => broker.ws_url.clone(),
+            }
+        }),
         ..GatewayConfig::default()
     };
     let components = parse_components(&["all".to_string()])?;

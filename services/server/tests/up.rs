@@ -79,7 +79,11 @@ struct Stack {
 
 impl Stack {
     fn start(data: &Path, ports: &[u16; 4]) -> Stack {
-        let mut child = up_command(data, ports).spawn().expect("spawn kez-server");
+        Stack::start_with(data, ports, &[])
+    }
+
+    fn start_with(data: &Path, ports: &[u16; 4], extra: &[&str]) -> Stack {
+        let mut child = up_command(data, ports).args(extra).spawn().expect("spawn kez-server");
         let stderr = collect(child.stderr.take().expect("stderr"));
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = std::sync::mpsc::channel();
@@ -222,8 +226,11 @@ async fn up_serves_and_keeps_data_across_restart() {
     }
     let secrets_before = std::fs::read(data.join("secrets.json")).unwrap();
 
-    let stack = Stack::start(&data, &ports);
+    // Behind a TLS proxy (deploy/Caddyfile) browsers are sent to the proxy's /nats.
+    let stack = Stack::start_with(&data, &ports, &["--public-url", "https://chat.example"]);
     assert_eq!(std::fs::read(data.join("secrets.json")).unwrap(), secrets_before, "secrets are reused");
+    let (_, config) = http(&stack.http, "GET", "/v1/config", b"").await;
+    assert!(config.contains("\"wss://chat.example/nats\""), "{config}");
     let (status, body) = http(&stack.http, "GET", "/v1/u/erin", b"").await;
     assert_eq!(status, 200, "{body}");
     assert!(body.contains(&pk.hex()), "{body}");
