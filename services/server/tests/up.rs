@@ -129,6 +129,16 @@ impl Drop for Stack {
     }
 }
 
+/// A child process killed when the test ends, passed or not.
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// The nats-server pid `up` recorded in the data folder.
 fn nats_pid(data: &Path) -> Option<i32> {
     std::fs::read_to_string(data.join("nats-server.pid")).ok()?.trim().parse().ok()
@@ -257,25 +267,27 @@ async fn left_over_nats_server_is_stopped_before_starting() {
     // kill -9'd `up` without a parent-death signal used to leave behind.
     let status = up_command(dir.path(), &ports).arg("--init-only").status().unwrap();
     assert!(status.success());
-    let mut orphan = Command::new(kez_testkit::nats_server_bin().unwrap())
-        .arg("-c")
-        .arg(dir.path().join("nats.conf"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut orphan = Reaped(
+        Command::new(kez_testkit::nats_server_bin().unwrap())
+            .arg("-c")
+            .arg(dir.path().join("nats.conf"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     wait_until("the planted nats-server listens", || std::net::TcpStream::connect(("127.0.0.1", ports[1])).is_ok());
 
     let stack = Stack::start(dir.path(), &ports);
-    let message = format!("stopping a nats-server left over from an earlier run (pid {})", orphan.id());
+    let message = format!("stopping a nats-server left over from an earlier run (pid {})", orphan.0.id());
     assert!(stack.stderr().contains(&message), "expected {message:?} in:\n{}", stack.stderr());
     let deadline = Instant::now() + PATIENCE;
-    while orphan.try_wait().unwrap().is_none() {
+    while orphan.0.try_wait().unwrap().is_none() {
         assert!(Instant::now() < deadline, "the left-over nats-server still runs");
         std::thread::sleep(Duration::from_millis(100));
     }
     let own = nats_pid(dir.path()).expect("pid file");
-    assert_ne!(own, orphan.id() as i32);
+    assert_ne!(own, orphan.0.id() as i32);
     assert!(alive(own));
     let (status, body) = http(&stack.http, "GET", "/v1/healthz", b"").await;
     assert_eq!(status, 200, "{body}");
@@ -393,6 +405,45 @@ fn init_only_renders_a_config_nats_server_accepts() {
         .unwrap();
     assert!(again.status.success());
     assert_eq!(std::fs::read_to_string(&conf).unwrap(), text);
+}
+
+/// The compose and systemd path without containers: `up --init-only` renders the config,
+/// a separately started nats-server runs it, `kez-server run` serves from the same folder.
+#[tokio::test]
+async fn init_only_config_serves_a_stack_run_separately() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("kez");
+    let ports = free_ports();
+    let out = up_command(&data, &ports).args(["--init-only", "--nats-host", "127.0.0.1"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let _nats = Reaped(
+        Command::new(kez_testkit::nats_server_bin().unwrap())
+            .arg("-c")
+            .arg(data.join("nats.conf"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_until("nats-server listens", || std::net::TcpStream::connect(("127.0.0.1", ports[1])).is_ok());
+    let _run = Reaped(
+        Command::new(env!("CARGO_BIN_EXE_kez-server"))
+            .args(["run", "--services", "all", "--domain", "kez.test"])
+            .arg("--data-dir")
+            .arg(&data)
+            .args(["--nats-url", &format!("nats://127.0.0.1:{}", ports[1])])
+            .args(["--http", &format!("127.0.0.1:{}", ports[0])])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    );
+    let base = format!("http://127.0.0.1:{}", ports[0]);
+    wait_healthy(&base).await;
+    let pk = register_user(&base, "ivan", 10).await;
+    let (status, body) = http(&base, "GET", "/v1/u/ivan", b"").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(&pk.hex()), "{body}");
 }
 
 #[tokio::test]
