@@ -114,6 +114,15 @@ impl Stack {
         self.stderr.lock().unwrap().clone()
     }
 
+    /// Waits until stderr shows `needle` (its reader thread may lag behind stdout's).
+    fn wait_for_log(&self, needle: &str) {
+        let deadline = Instant::now() + PATIENCE;
+        while !self.stderr().contains(needle) {
+            assert!(Instant::now() < deadline, "expected {needle:?} in:\n{}", self.stderr());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     fn stop(mut self) {
         kill(Pid::from_raw(self.pid()), Signal::SIGTERM).unwrap();
         let status = self.child.wait().unwrap();
@@ -279,8 +288,7 @@ async fn left_over_nats_server_is_stopped_before_starting() {
     wait_until("the planted nats-server listens", || std::net::TcpStream::connect(("127.0.0.1", ports[1])).is_ok());
 
     let stack = Stack::start(dir.path(), &ports);
-    let message = format!("stopping a nats-server left over from an earlier run (pid {})", orphan.0.id());
-    assert!(stack.stderr().contains(&message), "expected {message:?} in:\n{}", stack.stderr());
+    stack.wait_for_log(&format!("stopping a nats-server left over from an earlier run (pid {})", orphan.0.id()));
     let deadline = Instant::now() + PATIENCE;
     while orphan.0.try_wait().unwrap().is_none() {
         assert!(Instant::now() < deadline, "the left-over nats-server still runs");
@@ -310,10 +318,9 @@ async fn a_port_held_by_another_process_is_a_clear_error() {
         assert!(Instant::now() < deadline, "up kept running on a port it does not own");
         std::thread::sleep(Duration::from_millis(100));
     };
-    std::thread::sleep(Duration::from_millis(200)); // let the readers drain
     assert!(!status.success());
-    let err = stderr.lock().unwrap().clone();
-    assert!(err.contains(&format!("127.0.0.1:{}", ports[1])) && err.contains("already in use"), "{err}");
+    let needle = format!("127.0.0.1:{} is already in use", ports[1]);
+    wait_until("the error names the port", || stderr.lock().unwrap().contains(&needle));
     assert!(!stdout.lock().unwrap().contains("is up"), "must not claim to be up");
 }
 
@@ -331,8 +338,8 @@ async fn crashed_nats_server_is_restarted() {
     assert_eq!(status, 200, "{body}");
     assert!(body.contains(&pk.hex()), "{body}");
     register_user(&stack.http, "grace", 8).await;
-    let log = stack.stderr();
-    assert!(log.contains("exited unexpectedly") && log.contains("nats-server restarted"), "{log}");
+    stack.wait_for_log("exited unexpectedly");
+    stack.wait_for_log("nats-server restarted");
     stack.stop();
 }
 
@@ -360,11 +367,9 @@ async fn up_gives_up_when_nats_server_keeps_failing() {
         assert!(Instant::now() < deadline, "up never gave up");
         std::thread::sleep(Duration::from_millis(200));
     };
-    std::thread::sleep(Duration::from_millis(200));
     assert!(!status.success(), "giving up is a failure: {status}");
-    let log = stack.stderr();
-    assert!(log.contains("giving up on nats-server"), "{log}");
-    assert!(log.contains(&format!("127.0.0.1:{}", ports[1])), "the reason names the port: {log}");
+    stack.wait_for_log("giving up on nats-server");
+    stack.wait_for_log(&format!("127.0.0.1:{}", ports[1]));
 }
 
 #[test]
