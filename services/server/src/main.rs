@@ -253,24 +253,32 @@ impl Running {
     }
 }
 
-async fn wait_for_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Installs the SIGINT and SIGTERM handlers now and returns a future that resolves on the
+/// first of them. Now, not on first poll: until a handler exists SIGTERM kills the process
+/// outright (no clean stop), and `up` says "Press Ctrl-C to stop" before it starts waiting.
+fn wait_for_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
+        use tokio::signal::unix::{SignalKind, signal};
+        let handlers = signal(SignalKind::interrupt()).and_then(|int| Ok((int, signal(SignalKind::terminate())?)));
+        async move {
+            match handlers {
+                Ok((mut int, mut term)) => {
+                    tokio::select! {
+                        _ = int.recv() => {}
+                        _ = term.recv() => {}
+                    }
+                }
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
-        };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
         }
     }
     #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 fn repo_root() -> PathBuf {
@@ -324,6 +332,7 @@ async fn up(args: UpArgs) -> Result<()> {
     let (tx, rx) = tokio::sync::watch::channel(false);
     let running = start_components(&components, &conn, &settings, gateway, rx).await?;
     let addr = running.gateway_addr.map(|a| a.to_string()).unwrap_or_default();
+    let signal = wait_for_signal();
     say!("kez-chat is up.");
     say!("  web app and /v1 API:  http://{addr}/");
     say!("  NATS (native):        {}", broker.client_url);
@@ -332,7 +341,7 @@ async fn up(args: UpArgs) -> Result<()> {
     say!("  data:                 {}", args.common.data_dir.display());
     say!("Press Ctrl-C to stop.");
     let failed = tokio::select! {
-        _ = wait_for_signal() => None,
+        _ = signal => None,
         e = broker.failed() => Some(e),
     };
     if let Some(e) = failed {
