@@ -40,6 +40,14 @@ enum Command {
     /// WebSocket on), every service, the auth-callout worker and the gateway with
     /// the web app. Data and generated secrets live in --data-dir and are reused.
     ///
+    /// nats-server is a supervised child: it stops when `up` stops or dies, is
+    /// restarted with backoff if it exits, and a nats-server left over on the same
+    /// data folder is stopped first. Its monitoring port stays on 127.0.0.1.
+    ///
+    /// With --init-only, only write secrets.json and nats.conf into --data-dir and
+    /// exit: the one-time setup of a deployment that runs nats-server and
+    /// `kez-server run` itself (deploy/README.md).
+    ///
     /// Example: kez-server up --http 127.0.0.1:8080
     Up(UpArgs),
     /// Run some services and/or the gateway against an existing NATS deployment
@@ -76,9 +84,24 @@ struct UpArgs {
     /// NATS WebSocket port.
     #[arg(long, env = "KEZ_NATS_WS_PORT", default_value_t = 4280)]
     ws_port: u16,
-    /// NATS monitoring port.
+    /// NATS monitoring port (always bound on 127.0.0.1: it has no authentication).
     #[arg(long, env = "KEZ_NATS_MONITOR_PORT", default_value_t = 8222)]
     monitor_port: u16,
+    /// Interface of the NATS client and WebSocket listeners [default: the --http address].
+    #[arg(long, env = "KEZ_NATS_HOST")]
+    nats_host: Option<std::net::IpAddr>,
+    /// Public base URL of the web app (https://chat.example), allowed to open NATS
+    /// WebSockets [default: http://<--http>].
+    #[arg(long, env = "KEZ_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// NATS WebSocket URL browsers are told to use [default: wss://<host of --public-url>/nats
+    /// if --public-url is https (a TLS proxy in front, deploy/Caddyfile), else the listener].
+    #[arg(long, env = "KEZ_PUBLIC_NATS_WS_URL")]
+    public_nats_ws_url: Option<String>,
+    /// Write secrets.json and nats.conf into --data-dir, print them, and exit
+    /// without starting anything.
+    #[arg(long)]
+    init_only: bool,
 }
 
 #[derive(Args)]
@@ -242,24 +265,32 @@ impl Running {
     }
 }
 
-async fn wait_for_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Installs the SIGINT and SIGTERM handlers now and returns a future that resolves on the
+/// first of them. Now, not on first poll: until a handler exists SIGTERM kills the process
+/// outright (no clean stop), and `up` says "Press Ctrl-C to stop" before it starts waiting.
+fn wait_for_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
+        use tokio::signal::unix::{SignalKind, signal};
+        let handlers = signal(SignalKind::interrupt()).and_then(|int| Ok((int, signal(SignalKind::terminate())?)));
+        async move {
+            match handlers {
+                Ok((mut int, mut term)) => {
+                    tokio::select! {
+                        _ = int.recv() => {}
+                        _ = term.recv() => {}
+                    }
+                }
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
-        };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
         }
     }
     #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 fn repo_root() -> PathBuf {
@@ -272,20 +303,27 @@ fn repo_root() -> PathBuf {
 }
 
 async fn up(args: UpArgs) -> Result<()> {
-    let host = args.http.ip().to_string();
-    let public_url = format!("http://{}", args.http);
-    let mut origins = vec![public_url.clone()];
+    let host = args.nats_host.unwrap_or(args.http.ip()).to_string();
+    let public_url = args.public_url.clone().unwrap_or_else(|| format!("http://{}", args.http));
+    let mut origins = vec![public_url.trim_end_matches('/').to_string()];
     if args.http.ip().is_loopback() {
         origins.push(format!("http://localhost:{}", args.http.port()));
     }
-    let broker = Broker::start(&BrokerOptions {
+    let opts = BrokerOptions {
         data_dir: args.common.data_dir.clone(),
         host: host.clone(),
         ports: Ports { client: args.nats_port, websocket: args.ws_port, monitor: args.monitor_port },
         allowed_origins: origins,
         root: repo_root(),
-    })
-    .await?;
+    };
+    if args.init_only {
+        let prepared = kez_server::up::prepare(&opts)?;
+        say!("wrote {}", Secrets::path_in(&prepared.data_dir).display());
+        say!("wrote {}", prepared.conf.display());
+        say!("check it with: nats-server -t -c {}", prepared.conf.display());
+        return Ok(());
+    }
+    let mut broker = Broker::start(&opts).await?;
     let mut settings = Settings::local(&args.common.domain, &public_url);
     settings.replication = Replication { replicas: args.common.replicas };
     let gateway = GatewayConfig {
@@ -293,7 +331,12 @@ async fn up(args: UpArgs) -> Result<()> {
         domain: args.common.domain.clone(),
         public_url: public_url.clone(),
         nats_url_public: broker.client_url.clone(),
-        nats_ws_url_public: broker.ws_url.clone(),
+        nats_ws_url_public: args.public_nats_ws_url.clone().unwrap_or_else(|| {
+            match public_url.strip_prefix("https://").and_then(|rest| rest.split('/').next()) {
+                Some(site) => format!("wss://{site}/nats"),
+                None => broker.ws_url.clone(),
+            }
+        }),
         ..GatewayConfig::default()
     };
     let components = parse_components(&["all".to_string()])?;
@@ -301,6 +344,7 @@ async fn up(args: UpArgs) -> Result<()> {
     let (tx, rx) = tokio::sync::watch::channel(false);
     let running = start_components(&components, &conn, &settings, gateway, rx).await?;
     let addr = running.gateway_addr.map(|a| a.to_string()).unwrap_or_default();
+    let signal = wait_for_signal();
     say!("kez-chat is up.");
     say!("  web app and /v1 API:  http://{addr}/");
     say!("  NATS (native):        {}", broker.client_url);
@@ -308,7 +352,15 @@ async fn up(args: UpArgs) -> Result<()> {
     say!("  domain:               {}", args.common.domain);
     say!("  data:                 {}", args.common.data_dir.display());
     say!("Press Ctrl-C to stop.");
-    wait_for_signal().await;
+    let failed = tokio::select! {
+        _ = signal => None,
+        e = broker.failed() => Some(e),
+    };
+    if let Some(e) = failed {
+        // The broker is gone for good; nothing left to drain.
+        drop(running);
+        return Err(e);
+    }
     say!("stopping…");
     running.stop(tx).await;
     drop(broker);

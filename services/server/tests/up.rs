@@ -1,58 +1,133 @@
-//! `kez-server up` as a user runs it: the real binary brings the stack up,
-//! serves /v1, stops cleanly on SIGTERM, and keeps every registration and
-//! sigchain across a restart.
+//! `kez-server up` as a user and an operator run it: the real binary brings the
+//! stack up, serves /v1, stops cleanly on SIGTERM, keeps every registration and
+//! sigchain across a restart, owns its nats-server (dies with it, stops a
+//! left-over one, restarts a crashed one, refuses a port it does not own), and
+//! renders a config nats-server accepts. Also checks deploy/: the backup script
+//! round trip, and the compose and Caddy files where their tools exist.
+
+// A failed unwrap is a failed test, with the location in the message.
+#![allow(clippy::unwrap_used)]
 
 use std::io::{BufRead as _, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ed25519_dalek::SigningKey;
 use kv_schemas::sigchain::{Endpoint, Op, build_link};
 use kv_schemas::{Handle, PublicKey, now_ms, register};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+/// Generous bound for anything that should take seconds (a loaded 2-core CI box).
+const PATIENCE: Duration = Duration::from_secs(90);
+
+fn repo() -> PathBuf {
+    kez_testkit::repo_root()
+}
+
+/// Four distinct free loopback ports: http, nats, websocket, monitoring.
+fn free_ports() -> [u16; 4] {
+    let listeners: Vec<_> = (0..4).map(|_| std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap()).collect();
+    let mut ports = [0; 4];
+    for (p, l) in ports.iter_mut().zip(&listeners) {
+        *p = l.local_addr().unwrap().port();
+    }
+    ports
+}
+
+fn up_command(data: &Path, ports: &[u16; 4]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kez-server"));
+    cmd.args(["up", "--domain", "kez.test"])
+        .arg("--data-dir")
+        .arg(data)
+        .args(["--http", &format!("127.0.0.1:{}", ports[0])])
+        .args(["--nats-port", &ports[1].to_string()])
+        .args(["--ws-port", &ports[2].to_string()])
+        .args(["--monitor-port", &ports[3].to_string()])
+        .env("NATS_SERVER_BIN", kez_testkit::nats_server_bin().expect("nats-server"))
+        .env("RUST_LOG", "info,async_nats=warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// Collects a child's stream in the background (and echoes it for failing tests).
+fn collect(stream: impl std::io::Read + Send + 'static) -> Arc<Mutex<String>> {
+    let text = Arc::new(Mutex::new(String::new()));
+    let sink = text.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines().map_while(Result::ok) {
+            eprintln!("[kez-server] {line}");
+            let mut t = sink.lock().unwrap();
+            t.push_str(&line);
+            t.push('\n');
+        }
+    });
+    text
+}
 
 struct Stack {
     child: Child,
     http: String,
+    data: PathBuf,
+    stderr: Arc<Mutex<String>>,
 }
 
 impl Stack {
-    fn start(data: &Path, ports: &[u16]) -> Stack {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_kez-server"))
-            .args(["up", "--domain", "kez.test"])
-            .arg("--data-dir")
-            .arg(data)
-            .args(["--http", &format!("127.0.0.1:{}", ports[0])])
-            .args(["--nats-port", &ports[1].to_string()])
-            .args(["--ws-port", &ports[2].to_string()])
-            .args(["--monitor-port", &ports[3].to_string()])
-            .env("NATS_SERVER_BIN", kez_testkit::nats_server_bin().expect("nats-server"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn kez-server");
+    fn start(data: &Path, ports: &[u16; 4]) -> Stack {
+        Stack::start_with(data, ports, &[])
+    }
+
+    fn start_with(data: &Path, ports: &[u16; 4], extra: &[&str]) -> Stack {
+        let mut child = up_command(data, ports).args(extra).spawn().expect("spawn kez-server");
+        let stderr = collect(child.stderr.take().expect("stderr"));
         let stdout = child.stdout.take().expect("stdout");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let mut http = None;
-        for line in BufReader::new(stdout).lines() {
-            let line = line.expect("read stdout");
-            if let Some(url) = line.trim().strip_prefix("web app and /v1 API:") {
-                http = Some(url.trim().trim_end_matches('/').to_string());
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut http = None;
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(url) = line.trim().strip_prefix("web app and /v1 API:") {
+                    http = Some(url.trim().trim_end_matches('/').to_string());
+                }
+                if line.starts_with("Press Ctrl-C") {
+                    let _ = tx.send(http.take());
+                }
             }
-            if line.starts_with("Press Ctrl-C") || Instant::now() > deadline {
-                break;
-            }
+            let _ = tx.send(None);
+        });
+        let http = rx.recv_timeout(PATIENCE).ok().flatten().unwrap_or_else(|| {
+            let _ = child.kill();
+            panic!("kez-server up did not come up; stderr:\n{}", stderr.lock().unwrap())
+        });
+        Stack { child, http, data: data.to_owned(), stderr }
+    }
+
+    fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Waits until stderr shows `needle` (its reader thread may lag behind stdout's).
+    fn wait_for_log(&self, needle: &str) {
+        let deadline = Instant::now() + PATIENCE;
+        while !self.stderr().contains(needle) {
+            assert!(Instant::now() < deadline, "expected {needle:?} in:\n{}", self.stderr());
+            std::thread::sleep(Duration::from_millis(100));
         }
-        Stack { child, http: http.expect("kez-server printed where to open it") }
     }
 
     fn stop(mut self) {
-        use nix::sys::signal::{Signal, kill};
-        use nix::unistd::Pid;
-        kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM).unwrap();
+        kill(Pid::from_raw(self.pid()), Signal::SIGTERM).unwrap();
         let status = self.child.wait().unwrap();
         assert!(status.success(), "kez-server exited with {status}");
+        assert!(!self.data.join("nats-server.pid").exists(), "a clean stop removes the pid file");
     }
 }
 
@@ -63,29 +138,89 @@ impl Drop for Stack {
     }
 }
 
-/// One HTTP/1.1 request; returns status and body.
-async fn http(base: &str, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+/// A child process killed when the test ends, passed or not.
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The nats-server pid `up` recorded in the data folder.
+fn nats_pid(data: &Path) -> Option<i32> {
+    std::fs::read_to_string(data.join("nats-server.pid")).ok()?.trim().parse().ok()
+}
+
+/// Whether `pid` runs (a zombie counts as gone: it no longer holds ports or files).
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|s| s.rsplit_once(')').and_then(|(_, r)| r.split_whitespace().next()) != Some("Z"))
+}
+
+fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// One HTTP/1.1 request; returns status and body, or None if the gateway is unreachable.
+async fn try_http(base: &str, method: &str, path: &str, body: &[u8]) -> Option<(u16, String)> {
     let host = base.trim_start_matches("http://");
-    let mut s = tokio::net::TcpStream::connect(host).await.unwrap();
+    let mut s = tokio::net::TcpStream::connect(host).await.ok()?;
     let head = format!(
         "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     );
-    s.write_all(head.as_bytes()).await.unwrap();
-    s.write_all(body).await.unwrap();
+    s.write_all(head.as_bytes()).await.ok()?;
+    s.write_all(body).await.ok()?;
     let mut out = Vec::new();
-    s.read_to_end(&mut out).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(30), s.read_to_end(&mut out)).await.ok()?.ok()?;
     let text = String::from_utf8_lossy(&out).into_owned();
-    let status = text[9..12].parse().unwrap();
+    let status = text.get(9..12)?.parse().ok()?;
     let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
-    (status, body)
+    Some((status, body))
+}
+
+async fn http(base: &str, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+    try_http(base, method, path, body).await.expect("gateway reachable")
+}
+
+async fn wait_healthy(base: &str) {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        match try_http(base, "GET", "/v1/healthz", b"").await {
+            Some((200, _)) => return,
+            other => assert!(Instant::now() < deadline, "healthz never became ok; last: {other:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Registers `name` with a key from `seed`; returns the key.
+async fn register_user(base: &str, name: &str, seed: u8) -> PublicKey {
+    let sk = SigningKey::from_bytes(&[seed; 32]);
+    let pk = PublicKey::of(&sk);
+    let reg = register::build(&sk, &Handle::new(name, "kez.test").unwrap(), now_ms(), [seed; 16]);
+    let (status, body) = http(base, "POST", "/v1/register", &reg).await;
+    assert_eq!(status, 201, "{body}");
+    pk
+}
+
+fn mode(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
 }
 
 #[tokio::test]
 async fn up_serves_and_keeps_data_across_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let ports: Vec<u16> = (0..4).map(|_| kez_testkit::free_port().unwrap()).collect();
-    let stack = Stack::start(dir.path(), &ports);
+    let data = dir.path().join("data");
+    let ports = free_ports();
+    let stack = Stack::start(&data, &ports);
 
     let (status, body) = http(&stack.http, "GET", "/v1/healthz", b"").await;
     assert_eq!(status, 200, "{body}");
@@ -103,17 +238,289 @@ async fn up_serves_and_keeps_data_across_restart() {
     assert_eq!(status, 201, "{body}");
     stack.stop();
 
-    // Secrets are private and reused.
-    use std::os::unix::fs::PermissionsExt as _;
-    let mode = std::fs::metadata(dir.path().join("secrets.json")).unwrap().permissions().mode();
-    assert_eq!(mode & 0o077, 0, "secrets.json is private");
-    let secrets_before = std::fs::read(dir.path().join("secrets.json")).unwrap();
+    // The data folder, secrets, config and log are private.
+    assert_eq!(mode(&data), 0o700, "data folder");
+    for f in ["secrets.json", "nats.conf", "nats-server.log"] {
+        assert_eq!(mode(&data.join(f)), 0o600, "{f}");
+    }
+    let secrets_before = std::fs::read(data.join("secrets.json")).unwrap();
 
-    let stack = Stack::start(dir.path(), &ports);
-    assert_eq!(std::fs::read(dir.path().join("secrets.json")).unwrap(), secrets_before);
+    // Behind a TLS proxy (deploy/Caddyfile) browsers are sent to the proxy's /nats.
+    let stack = Stack::start_with(&data, &ports, &["--public-url", "https://chat.example"]);
+    assert_eq!(std::fs::read(data.join("secrets.json")).unwrap(), secrets_before, "secrets are reused");
+    let (_, config) = http(&stack.http, "GET", "/v1/config", b"").await;
+    assert!(config.contains("\"wss://chat.example/nats\""), "{config}");
     let (status, body) = http(&stack.http, "GET", "/v1/u/erin", b"").await;
     assert_eq!(status, 200, "{body}");
     assert!(body.contains(&pk.hex()), "{body}");
     assert!(body.contains("iroh"), "endpoints survive: {body}");
     stack.stop();
+}
+
+#[tokio::test]
+async fn nats_server_dies_with_a_killed_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut stack = Stack::start(dir.path(), &free_ports());
+    let nats = nats_pid(dir.path()).expect("pid file");
+    assert!(alive(nats));
+    kill(Pid::from_raw(stack.pid()), Signal::SIGKILL).unwrap();
+    stack.child.wait().unwrap();
+    wait_until("the nats-server of a kill -9'd `up` is gone", || !alive(nats));
+}
+
+#[tokio::test]
+async fn left_over_nats_server_is_stopped_before_starting() {
+    let dir = tempfile::tempdir().unwrap();
+    let ports = free_ports();
+    // Render the data folder's config, then start a nats-server on it by hand: what a
+    // kill -9'd `up` without a parent-death signal used to leave behind.
+    let status = up_command(dir.path(), &ports).arg("--init-only").status().unwrap();
+    assert!(status.success());
+    let mut orphan = Reaped(
+        Command::new(kez_testkit::nats_server_bin().unwrap())
+            .arg("-c")
+            .arg(dir.path().join("nats.conf"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_until("the planted nats-server listens", || std::net::TcpStream::connect(("127.0.0.1", ports[1])).is_ok());
+
+    let stack = Stack::start(dir.path(), &ports);
+    stack.wait_for_log(&format!("stopping a nats-server left over from an earlier run (pid {})", orphan.0.id()));
+    let deadline = Instant::now() + PATIENCE;
+    while orphan.0.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "the left-over nats-server still runs");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let own = nats_pid(dir.path()).expect("pid file");
+    assert_ne!(own, orphan.0.id() as i32);
+    assert!(alive(own));
+    let (status, body) = http(&stack.http, "GET", "/v1/healthz", b"").await;
+    assert_eq!(status, 200, "{body}");
+    stack.stop();
+}
+
+#[tokio::test]
+async fn a_port_held_by_another_process_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let ports = free_ports();
+    let _squatter = std::net::TcpListener::bind(("127.0.0.1", ports[1])).unwrap();
+    let mut child = up_command(dir.path(), &ports).spawn().unwrap();
+    let stdout = collect(child.stdout.take().unwrap());
+    let stderr = collect(child.stderr.take().unwrap());
+    let deadline = Instant::now() + PATIENCE;
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "up kept running on a port it does not own");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(!status.success());
+    let needle = format!("127.0.0.1:{} is already in use", ports[1]);
+    wait_until("the error names the port", || stderr.lock().unwrap().contains(&needle));
+    assert!(!stdout.lock().unwrap().contains("is up"), "must not claim to be up");
+}
+
+#[tokio::test]
+async fn crashed_nats_server_is_restarted() {
+    let dir = tempfile::tempdir().unwrap();
+    let stack = Stack::start(dir.path(), &free_ports());
+    let pk = register_user(&stack.http, "frank", 7).await;
+    let first = nats_pid(dir.path()).expect("pid file");
+    kill(Pid::from_raw(first), Signal::SIGKILL).unwrap();
+
+    wait_until("a new nats-server runs", || nats_pid(dir.path()).is_some_and(|p| p != first && alive(p)));
+    wait_healthy(&stack.http).await;
+    let (status, body) = http(&stack.http, "GET", "/v1/u/frank", b"").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(&pk.hex()), "{body}");
+    register_user(&stack.http, "grace", 8).await;
+    stack.wait_for_log("exited unexpectedly");
+    stack.wait_for_log("nats-server restarted");
+    stack.stop();
+}
+
+#[tokio::test]
+async fn up_gives_up_when_nats_server_keeps_failing() {
+    let dir = tempfile::tempdir().unwrap();
+    let ports = free_ports();
+    let mut stack = Stack::start(dir.path(), &ports);
+    let nats = nats_pid(dir.path()).expect("pid file");
+    kill(Pid::from_raw(nats), Signal::SIGKILL).unwrap();
+    // Take the client port the moment it is free: every restart now fails.
+    let deadline = Instant::now() + PATIENCE;
+    let _squatter = loop {
+        if let Ok(l) = std::net::TcpListener::bind(("127.0.0.1", ports[1])) {
+            break l;
+        }
+        assert!(Instant::now() < deadline, "the killed nats-server's port never became free");
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let status = loop {
+        if let Some(s) = stack.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "up never gave up");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(!status.success(), "giving up is a failure: {status}");
+    stack.wait_for_log("giving up on nats-server");
+    stack.wait_for_log(&format!("127.0.0.1:{}", ports[1]));
+}
+
+#[test]
+fn init_only_renders_a_config_nats_server_accepts() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("kez");
+    let ports = free_ports();
+    // As in a container: NATS on every interface, a public https origin.
+    let out = up_command(&data, &ports)
+        .args(["--init-only", "--nats-host", "0.0.0.0", "--public-url", "https://chat.example"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let conf = data.join("nats.conf");
+    let text = std::fs::read_to_string(&conf).unwrap();
+    assert!(text.contains(&format!("listen: \"0.0.0.0:{}\"", ports[1])), "{text}");
+    assert!(text.contains(&format!("http: \"127.0.0.1:{}\"", ports[3])), "monitoring stays on loopback:\n{text}");
+    assert!(!text.contains(&format!("0.0.0.0:{}", ports[3])), "{text}");
+    assert!(text.contains("\"https://chat.example\""), "{text}");
+    assert!(text.contains(&format!("store_dir: \"{}\"", data.canonicalize().unwrap().join("jetstream").display())));
+    assert_eq!(mode(&data), 0o700);
+    assert_eq!(mode(&conf), 0o600);
+    assert_eq!(mode(&data.join("secrets.json")), 0o600);
+    assert!(!data.join("jetstream").exists(), "init only writes files, it starts nothing");
+
+    let check = Command::new(kez_testkit::nats_server_bin().unwrap()).arg("-t").arg("-c").arg(&conf).output().unwrap();
+    assert!(
+        check.status.success(),
+        "nats-server -t rejected the config: {}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+
+    // Rendering again is idempotent: same keys, same file.
+    let again = up_command(&data, &ports)
+        .args(["--init-only", "--nats-host", "0.0.0.0", "--public-url", "https://chat.example"])
+        .output()
+        .unwrap();
+    assert!(again.status.success());
+    assert_eq!(std::fs::read_to_string(&conf).unwrap(), text);
+}
+
+/// The compose and systemd path without containers: `up --init-only` renders the config,
+/// a separately started nats-server runs it, `kez-server run` serves from the same folder.
+#[tokio::test]
+async fn init_only_config_serves_a_stack_run_separately() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("kez");
+    let ports = free_ports();
+    let out = up_command(&data, &ports).args(["--init-only", "--nats-host", "127.0.0.1"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let _nats = Reaped(
+        Command::new(kez_testkit::nats_server_bin().unwrap())
+            .arg("-c")
+            .arg(data.join("nats.conf"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_until("nats-server listens", || std::net::TcpStream::connect(("127.0.0.1", ports[1])).is_ok());
+    let _run = Reaped(
+        Command::new(env!("CARGO_BIN_EXE_kez-server"))
+            .args(["run", "--services", "all", "--domain", "kez.test"])
+            .arg("--data-dir")
+            .arg(&data)
+            .args(["--nats-url", &format!("nats://127.0.0.1:{}", ports[1])])
+            .args(["--http", &format!("127.0.0.1:{}", ports[0])])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    );
+    let base = format!("http://127.0.0.1:{}", ports[0]);
+    wait_healthy(&base).await;
+    let pk = register_user(&base, "ivan", 10).await;
+    let (status, body) = http(&base, "GET", "/v1/u/ivan", b"").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(&pk.hex()), "{body}");
+}
+
+#[tokio::test]
+async fn backup_and_restore_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let archive = dir.path().join("kez-backup.tar.gz");
+    let script = repo().join("deploy/kez-backup");
+    let ports = free_ports();
+    let stack = Stack::start(&data, &ports);
+    let pk = register_user(&stack.http, "heidi", 9).await;
+
+    // A live store is refused: copying it could capture half-written blocks.
+    let live = Command::new(&script).arg("backup").arg(&data).arg(&archive).output().unwrap();
+    assert!(!live.status.success());
+    assert!(String::from_utf8_lossy(&live.stderr).contains("is running"), "{}", String::from_utf8_lossy(&live.stderr));
+    stack.stop();
+
+    let out = Command::new(&script).arg("backup").arg(&data).arg(&archive).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(mode(&archive), 0o600, "the archive holds every service key");
+    std::fs::remove_dir_all(&data).unwrap();
+
+    let out = Command::new(&script).arg("restore").arg(&archive).arg(&data).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // Restoring over existing data is refused.
+    let twice = Command::new(&script).arg("restore").arg(&archive).arg(&data).output().unwrap();
+    assert!(!twice.status.success());
+
+    let stack = Stack::start(&data, &ports);
+    let (status, body) = http(&stack.http, "GET", "/v1/u/heidi", b"").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(&pk.hex()), "{body}");
+    stack.stop();
+}
+
+/// `docker compose config` (or the standalone `docker-compose`), where one is installed.
+#[test]
+fn compose_file_is_valid_where_compose_exists() {
+    let file = repo().join("deploy/docker-compose.yml");
+    let candidates: [&[&str]; 2] = [&["docker", "compose"], &["docker-compose"]];
+    for argv in candidates {
+        let works = Command::new(argv[0])
+            .args(&argv[1..])
+            .arg("version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !works {
+            continue;
+        }
+        let out = Command::new(argv[0]).args(&argv[1..]).arg("-f").arg(&file).args(["config", "-q"]).output().unwrap();
+        assert!(out.status.success(), "{} config: {}", argv.join(" "), String::from_utf8_lossy(&out.stderr));
+        return;
+    }
+    eprintln!("SKIP: neither `docker compose` nor `docker-compose` is installed");
+}
+
+/// `caddy validate` on deploy/Caddyfile, where caddy is installed.
+#[test]
+fn caddyfile_is_valid_where_caddy_exists() {
+    let Ok(version) = Command::new("caddy").arg("version").output() else {
+        eprintln!("SKIP: caddy is not installed");
+        return;
+    };
+    assert!(version.status.success());
+    let out = Command::new("caddy")
+        .args(["adapt", "--validate", "--adapter", "caddyfile", "--config"])
+        .arg(repo().join("deploy/Caddyfile"))
+        .env("KEZ_SITE", "chat.example")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "caddy adapt --validate: {}", String::from_utf8_lossy(&out.stderr));
 }
