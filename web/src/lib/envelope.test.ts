@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import { x25519 } from '@noble/curves/ed25519.js';
 import { chacha20poly1305 } from '@noble/ciphers/chacha.js';
-import { messageKey, open, pad, seal, textBody, unpad, type OpenParams } from './envelope';
+import { messageKey, open, pad, parseSent, seal, textBody, unpad, type OpenParams } from './envelope';
 import { x25519Shared } from './kem';
 import { b64uDecode, b64uEncode, concatBytes, fromUtf8, utf8 } from './encoding';
 import { jcsBytes, obj, parseCanonical, type JsonObject } from './jcs';
@@ -124,5 +124,38 @@ describe('receiver steps fail closed with distinct codes', () => {
     };
     open(s.outer, params({ seen: check }));
     expectCode(() => open(s.outer, params({ seen: check })), 'replayed');
+  });
+});
+
+describe('sent copies (§6.1)', () => {
+  const hi = textBody('hi');
+  const sentTo = (peer: string, over: Record<string, unknown> = {}) =>
+    obj({ peer, id: b64uEncode(new Uint8Array(16).fill(7)), kind: 'text', body: hi, ...over } as JsonObject);
+  /** A sent body sealed by `from` to bob (seal() refuses those shapes, so build them raw). */
+  function sealedToBob(body: JsonObject, from = bob): Uint8Array {
+    const e = new Uint8Array(32).fill(6);
+    const { enc } = rawEnvelope(new Uint8Array(0), e);
+    const inner = obj({ type: 'kez.msg', v: 1, from: from.key, to: bob.key, enc, id: b64uEncode(new Uint8Array(16).fill(8)), ts: now, kind: 'sent', body } as JsonObject);
+    return rawEnvelope(jcsBytes(signObject(from.seed, 'msg', inner)), e).outer;
+  }
+  test('own key to own key: opens with the original inside', () => {
+    const s = seal({ senderSeed: bob.seed, recipientPk: bob.pk, kind: 'sent', body: sentTo(carol.key), ts: now });
+    const o = open(s.outer, params());
+    expect(o.kind).toBe('sent');
+    expect(parseSent(o.body)).toEqual({ peer: carol.key, peerHex: carol.hex, id: b64uEncode(new Uint8Array(16).fill(7)), kind: 'text', body: { text: 'hi' } });
+  });
+  test('from another key: invalid_request, also when it verifies', () => {
+    expectCode(() => open(sealedToBob(sentTo(carol.key), alice), params()), 'invalid_request');
+    // seal refuses to make one
+    expectCode(() => seal({ senderSeed: alice.seed, recipientPk: bob.pk, kind: 'sent', body: sentTo(carol.key), ts: now }), 'invalid_request');
+  });
+  test('nested, bad peer, extra key, bad id, bad inner body', () => {
+    expectCode(() => open(sealedToBob(sentTo(carol.key, { kind: 'sent', body: sentTo(carol.key) })), params()), 'invalid_request');
+    expectCode(() => open(sealedToBob(sentTo('ed25519:00')), params()), 'invalid_key');
+    expectCode(() => open(sealedToBob(sentTo('ed25519:' + '00'.repeat(32))), params()), 'invalid_key');
+    expectCode(() => open(sealedToBob(sentTo(carol.key, { ts: 1 })), params()), 'invalid_request');
+    expectCode(() => open(sealedToBob(sentTo(carol.key, { id: 'AAAA' })), params()), 'invalid_encoding');
+    expectCode(() => open(sealedToBob(sentTo(carol.key, { body: textBody('') })), params()), 'invalid_request');
+    open(sealedToBob(sentTo(carol.key)), params()); // the same builder with a good body opens
   });
 });

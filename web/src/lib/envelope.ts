@@ -8,7 +8,7 @@ import { hkdf } from '@noble/hashes/hkdf.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { chacha20poly1305 } from '@noble/ciphers/chacha.js';
 import { fail, KezError } from './errors';
-import { b64uDecode, b64uEncode, concatBytes, randomBytes, utf8 } from './encoding';
+import { b64uDecode, b64uEncode, bytesEqual, concatBytes, randomBytes, utf8 } from './encoding';
 import { x25519Shared } from './kem';
 import { Fields, jcsBytes, obj, parseCanonical, type JsonObject } from './jcs';
 import { identityFromSeed, keyString, parseKeyHex, parseKeyString, x25519PublicFromEd, x25519SecretFromSeed } from './keys';
@@ -24,7 +24,21 @@ const AAD = concatBytes(utf8('kez-v1/msg'), Uint8Array.of(0, 1));
 const ZERO_NONCE = new Uint8Array(12);
 const INNER_KEYS = ['type', 'v', 'from', 'to', 'enc', 'id', 'ts', 'kind', 'body', 'sig'] as const;
 
-export type MessageKind = 'text' | 'file_share';
+/** What a user sends to a peer. */
+export type ContentKind = 'text' | 'file_share';
+/** Every inner `kind`: content, or a copy of sent content to the sender's own devices (§6.1). */
+export type MessageKind = ContentKind | 'sent';
+
+/** A `sent` body, parsed (PROTOCOL.md §6.1). */
+export interface SentCopy {
+  /** Who the original went to (`ed25519:<hex>`). */
+  peer: string;
+  peerHex: string;
+  /** The original message's id. */
+  id: string;
+  kind: ContentKind;
+  body: JsonObject;
+}
 
 /** HKDF-SHA256(ss, salt = E || X_R, info = "kez-v1/msg" 0x00 pk_R). */
 export function messageKey(ss: Uint8Array, E: Uint8Array, xR: Uint8Array, pkR: Uint8Array): Uint8Array {
@@ -86,6 +100,7 @@ export function seal(p: SealParams): Sealed {
     body: p.body,
   });
   checkBody(p.kind, p.body);
+  if (p.kind === 'sent' && !bytesEqual(sender.pk, p.recipientPk)) fail('invalid_request', 'a sent copy is sealed to the own key only');
   const inner = signObject(p.senderSeed, 'msg', unsigned);
   const plaintext = jcsBytes(inner);
   const ct = chacha20poly1305(key, ZERO_NONCE, AAD).encrypt(pad(plaintext));
@@ -98,8 +113,29 @@ export function textBody(text: string): JsonObject {
   return obj({ text });
 }
 
+/** The `sent` body for a message that was sent to `peer` (§6.1). */
+export function sentBody(peer: string, original: { id: string; kind: ContentKind; body: JsonObject }): JsonObject {
+  return obj({ peer, id: original.id, kind: original.kind, body: original.body });
+}
+
+/** Parses a `sent` body (exact keys; peer per §2.1 → invalid_key; never a nested `sent`). */
+export function parseSent(body: JsonObject): SentCopy {
+  const f = Fields.exact(body, 'sent body', ['peer', 'id', 'kind', 'body']);
+  const peer = f.str('peer');
+  parseKeyString(peer, 'peer');
+  const id = f.str('id');
+  b64uDecode(id, 'id', 16);
+  const kind = f.str('kind');
+  if (kind === 'sent') fail('invalid_request', 'a sent copy cannot contain another sent copy');
+  const inner = f.object('body');
+  checkBody(kind, inner);
+  return { peer, peerHex: peer.slice('ed25519:'.length), id, kind: kind as ContentKind, body: inner };
+}
+
 function checkBody(kind: string, body: JsonObject): void {
-  if (kind === 'text') {
+  if (kind === 'sent') {
+    parseSent(body);
+  } else if (kind === 'text') {
     const f = Fields.exact(body, 'text body', ['text']);
     const n = [...f.str('text')].length;
     if (n < 1 || n > MAX_TEXT_CHARS) fail('invalid_request', `text must be 1–${MAX_TEXT_CHARS} characters`);
@@ -137,8 +173,9 @@ export interface Opened {
  * invalid_encoding (1), decrypt_failed (2), not_canonical/invalid_request (3),
  * wrong_recipient/enc_mismatch (4), bad_signature — also for a `from` that
  * fails §2.1 — and wrong_type (5), stale_timestamp (6), then the id and body
- * rules (invalid_encoding/invalid_request), replayed (7). Step 8 (contact
- * lookup) is the caller's.
+ * rules (invalid_encoding/invalid_request; a `sent` body with a bad peer is
+ * invalid_key), a `sent` copy from any key but the own (invalid_request, step
+ * 8), replayed (7). Step 9 (contact lookup) is the caller's.
  */
 export function open(outerBytes: Uint8Array, p: OpenParams): Opened {
   // 1. outer
@@ -187,6 +224,8 @@ export function open(outerBytes: Uint8Array, p: OpenParams): Opened {
   if (ts < p.now - p.retentionMs) fail('stale_timestamp', 'the message is older than the inbox retention');
   b64uDecode(id, 'id', 16);
   checkBody(kind, body);
+  // 8 (sent copies): only the reader itself may tell the reader what it sent.
+  if (kind === 'sent' && from !== me.key) fail('invalid_request', 'a sent copy must come from the own key');
   // 7. replay
   if (p.seen?.(from, id)) fail('replayed', 'this message was received before');
   return { from, fromPk, id, ts, kind: kind as MessageKind, body, inner: f.map };

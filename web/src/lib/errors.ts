@@ -34,6 +34,11 @@ export const WIRE_CODES = {
   chain_too_long: [4005, 413],
   manifest_not_found: [5001, 404],
   invalid_manifest: [5002, 422],
+  inbox_full: [6001, 429],
+  store_full: [6002, 507],
+  device_limit: [6003, 409],
+  device_not_found: [6004, 404],
+  device_removed: [6005, 410],
   not_found: [9404, 404],
   rate_limited: [9429, 429],
   internal: [9500, 500],
@@ -69,6 +74,28 @@ export class KezError extends Error {
 
 export function isWireCode(s: string): s is WireCode {
   return Object.prototype.hasOwnProperty.call(WIRE_CODES, s);
+}
+
+/** The §10 code string of a number (the `Nats-Service-Error-Code` header), or null. */
+export function wireCodeOfNumber(n: number): WireCode | null {
+  for (const [k, v] of Object.entries(WIRE_CODES)) if (v[0] === n) return k as WireCode;
+  return null;
+}
+
+/**
+ * Turns a NATS service error (PROTOCOL.md §9.1: header `Nats-Service-Error-Code`
+ * = the §10 number, `Nats-Service-Error` = "<code>: <message>") into a KezError.
+ * The number is authoritative; an unknown number or a code string that is not
+ * in §10 becomes `internal`, so callers only ever switch on known codes.
+ */
+export function serviceError(codeHeader: string, textHeader: string): KezError {
+  const n = /^\d+$/.test(codeHeader.trim()) ? Number(codeHeader.trim()) : NaN;
+  const byNumber = Number.isFinite(n) ? wireCodeOfNumber(n) : null;
+  const sep = textHeader.indexOf(': ');
+  const named = sep > 0 ? textHeader.slice(0, sep) : '';
+  const message = sep > 0 && named === byNumber ? textHeader.slice(sep + 2) : textHeader;
+  if (byNumber) return new KezError(byNumber, message || byNumber);
+  return new KezError('internal', `the server answered with an unknown error ${codeHeader || '(no code)'}: ${textHeader}`);
 }
 
 /** Shorthand used throughout lib/. */

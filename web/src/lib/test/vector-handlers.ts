@@ -25,7 +25,7 @@ import { signingInput, signObject, verifyObject, verifyStrict, type Purpose } fr
 import { displayHandle, isReservedLocal, parseCanonicalHandle, parseHandleInput } from '../handle';
 import { verifyRegistration } from '../register';
 import { applyLink, emptyState, parseLinkBytes, type ChainState } from '../sigchain';
-import { open, seal } from '../envelope';
+import { open, seal, type MessageKind } from '../envelope';
 import {
   checkCommit,
   openBlob,
@@ -322,7 +322,7 @@ function envelopesJson(v: JsonValue): void {
       const sealed = seal({
         senderSeed: sender.seed,
         recipientPk: recipient.pk,
-        kind: str(c, 'kind') as 'text' | 'file_share',
+        kind: str(c, 'kind') as MessageKind,
         body: c.body as JsonObject,
         ts: num(c, 'ts'),
         id: hex(c, 'id_hex'),
