@@ -12,7 +12,9 @@ import { DEFAULT_RETENTION_MS, MAX_NOTICES } from './constants';
 import { ApiError, type GatewayConfig, type UserRecord } from '../lib/api';
 import { KezError } from '../lib/errors';
 import { b64uDecode, b64uEncode } from '../lib/encoding';
-import { open, seal, textBody } from '../lib/envelope';
+import { open, textBody } from '../lib/envelope';
+import { fileMessage, sealWithCopy, type Filing } from '../lib/sentcopy';
+import { checkDeviceId, defaultDeviceName, newDeviceId, type Device } from '../lib/device';
 import { parseEntry, openEntry } from '../lib/files';
 import { displayHandle, parseHandleInput } from '../lib/handle';
 import { identityFromSeed, mnemonicToSeed, parseKeyHex, type Identity } from '../lib/keys';
@@ -70,10 +72,26 @@ export interface ChatMessage {
   at: number;
   status: 'sending' | 'sent' | 'failed' | 'received';
   error?: string;
-  /** Envelope bytes (b64url) and Nats-Msg-Id kept until the broker acknowledged, for retry. */
+  /** Envelope bytes (b64url) kept until the relay stored them, for retry. */
   outer?: string;
+  /** The sealed `sent` copy for the own inbox (§6.1), kept until stored; sent after `outer`. */
+  copy?: string;
+  /** Wave-1 records only (JetStream Nats-Msg-Id); ignored. */
   msgId?: string;
 }
+
+/** This browser profile as a device (§6.1): chosen once, kept beside the vault. */
+export interface LocalDevice {
+  id: string;
+  name: string;
+}
+
+export interface BlockedSender {
+  hex: string;
+  at: number;
+}
+
+export const DEVICE_KEY = 'device';
 
 export interface Conversation {
   hex: string;
@@ -116,6 +134,12 @@ class AppState {
   ownPin = $state.raw<ChainPin | null>(null);
   /** Handle typed at restore that is not registered yet (prefills the "choose a handle" page). */
   pendingHandle = $state('');
+  /** This browser's device id and name. */
+  device = $state.raw<LocalDevice | null>(null);
+  /** Set when the server says this device was removed: delivery stopped for good. */
+  deviceRemoved = $state(false);
+  /** Senders this user blocked (kept locally; the server has no list to read back). */
+  blocked = $state<Record<string, BlockedSender>>({});
 
   private store: KV = idbStore();
   private box: LocalBox | null = null;
@@ -326,9 +350,15 @@ class AppState {
 
   /** Log out: close the connection and clear everything this app stored in the browser. */
   async logout(): Promise<void> {
-    await this.transport?.close().catch(() => undefined);
+    // This browser stops being a device of the account: its consumer goes, and a later sign-in here picks a new id.
+    const t = this.transport;
+    if (t && this.device && !this.deviceRemoved) await t.removeDevice(this.device.id).catch(() => undefined);
+    await t?.close().catch(() => undefined);
     this.transport = null;
     await this.store.clear();
+    this.device = null;
+    this.deviceRemoved = false;
+    this.blocked = {};
     this.me = null;
     this.vault = null;
     this.handle = '';
@@ -350,6 +380,7 @@ class AppState {
     this.box = null;
     this.contacts = {};
     this.convs = {};
+    this.blocked = {};
     this.connection = 'off';
     this.phase = 'locked';
   }
@@ -373,6 +404,18 @@ class AppState {
     this.notices = (await box.get<Notice[]>('notices')) ?? [];
     this.seen = new Map(Object.entries((await box.get<Record<string, number>>('seen')) ?? {}));
     this.ownPin = (await box.get<ChainPin>('ownpin')) ?? null;
+    this.blocked = (await box.get<Record<string, BlockedSender>>('blocked')) ?? {};
+  }
+
+  /** The device id of this browser profile: read, or chosen once and stored beside the vault. */
+  private async localDevice(): Promise<LocalDevice> {
+    const stored = await this.store.get<LocalDevice>(DEVICE_KEY);
+    if (stored && typeof stored.id === 'string' && /^[0-9a-f]{16}$/.test(stored.id)) return (this.device = stored);
+    const nav = globalThis.navigator as (Navigator & { userAgentData?: { brands?: { brand: string }[]; platform?: string } }) | undefined;
+    const d: LocalDevice = { id: newDeviceId(), name: defaultDeviceName(nav?.userAgent ?? '', nav?.userAgentData) };
+    checkDeviceId(d.id);
+    await this.store.set(DEVICE_KEY, d);
+    return (this.device = d);
   }
 
   private async saveContacts(): Promise<void> {
@@ -531,21 +574,48 @@ class AppState {
       this.connectionDetail = 'the chat server address is not secure (ws://) but this page is https';
       return;
     }
+    if (this.deviceRemoved) return;
     try {
+      const device = await this.localDevice();
       const { connectTransport } = await import('../lib/transport');
       this.transport = await connectTransport({
         wsUrl: cfg.nats_ws_url,
         seed: me.seed,
         stream: cfg.inbox_stream,
+        deviceId: device.id,
+        deviceName: device.name,
         onMessage: (m) => this.receive(m.data),
         onStatus: (s, detail) => {
+          if (this.deviceRemoved) return;
           this.connection = s;
           this.connectionDetail = detail ?? '';
         },
+        onStopped: (e) => this.markRemoved(e),
       });
+      void this.flushPending();
     } catch (e) {
+      if (e instanceof KezError && e.code === 'device_removed') return this.markRemoved(e);
       this.connection = 'disconnected';
-      this.connectionDetail = e instanceof KezError ? e.message : String(e);
+      this.connectionDetail =
+        e instanceof KezError && e.code === 'device_limit'
+          ? 'This account already has the most devices it may have. Remove one in Settings on another device, then reconnect.'
+          : e instanceof KezError
+            ? e.message
+            : String(e);
+    }
+  }
+
+  private markRemoved(_e: KezError): void {
+    this.deviceRemoved = true;
+    this.transport = null;
+    this.connection = 'closed';
+    this.connectionDetail = 'This device was removed from your account and no longer receives messages.';
+  }
+
+  /** Messages (and sent copies) that were not stored before: hand them to the relay again. */
+  private async flushPending(): Promise<void> {
+    for (const [hex, c] of Object.entries(this.convs)) {
+      for (const m of c.messages) if (m.dir === 'out' && m.status === 'sent' && m.copy) await this.deliver(hex, m.id);
     }
   }
 
@@ -567,49 +637,60 @@ class AppState {
       await this.box?.put('notices', $state.snapshot(this.notices));
       return;
     }
-    const hex = opened.from.slice('ed25519:'.length);
+    const fromHex = opened.from.slice('ed25519:'.length);
+    // Blocked after this was stored (or held on a device that was offline): acked and dropped.
+    if (this.blocked[fromHex]) return;
+    const f = fileMessage(opened, me.key, (conv, dir, id) => !!this.convs[conv]?.messages.some((m) => m.dir === dir && m.id === id));
+    this.seen.set(`${opened.from}/${opened.id}`, opened.ts);
+    if (f) {
+      const c = this.conv(f.conv);
+      c.messages.push(this.chatMessage(f, me.seed));
+      c.messages.sort((a, b) => a.ts - b.ts);
+      c.lastAt = Math.max(c.lastAt, f.ts);
+      if (f.dir === 'in' && (this.activeConv !== f.conv || document.visibilityState === 'hidden')) c.unread++;
+      await this.saveConv(f.conv);
+    }
+    await this.saveSeen();
+  }
+
+  private chatMessage(f: Filing, mySeed: Uint8Array): ChatMessage {
     let text = '';
     let file: SharedFileInfo | null = null;
-    if (opened.kind === 'text') {
-      text = opened.body.text as string;
+    const you = f.dir === 'out' ? 'You shared' : 'shared';
+    if (f.kind === 'text') {
+      text = f.body.text as string;
     } else {
       try {
-        const o = openEntry(parseEntry(opened.body.entry!), me.seed, opened.fromPk);
+        // The entry is wrapped for its recipients; an outgoing copy opens only where the sender wrapped it for itself too.
+        const o = openEntry(parseEntry(f.body.entry!), mySeed, parseKeyHex(f.authorHex));
         file = o ? { name: o.meta.name, size: o.meta.size, entryId: o.entry.id } : null;
-        text = o ? `shared a file: ${o.meta.name}` : 'shared a file that is not wrapped for this key';
+        text = o ? `${you} a file: ${o.meta.name}` : f.dir === 'out' ? 'You shared a file' : 'shared a file that is not wrapped for this key';
       } catch (e) {
-        text = `shared a file that could not be opened (${e instanceof KezError ? e.code : 'error'})`;
+        text = `${you} a file that could not be opened (${e instanceof KezError ? e.code : 'error'})`;
       }
     }
-    const c = this.conv(hex);
-    c.messages.push({ id: opened.id, dir: 'in', kind: opened.kind, text, file, ts: opened.ts, at: Date.now(), status: 'received' });
-    c.messages.sort((a, b) => a.ts - b.ts);
-    c.lastAt = Math.max(c.lastAt, opened.ts);
-    if (this.activeConv !== hex || document.visibilityState === 'hidden') c.unread++;
-    this.seen.set(`${opened.from}/${opened.id}`, opened.ts);
-    await this.saveConv(hex);
-    await this.saveSeen();
+    return { id: f.id, dir: f.dir, kind: f.kind, text, file, ts: f.ts, at: Date.now(), status: f.dir === 'out' ? 'sent' : 'received' };
   }
 
   async sendText(hex: string, text: string): Promise<void> {
     const me = this.requireMe();
     const pk = parseKeyHex(hex);
-    const sealed = seal({ senderSeed: me.seed, recipientPk: pk, kind: 'text', body: textBody(text), ts: Date.now() });
-    const { newMsgId } = await import('../lib/transport');
+    const { message, copy } = sealWithCopy({ senderSeed: me.seed, peerPk: pk, kind: 'text', body: textBody(text), ts: Date.now() });
     const msg: ChatMessage = {
-      id: sealed.id,
+      id: message.id,
       dir: 'out',
       kind: 'text',
       text,
-      ts: sealed.inner.ts as number,
+      ts: message.inner.ts as number,
       at: Date.now(),
       status: 'sending',
-      outer: b64uEncode(sealed.outer),
-      msgId: newMsgId(),
+      outer: b64uEncode(message.outer),
+      copy: copy ? b64uEncode(copy.outer) : undefined,
     };
     const c = this.conv(hex);
     c.messages.push(msg);
     c.lastAt = msg.ts;
+    // Our own copy comes back through the inbox as well; it is skipped by its id, never replayed into the chat.
     await this.saveConv(hex);
     await this.deliver(hex, msg.id);
   }
@@ -618,22 +699,80 @@ class AppState {
     await this.deliver(hex, id);
   }
 
+  /** Hands the message to the relay, then (once it is stored) its sent copy to the own inbox (§6.1). */
   private async deliver(hex: string, id: string): Promise<void> {
+    const me = this.me;
     const m = this.convs[hex]?.messages.find((x) => x.id === id && x.dir === 'out');
-    if (!m || !m.outer || !m.msgId) return;
-    m.status = 'sending';
-    m.error = undefined;
-    try {
-      if (!this.transport) throw new KezError('unavailable', 'not connected to the chat server');
-      await this.transport.publish(hex, b64uDecode(m.outer), m.msgId);
-      m.status = 'sent';
-      m.outer = undefined;
-      m.msgId = undefined;
-    } catch (e) {
-      m.status = 'failed';
-      m.error = e instanceof KezError ? e.message : String(e);
+    if (!m || !me || (!m.outer && !m.copy)) return;
+    if (m.outer) {
+      m.status = 'sending';
+      m.error = undefined;
+      try {
+        if (!this.transport) throw new KezError('unavailable', this.deviceRemoved ? 'this device was removed from your account' : 'not connected to the chat server');
+        await this.transport.send(hex, b64uDecode(m.outer));
+        m.status = 'sent';
+        m.outer = undefined;
+        m.msgId = undefined;
+      } catch (e) {
+        m.status = 'failed';
+        m.error = e instanceof KezError ? e.message : String(e);
+        await this.saveConv(hex);
+        return;
+      }
+      await this.saveConv(hex);
     }
-    await this.saveConv(hex);
+    if (m.copy && this.transport) {
+      try {
+        await this.transport.send(me.hex, b64uDecode(m.copy));
+        m.copy = undefined;
+        await this.saveConv(hex);
+      } catch (e) {
+        // The peer has the message; the other devices get the copy at the next connect.
+        this.addNotice('sent_copy', e);
+      }
+    }
+  }
+
+  // ------------------------------------------------------------ devices and blocking
+
+  private requireTransport() {
+    if (this.deviceRemoved) throw new KezError('device_removed', 'this device was removed from your account');
+    if (!this.transport) throw new KezError('unavailable', 'not connected to the chat server');
+    return this.transport;
+  }
+
+  async listDevices(): Promise<Device[]> {
+    return this.requireTransport().listDevices();
+  }
+
+  async renameDevice(id: string, name: string): Promise<Device> {
+    const d = await this.requireTransport().renameDevice(id, name.trim());
+    if (this.device && id === this.device.id) {
+      this.device = { id, name: d.name };
+      await this.store.set(DEVICE_KEY, this.device);
+    }
+    return d;
+  }
+
+  /** Removes a device; removing this one stops its delivery for good. */
+  async removeDevice(id: string): Promise<void> {
+    await this.requireTransport().removeDevice(id);
+    if (this.device && id === this.device.id) this.markRemoved(new KezError('device_removed', 'removed in settings'));
+  }
+
+  /** Refuses a sender at the server (held mail is dropped on every device) and drops what still arrives here. */
+  async block(hex: string): Promise<number> {
+    parseKeyHex(hex);
+    const purged = await this.requireTransport().block(`ed25519:${hex}`);
+    this.blocked[hex] = { hex, at: Date.now() };
+    await this.box?.put('blocked', $state.snapshot(this.blocked));
+    return purged;
+  }
+
+  async unblock(hex: string): Promise<void> {
+    await this.requireTransport().unblock(`ed25519:${hex}`);
+    delete this.blocked[hex];
+    await this.box?.put('blocked', $state.snapshot(this.blocked));
   }
 }
 

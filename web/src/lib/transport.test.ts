@@ -36,7 +36,7 @@ async function waitFor(cond: () => boolean, ms = 10_000): Promise<void> {
   }
 }
 
-const text = (id: Identity, d: Uint8Array) => open(d, { mySeed: id.seed, now: now(), retentionMs: W }).body.text;
+const text = (id: Identity, d: Uint8Array) => open(d, { mySeed: id.seed, now: now(), retentionMs: W }).body.text as string;
 const msg = (from: Identity, to: Identity, t: string) => seal({ senderSeed: from.seed, recipientPk: to.pk, kind: 'text', body: textBody(t), ts: now() }).outer;
 
 describe.skipIf(!natsServerBin)('transport against a real nats-server with the §9 layout', () => {
@@ -147,7 +147,7 @@ describe.skipIf(!natsServerBin)('transport against a real nats-server with the �
     const b = await sender();
     await new Promise((r) => setTimeout(r, 3500)); // several 408s go by
     for (let i = 0; i < 5; i++) await b.send(alice.hex, msg(bob, alice, `s${i}`));
-    await waitFor(() => got.filter((d) => /^s\d$/.test(text(alice, d) as string)).length === 5);
+    await waitFor(() => got.filter((d) => /^s\d$/.test(text(alice, d))).length === 5);
     // the consumer disappears under a waiting pull (not a removal): 409 → enroll → pulling again
     await inbox.nc.flush();
     const jsm = await (await import('@nats-io/jetstream')).jetstreamManager(inbox.nc, { apiPrefix: '$JS.INBOX.API' });

@@ -158,6 +158,9 @@ export async function connectTransport(o: TransportOptions): Promise<Transport> 
   let closing = false;
   let stopped = false;
   let current: Subscription | null = null;
+  function abortPull(): void {
+    current?.unsubscribe();
+  }
 
   /** One request to the inbox service: JSON (or raw bytes) in, the reply object or a typed error out. */
   async function call(subject: string, body: Uint8Array | Record<string, unknown>, what: string): Promise<Record<string, unknown>> {
@@ -204,7 +207,7 @@ export async function connectTransport(o: TransportOptions): Promise<Transport> 
       else if (s.type === 'reconnect') {
         o.onStatus?.('connected');
         // A pull request does not survive a new connection reliably: ask again.
-        current?.unsubscribe();
+        abortPull();
       } else if (s.type === 'error') o.onServerError?.(describe(s.error));
     }
   })();
