@@ -107,6 +107,26 @@ describe('chain verification and derived state', () => {
     const rm2 = buildLink({ seed: me.seed, prev: { seqno: 2, linkId: rm1.linkId }, ctime: t0, op: 'remove_endpoint', body: obj({ target: ep[0]!.linkId }) });
     expectCode(() => verifyChain(me.key, [ep[0]!.obj, rm1.obj, rm2.obj]), 'invalid_link');
   });
+  test('iroh device endpoints (§5, §7.5): device and role together, a valid node key', () => {
+    const other = identityFromSeed(seedOf(12)).hex;
+    const dev = '0123456789abcdef';
+    const ok = chain([
+      ['add_endpoint', iroh],
+      ['add_endpoint', obj({ kind: 'iroh', node_id: other, device: dev, role: 'serve' })],
+      ['add_endpoint', obj({ kind: 'iroh', node_id: me.hex, device: dev, role: 'fetch' })],
+    ]);
+    expect(verifyChain(me.key, ok.map((l) => l.obj)).endpoints).toHaveLength(3);
+    const bad: JsonObject[] = [
+      obj({ kind: 'iroh', node_id: other }), // wave-1 form must be the chain key
+      obj({ kind: 'iroh', node_id: other, device: dev }),
+      obj({ kind: 'iroh', node_id: other, role: 'serve' }),
+      obj({ kind: 'iroh', node_id: other, device: 'ABCDEF0123456789', role: 'serve' }),
+      obj({ kind: 'iroh', node_id: other, device: dev, role: 'relay' }),
+      obj({ kind: 'iroh', node_id: '00'.repeat(32), device: dev, role: 'serve' }), // small order
+      obj({ kind: 'iroh', node_id: 'AB'.repeat(32), device: dev, role: 'serve' }),
+    ];
+    for (const b of bad) expectCode(() => verifyChain(me.key, chain([['add_endpoint', b]]).map((l) => l.obj)), 'invalid_link');
+  });
   test('order, prev and chain identity', () => {
     const links = chain([['add_endpoint', nats], ['add_endpoint', iroh]]);
     expectCode(() => verifyChain(me.key, [links[1]!.obj]), 'seqno_conflict');

@@ -7,7 +7,7 @@ import { sha256 } from '@noble/hashes/sha2.js';
 import { fail, KezError } from './errors';
 import { hexEncode } from './encoding';
 import { Fields, jcsBytes, obj, parseCanonical, type JsonObject, type JsonValue } from './jcs';
-import { identityFromSeed, parseKeyString } from './keys';
+import { identityFromSeed, parseKeyHex, parseKeyString } from './keys';
 import { signingInput, signObject, verifyObject } from './sign';
 
 export const MAX_LINK_BYTES = 8192;
@@ -156,8 +156,22 @@ function checkOpBody(op: string, b: JsonObject, ignore: boolean, hex: string): v
         if (f.str('subject') !== `kez.inbox.${hex}`) bad('subject must be kez.inbox.<chain hex>');
         if (f.str('url').length === 0) bad('url must not be empty');
       } else if (kind === 'iroh') {
-        const f = Fields.exact(b, 'iroh endpoint', ['kind', 'node_id']);
-        if (f.str('node_id') !== hex) bad('node_id must equal the chain key in v0');
+        // §5/§7.5: a device endpoint names its device and role; a wave-1 link (neither) is the chain key itself.
+        const f = Fields.exact(b, 'iroh endpoint', ['kind', 'node_id'], ['device', 'role']);
+        const nodeId = f.str('node_id');
+        if (f.has('device') !== f.has('role')) bad('device and role are both present or both absent');
+        if (f.has('device')) {
+          if (!/^[0-9a-f]{16}$/.test(f.str('device'))) bad('device must be 16 lowercase hex characters');
+          if (f.str('role') !== 'serve' && f.str('role') !== 'fetch') bad('role must be "serve" or "fetch"');
+          if (!HEX64.test(nodeId)) bad('node_id must be 64 lowercase hex characters');
+          try {
+            parseKeyHex(nodeId, 'node_id');
+          } catch {
+            bad('node_id is not a valid key');
+          }
+        } else if (nodeId !== hex) {
+          bad('a wave-1 node_id must equal the chain key');
+        }
       } else {
         bad('unknown endpoint kind');
       }
