@@ -18,7 +18,8 @@
 //   KEZ_CLI_BIN          the kez-chat CLI for the interop steps (default ../target/{debug,release}/kez-chat
 //                        when present); KEZ_E2E_NO_CLI=1 skips them.
 //   CHROMIUM_BIN         default /usr/bin/chromium.   KEZ_E2E_HEADFUL=1 shows the browser.
-// Screenshots go to web/e2e/screenshots/. Exit code 0 only if every step passed and no page logged an
+// Screenshots go to web/e2e/screenshots/. Every page shown is also checked with axe-core (WCAG 2 A/AA rules):
+// any violation fails the run. Exit code 0 only if every step passed, axe found nothing and no page logged an
 // unexpected console error. The last line is "e2e: N passed, N failed".
 import { chromium } from 'playwright-core';
 import http from 'node:http';
@@ -29,6 +30,7 @@ import { tmpdir } from 'node:os';
 import { dirname, extname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
+import { createRequire } from 'node:module';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const dist = resolve(here, '../dist');
@@ -163,9 +165,21 @@ async function step(name, f) {
     throw e;
   }
 }
+const axeSource = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+const axeViolations = [];
+/** Runs axe-core on what the page shows now; violations are collected and fail the run at the end. */
+async function axe(page, name) {
+  if (!(await page.evaluate(() => 'axe' in window))) await page.addScriptTag({ content: axeSource });
+  const found = await page.evaluate(async () => {
+    const r = await window.axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] } });
+    return r.violations.map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.map((n) => n.target.join(' ')).slice(0, 3).join(', ')}`);
+  });
+  for (const v of found) axeViolations.push(`${name}: ${v}`);
+}
 async function shot(page, name) {
   const file = join(shots, `${String(++shotNo).padStart(2, '0')}-${name}.png`);
   await page.screenshot({ path: file, fullPage: true });
+  await axe(page, name);
 }
 // Chromium logs every 4xx fetch as a console error; these lookups are expected to 404 sometimes.
 const EXPECTED_404 = /\/v1\/(u|keys|sigchains|manifests)\//;
@@ -382,6 +396,82 @@ try {
         if (!out.includes('hi carol, the browser answers')) throw new Error(`the CLI did not print the message:\n${out}`);
         await shot(alice, 'alice-cli-chat');
       });
+      await step('two devices: alice signs in on a second browser profile; both get every message from the CLI user', async () => {
+        // on profile 1, read carol's key from the open chat's address
+        const carolHex = (await alice.evaluate(() => location.hash)).match(/#\/chat\/([0-9a-f]{64})/)?.[1];
+        if (!carolHex) throw new Error('not on the chat with carol');
+        globalThis.carolHex = carolHex;
+        const ctxA2 = await browser.newContext({ viewport: { width: 1100, height: 800 } });
+        const alice2 = await ctxA2.newPage();
+        watch(alice2, 'alice2');
+        globalThis.alice2 = alice2;
+        await restoreAccount(alice2, base, aliceWords, aliceLocal);
+        await waitConnected(alice2);
+        // a device enrolled now still reads what is held, including the first CLI message
+        await alice2.goto(`${base}/#/chat/${carolHex}`);
+        await alice2.getByRole('log').getByText('hello alice, from the CLI').waitFor({ timeout: 20_000 });
+        for (let i = 1; i <= 3; i++) await cli(cliBin, home, base, ['send', `@${aliceLocal}`, `to both devices ${i}`]);
+        for (const p of [alice, alice2]) {
+          for (let i = 1; i <= 3; i++) await p.getByRole('log').locator('li[data-dir="in"]', { hasText: `to both devices ${i}` }).waitFor({ timeout: 20_000 });
+        }
+        // exactly once each
+        for (const p of [alice, alice2]) {
+          for (let i = 1; i <= 3; i++) {
+            const n = await p.getByRole('log').locator('li', { hasText: `to both devices ${i}` }).count();
+            if (n !== 1) throw new Error(`"to both devices ${i}" shown ${n} times`);
+          }
+        }
+        await shot(alice2, 'alice2-chat-carol');
+      });
+
+      await step('two devices: what profile 1 sends shows on profile 2 as outgoing (sent copy), once', async () => {
+        const alice2 = globalThis.alice2;
+        await send(alice, 'sent from profile 1');
+        await alice2.getByRole('log').locator('li[data-dir="out"]', { hasText: 'sent from profile 1' }).waitFor({ timeout: 20_000 });
+        // the sending profile skips its own copy
+        await new Promise((r) => setTimeout(r, 1500));
+        const n1 = await alice.getByRole('log').locator('li', { hasText: 'sent from profile 1' }).count();
+        const n2 = await alice2.getByRole('log').locator('li', { hasText: 'sent from profile 1' }).count();
+        if (n1 !== 1 || n2 !== 1) throw new Error(`shown ${n1} times on profile 1 and ${n2} times on profile 2`);
+        const out = await cli(cliBin, home, base, ['listen', '--once']);
+        if (!out.includes('sent from profile 1')) throw new Error(`the CLI did not print the message:\n${out}`);
+        await shot(alice2, 'alice2-sent-copy');
+      });
+
+      await step('devices in settings: list, rename; removing profile 2 stops its delivery', async () => {
+        const alice2 = globalThis.alice2;
+        await alice2.getByRole('link', { name: 'Settings' }).click();
+        const mine2 = alice2.locator('li[data-device]', { hasText: 'This device' });
+        await mine2.waitFor({ timeout: 15_000 });
+        const id2 = await mine2.getAttribute('data-device');
+        await alice.getByRole('link', { name: 'Settings' }).click();
+        const row = alice.locator(`li[data-device="${id2}"]`);
+        await row.waitFor({ timeout: 15_000 });
+        if ((await alice.locator('li[data-device]').count()) !== 2) throw new Error('expected two devices in the list');
+        await row.getByRole('button', { name: /^Rename/ }).click();
+        await row.getByLabel(/^New name for/).fill('second profile');
+        await row.getByRole('button', { name: 'Save name' }).click();
+        await alice.getByRole('status').filter({ hasText: 'Renamed to “second profile”.' }).waitFor();
+        await alice.locator(`li[data-device="${id2}"]`, { hasText: 'second profile' }).waitFor();
+        await alice.locator(`li[data-device="${id2}"]`).getByRole('button', { name: /^Remove/ }).click();
+        await shot(alice, 'alice-remove-device-confirm');
+        await alice.locator(`li[data-device="${id2}"]`).getByRole('button', { name: 'Remove device' }).click();
+        await alice.getByRole('status').filter({ hasText: 'Removed “second profile”.' }).waitFor({ timeout: 15_000 });
+        if ((await alice.locator(`li[data-device="${id2}"]`).count()) !== 0) throw new Error('the removed device is still listed');
+        // profile 2 is told, and gets nothing more
+        await alice2.getByRole('alert').filter({ hasText: 'This device was removed from your account.' }).first().waitFor({ timeout: 20_000 });
+        await shot(alice2, 'alice2-removed');
+        await cli(cliBin, home, base, ['send', `@${aliceLocal}`, 'after profile 2 was removed']);
+        await alice.getByRole('link', { name: /Chats/ }).click();
+        await alice.getByText('after profile 2 was removed').first().waitFor({ timeout: 20_000 });
+        await alice2.goto(`${base}/#/chat/${globalThis.carolHex}`);
+        await alice2.getByRole('log').getByText('sent from profile 1').waitFor();
+        await new Promise((r) => setTimeout(r, 3000));
+        if (await alice2.getByText('after profile 2 was removed').count()) throw new Error('the removed device still received a message');
+        await alice2.context().close();
+        await alice.getByRole('link', { name: new RegExp(carolLocal) }).first().click();
+      });
+
       await step('shared files: a file the CLI shares with alice is listed from the manifest, with the CLI command', async () => {
         const file = join(home, 'report for alice.txt');
         writeFileSync(file, 'quarterly numbers\n'.repeat(100));
@@ -396,6 +486,28 @@ try {
         const cmd = await alice.locator('code', { hasText: 'kez-chat fetch' }).first().textContent();
         if (!cmd?.startsWith(`kez-chat fetch @${carolLocal} `)) throw new Error(`unexpected command ${cmd}`);
         await shot(alice, 'alice-shared-files');
+      });
+      await step('blocking: bob blocks the unknown CLI sender; its mail stops; unblock in settings lets it through again', async () => {
+        await cli(cliBin, home, base, ['send', `@${bobLocal}`, 'hello bob, a stranger here']);
+        await bob.getByRole('link', { name: /Chats/ }).click();
+        await bob.getByText('hello bob, a stranger here').waitFor({ timeout: 20_000 });
+        await bob.getByRole('link', { name: /Unknown sender/ }).first().click();
+        await bob.getByRole('log').getByText('hello bob, a stranger here').waitFor();
+        await bob.getByRole('button', { name: 'Block…' }).click();
+        await shot(bob, 'bob-block-confirm');
+        await bob.getByRole('button', { name: 'Block sender' }).click();
+        await bob.getByRole('status').filter({ hasText: /^Blocked\./ }).waitFor({ timeout: 15_000 });
+        await cli(cliBin, home, base, ['send', `@${bobLocal}`, 'you cannot block me']); // accepted like any other send
+        await new Promise((r) => setTimeout(r, 3000));
+        if (await bob.getByText('you cannot block me').count()) throw new Error('a blocked sender still got through');
+        await bob.getByRole('link', { name: 'Settings' }).click();
+        await bob.getByRole('heading', { name: 'Blocked senders' }).waitFor();
+        await shot(bob, 'bob-blocked-senders');
+        await bob.getByRole('button', { name: /^Unblock/ }).click();
+        await bob.getByText('You have not blocked anyone.').waitFor({ timeout: 15_000 });
+        await cli(cliBin, home, base, ['send', `@${bobLocal}`, 'hello again after unblock']);
+        await bob.getByRole('link', { name: /Chats/ }).click();
+        await bob.getByText('hello again after unblock').waitFor({ timeout: 20_000 });
       });
     } finally {
       rmSync(home, { recursive: true, force: true });
@@ -492,6 +604,10 @@ try {
 
   await step('no unexpected console errors', async () => {
     if (consoleErrors.length) throw new Error(consoleErrors.join('\n'));
+  });
+
+  await step('axe-core: no WCAG 2 A/AA violations on any page shown', async () => {
+    if (axeViolations.length) throw new Error(axeViolations.join('\n'));
   });
   console.log(`domain ${domain}: handles ${aliceLocal}@${domain}, ${bobLocal}@${domain}`);
 } catch (e) {
