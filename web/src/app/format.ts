@@ -27,6 +27,10 @@ const HINTS: Partial<Record<string, string>> = {
   network: 'Check your connection.',
   insecure_context: 'Open the app over https or on localhost.',
   stale_timestamp: 'Check that this device’s clock is correct.',
+  inbox_full: 'You already have as many messages waiting in this person’s inbox as the server keeps for one sender; try again after some expire.',
+  store_full: 'The server’s message store is full; try again later.',
+  device_limit: 'Remove a device in Settings on one of your other devices first.',
+  device_removed: 'To use this browser again, log out and sign in with your 24 words.',
 };
 
 export function formatTime(ms: number): string {
