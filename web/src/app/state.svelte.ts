@@ -23,7 +23,6 @@ import { buildRegistration } from '../lib/register';
 import {
   buildLink,
   checkExtends,
-  irohEndpointBody,
   natsEndpointBody,
   pinOf,
   walkChain,
@@ -217,7 +216,10 @@ class AppState {
     await this.enterApp();
   }
 
-  /** Verifies our own chain and appends any missing endpoint (nats with this server's url, iroh). */
+  /**
+   * Verifies our own chain and appends the chat endpoint (nats with this server's url) if missing.
+   * No iroh endpoint: a browser does not speak Iroh, and §7.5 endpoints belong to the devices that do.
+   */
   async ensureEndpoints(): Promise<ChainState> {
     const cfg = this.requireConfig();
     const me = this.requireMe();
@@ -229,7 +231,6 @@ class AppState {
       const have = (pred: (b: Record<string, unknown>) => boolean) => state.endpoints.some((e) => pred(e.body));
       const wanted = [];
       if (!have((b) => b.kind === 'nats' && b.url === cfg.nats_url)) wanted.push(natsEndpointBody(me.hex, cfg.nats_url));
-      if (!have((b) => b.kind === 'iroh')) wanted.push(irohEndpointBody(me.hex));
       try {
         for (const body of wanted) {
           const link: Link = buildLink({ seed: me.seed, prev: pinOf(state), ctime: Date.now(), op: 'add_endpoint', body });
