@@ -407,7 +407,7 @@ try {
         await restoreAccount(alice2, base, aliceWords, aliceLocal);
         await waitConnected(alice2);
         // a device enrolled now still reads what is held, including the first CLI message
-        await alice2.goto(`${base}/#/chat/${carolHex}`);
+        await alice2.evaluate((h) => (location.hash = h), `#/chat/${carolHex}`); // in-page: a reload would lock the app
         await alice2.getByRole('log').getByText('hello alice, from the CLI').waitFor({ timeout: 20_000 });
         for (let i = 1; i <= 3; i++) await cli(cliBin, home, base, ['send', `@${aliceLocal}`, `to both devices ${i}`]);
         for (const p of [alice, alice2]) {
@@ -463,7 +463,7 @@ try {
         await cli(cliBin, home, base, ['send', `@${aliceLocal}`, 'after profile 2 was removed']);
         await alice.getByRole('link', { name: /Chats/ }).click();
         await alice.getByText('after profile 2 was removed').first().waitFor({ timeout: 20_000 });
-        await alice2.goto(`${base}/#/chat/${globalThis.carolHex}`);
+        await alice2.evaluate((h) => (location.hash = h), `#/chat/${globalThis.carolHex}`);
         await alice2.getByRole('log').getByText('sent from profile 1').waitFor();
         await new Promise((r) => setTimeout(r, 3000));
         if (await alice2.getByText('after profile 2 was removed').count()) throw new Error('the removed device still received a message');
