@@ -592,6 +592,8 @@ class AppState {
           this.connectionDetail = detail ?? '';
         },
         onStopped: (e) => this.markRemoved(e),
+        // A permissions violation means this client used a subject it may not: a bug, so an error (the e2e run fails on it).
+        onServerError: (m) => (/permissions? violation/i.test(m) ? console.error : console.warn)(`chat server: ${m}`),
       });
       void this.flushPending();
     } catch (e) {
