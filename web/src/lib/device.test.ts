@@ -35,6 +35,8 @@ test('default names from the user agent', () => {
   expect(defaultDeviceName('Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1')).toBe('Safari on iOS');
   expect(defaultDeviceName('Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36 Edg/131.0.0.0')).toBe('Edge on Windows');
   expect(defaultDeviceName('')).toBe('Browser');
+  expect(defaultDeviceName('Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/131.0.0.0 Safari/537.36')).toBe('Chromium on Linux');
+  expect(defaultDeviceName('', { brands: [{ brand: 'HeadlessChrome' }, { brand: 'Chromium' }], platform: 'Linux' })).toBe('Chromium on Linux');
   const long = defaultDeviceName('', { brands: [{ brand: 'x'.repeat(100) }], platform: 'Linux\n' });
   expect([...long].length).toBeLessThanOrEqual(64);
   checkDeviceName(long);

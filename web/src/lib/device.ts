@@ -49,14 +49,15 @@ interface UaData {
 export function defaultDeviceName(ua: string, uaData?: UaData | null): string {
   let browser = 'Browser';
   const brands = (uaData?.brands ?? []).map((b) => b.brand).filter((b) => !/not.?a.?brand/i.test(b));
-  const named = brands.find((b) => b !== 'Chromium');
+  const named = brands.find((b) => b !== 'Chromium' && b !== 'HeadlessChrome');
   if (named) browser = named.replace(/^Google /, '');
-  else if (brands.includes('Chromium')) browser = 'Chromium';
+  else if (brands.length) browser = 'Chromium';
   else if (/Edg\//.test(ua)) browser = 'Edge';
   else if (/OPR\//.test(ua)) browser = 'Opera';
   else if (/Firefox\//.test(ua)) browser = 'Firefox';
   else if (/Chromium\//.test(ua)) browser = 'Chromium';
-  else if (/(Headless)?Chrome\//.test(ua)) browser = 'Chrome';
+  else if (/HeadlessChrome\//.test(ua)) browser = 'Chromium';
+  else if (/Chrome\//.test(ua)) browser = 'Chrome';
   else if (/Safari\//.test(ua)) browser = 'Safari';
   let os = uaData?.platform || '';
   if (!os || os === 'Unknown') {
