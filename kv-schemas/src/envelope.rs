@@ -340,7 +340,7 @@ mod tests {
         let c = SigningKey::from_bytes(&[3u8; 32]);
         let now = 1_800_000_000_000;
         let outer = seal(&a, &PublicKey::of(&b), &Body::Text("hello".into()), now).unwrap();
-        assert_eq!(outer.len() % 4 != 1, true);
+        assert!(outer.len() % 4 != 1);
         let opened = open(&b, &outer, now, DAY).unwrap();
         assert_eq!(opened.from, PublicKey::of(&a));
         assert_eq!(opened.body, Body::Text("hello".into()));

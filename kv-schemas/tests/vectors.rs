@@ -2209,8 +2209,7 @@ fn gen_envelopes() -> Value {
         "bad_signature",
         Some("from is alice, signed by carol"),
     );
-    let sent_to_bob =
-        Body::Sent { peer: ck.clone(), id: b64_encode(&[0x3d; 16]), body: Box::new(Body::Text("hi".into())) };
+    let sent_to_bob = Body::Sent { peer: ck, id: b64_encode(&[0x3d; 16]), body: Box::new(Body::Text("hi".into())) };
     add(
         "sent_copy_from_another_key",
         BOB,

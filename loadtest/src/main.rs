@@ -38,8 +38,23 @@ struct Cli {
     command: Cmd,
 }
 
+mod chat;
+
 #[derive(Subcommand)]
 enum Cmd {
+    /// Chat: sends through the relay and device pulls against raw JetStream publish + pull,
+    /// plus client crypto against its primitives.
+    Chat {
+        /// Sender/recipient pairs running at once.
+        #[arg(long, default_value_t = 8)]
+        pairs: usize,
+        /// Messages each sender sends (each waits for its store acknowledgement).
+        #[arg(long, default_value_t = 300)]
+        messages: usize,
+        /// One JSON object instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Gateway routes against a bare axum handler and a bare axum→NATS hop.
     Http {
         /// Seconds per measured route (after a 1 s warm-up).
@@ -60,6 +75,11 @@ const DOMAIN: &str = "kez.bench";
 async fn main() -> Result<()> {
     match Cli::parse().command {
         Cmd::Http { seconds, concurrency, users } => http(Duration::from_secs(seconds), concurrency, users).await,
+        Cmd::Chat { pairs, messages, json } => {
+            let (raw, kez, crypto) = chat::chat(pairs, messages).await?;
+            chat::print(pairs, messages, &raw, &kez, &crypto, json);
+            Ok(())
+        }
     }
 }
 
@@ -144,7 +164,8 @@ fn get(addr: SocketAddr, path: &str) -> hyper::Request<Full<Bytes>> {
 
 async fn http(duration: Duration, concurrency: usize, users: usize) -> Result<()> {
     let server = NatsServer::start().await.context("starting nats-server (run scripts/ensure-nats-server)")?;
-    let settings = Settings::local(DOMAIN, "http://127.0.0.1");
+    let mut settings = Settings::local(DOMAIN, "http://127.0.0.1");
+    settings.sender_tag_key = Some(kez_service_kit::settings::SenderTagKey::new(*server.secrets().sender_tag_key()));
     let mut services = vec![];
     for kind in ServiceKind::ALL {
         let user = kind.user();

@@ -61,6 +61,9 @@ pub struct NatsConfSpec {
     pub websocket_port: u16,
     /// Port of the HTTP monitoring listener; `None` turns it off.
     pub http_port: Option<u16>,
+    /// Interface of the monitoring listener. It has no authentication and lists every
+    /// connection's key, so it defaults to loopback whatever `host` is.
+    pub monitor_host: String,
     /// JetStream store directory. The server stores under `<store_dir>/jetstream`.
     pub store_dir: String,
     /// Upper bound for file-backed JetStream data, in bytes.
@@ -103,6 +106,7 @@ impl Default for NatsConfSpec {
             client_port: 4222,
             websocket_port: 4280,
             http_port: Some(8222),
+            monitor_host: "127.0.0.1".to_owned(),
             store_dir: "./data/jetstream".to_owned(),
             max_file_store: GIB,
             inbox_max_file: None,
@@ -197,6 +201,9 @@ impl NatsConfSpec {
         }
         if self.host.trim().is_empty() {
             return Err(invalid("host", "must not be empty"));
+        }
+        if self.monitor_host.trim().is_empty() {
+            return Err(invalid("monitor_host", "must not be empty"));
         }
         if self.store_dir.trim().is_empty() {
             return Err(invalid("store_dir", "must not be empty"));
@@ -394,7 +401,7 @@ pub fn render(spec: &NatsConfSpec) -> String {
     if let Some(port) = spec.http_port {
         o.push_str("# HTTP monitoring (/healthz, /varz, /connz, /jsz). It has no authentication: never\n");
         o.push_str("# expose it beyond loopback or the ops network.\n");
-        let _ = writeln!(o, "http: {}\n", q(&format!("{host}:{port}")));
+        let _ = writeln!(o, "http: {}\n", q(&format!("{}:{port}", spec.monitor_host)));
     }
 
     o.push_str("# Largest message the server accepts (also caps KV values and object-store chunks).\n");

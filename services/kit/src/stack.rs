@@ -143,6 +143,7 @@ pub fn service_permissions(user: ServiceUser) -> Option<Permissions> {
                 s::svc::REGISTRY_LOOKUP_KEY.to_owned(),
                 // Wave-1 migration: the old KEZ_INBOX stream in APP is read, re-pointed and deleted.
                 format!("$JS.API.STREAM.*.{}", s::INBOX_STREAM),
+                format!("$JS.API.STREAM.MSG.GET.{}", s::INBOX_STREAM),
                 format!("$JS.API.CONSUMER.*.{}", s::INBOX_STREAM),
                 format!("$JS.API.CONSUMER.*.{}.>", s::INBOX_STREAM),
                 format!("$JS.API.DIRECT.GET.{}", s::INBOX_STREAM),

@@ -91,20 +91,12 @@ pub fn prepare(opts: &BrokerOptions) -> Result<Prepared> {
         &BTreeMap::new(),
     )
     .map_err(|e| anyhow!(e))?;
-    // Validate with the monitoring port in place so port clashes are still caught.
+    // Monitoring has no authentication and lists every connection's key: loopback whatever
+    // `--http` or `--nats-host` say.
+    spec.monitor_host = MONITOR_HOST.to_owned();
     spec.validate().context("the generated nats config is invalid")?;
-    // The renderer binds every listener to one host; render without monitoring and add it
-    // on loopback, so `--http 0.0.0.0:…` or `--nats-host 0.0.0.0` never expose it.
-    spec.http_port = None;
-    let mut text = natsconf::render(&spec);
-    text.push_str(&format!(
-        "\n# HTTP monitoring (/healthz, /varz, /connz, /jsz). No authentication and it lists every\n\
-         # connection's key: kez-server up keeps it on loopback whatever the public host is.\n\
-         http: \"{MONITOR_HOST}:{}\"\n",
-        opts.ports.monitor
-    ));
     let conf = data_dir.join(CONF_FILE);
-    write_private(&conf, text.as_bytes())?;
+    write_private(&conf, natsconf::render(&spec).as_bytes())?;
     Ok(Prepared { secrets, conf, data_dir })
 }
 

@@ -1,5 +1,6 @@
 //! The micro-service mesh against a real nats-server: the full request flow,
 //! races between workers, bad input, and service discovery.
+#![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
 use std::time::Duration;
