@@ -34,6 +34,9 @@ impl Inbox {
     /// Whether the recipient blocked the sender whose tag this is.
     pub(crate) async fn is_blocked(&self, recipient: &PublicKey, tag: &str) -> Result<bool, KezError> {
         let key = format!("{}.{tag}", recipient.hex());
+        if let Some(blocked) = self.block_cache.lookup(&key) {
+            return Ok(blocked);
+        }
         match self.blocks.get(key).await {
             Ok(v) => Ok(v.is_some()),
             Err(e) => Err(unavailable("reading blocks", e)),
@@ -45,7 +48,8 @@ impl Inbox {
         let q: BlockSender = parse_json(&payload)?;
         let (key, tag) = self.block_key(&me, &q.sender);
         let marker = Bytes::from(serde_json::to_vec(&json!({ "at": now_ms() })).unwrap_or_default());
-        self.blocks.put(key, marker).await.map_err(|e| unavailable("storing the block", e))?;
+        self.blocks.put(&key, marker).await.map_err(|e| unavailable("storing the block", e))?;
+        self.block_cache.apply(&key, true);
         let subject = tagged_inbox_subject(&me, &tag);
         let purged = self.purge(&subject).await?;
         // Sends that passed their block check before the marker existed finish within one call
@@ -65,7 +69,8 @@ impl Inbox {
         let me = user_token(subject)?;
         let q: BlockSender = parse_json(&payload)?;
         let (key, _) = self.block_key(&me, &q.sender);
-        self.blocks.purge(key).await.map_err(|e| unavailable("removing the block", e))?;
+        self.blocks.purge(&key).await.map_err(|e| unavailable("removing the block", e))?;
+        self.block_cache.apply(&key, false);
         svc::json_reply(&json!({}))
     }
 

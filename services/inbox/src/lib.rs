@@ -34,6 +34,7 @@ use kv_schemas::subjects::{BUCKET_BLOCKS, BUCKET_DEVICES, INBOX_STREAM, service,
 use kv_schemas::{ErrorCode, KezError, PublicKey};
 use tracing::info;
 
+mod blockcache;
 mod blocks;
 pub mod devices;
 mod jsapi;
@@ -124,6 +125,7 @@ pub(crate) struct Inbox {
     tag_key: SenderTagKey,
     devices: kv::Store,
     blocks: kv::Store,
+    block_cache: Arc<blockcache::BlockCache>,
     limiter: limits::Limiter,
     registered: limits::RegisteredCache,
     call_timeout: Duration,
@@ -152,12 +154,15 @@ pub async fn start_with(
     let blocks = ensure_bucket(&app, &BLOCKS, settings.replication).await.map_err(bucket)?;
     migrate::run(client, &devices, settings.call_timeout).await;
 
+    let block_cache = Arc::new(blockcache::BlockCache::default());
+    block_cache.spawn(blocks.clone());
     let inbox = Arc::new(Inbox {
         client: client.clone(),
         inbox_js,
         tag_key,
         devices,
         blocks,
+        block_cache,
         limiter: limits::Limiter::new(config.rate),
         registered: limits::RegisteredCache::new(config.registered_cache, config.registered_ttl),
         call_timeout: settings.call_timeout,

@@ -188,3 +188,28 @@ async fn status_reports_usage() {
     assert_eq!(c.max_messages_per_subject, 1_000);
     assert!(c.discard_new_per_subject && c.deny_delete && !c.deny_purge && !c.allow_rollup && !c.allow_direct);
 }
+
+#[tokio::test]
+async fn a_block_holds_on_every_worker() {
+    let env = Env::start().await;
+    // A second worker in the same queue group: requests are spread over both.
+    let conn = env.server.connect_as(kez_testkit::ServiceUser::Inbox).await.unwrap();
+    let _second = kez_inbox::start(&conn, &env.settings).await.unwrap();
+    let (mallory, bob) = (env.registered_user().await, env.registered_user().await);
+    let (m, b) = (env.connect(&mallory, None).await, env.connect(&bob, None).await);
+    m.send(&bob.key, mallory.seal_to(&bob, "before")).await.unwrap();
+    assert_eq!(b.block(&mallory.key).await.unwrap(), json!({"purged": 1}));
+    // The other worker learns of the block through its watch of kez_blocks.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    for i in 0..20 {
+        assert_eq!(m.send(&bob.key, mallory.seal_to(&bob, &format!("after {i}"))).await.unwrap(), json!({}));
+    }
+    let tag = sender_tag(env.server.secrets().sender_tag_key(), &bob.key, &mallory.key);
+    assert_eq!(env.stored_on(&tagged_inbox_subject(&bob.key, &tag)).await, 0);
+    b.unblock(&mallory.key).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    for i in 0..6 {
+        m.send(&bob.key, mallory.seal_to(&bob, &format!("again {i}"))).await.unwrap();
+    }
+    assert_eq!(env.stored_on(&tagged_inbox_subject(&bob.key, &tag)).await, 6);
+}

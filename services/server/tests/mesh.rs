@@ -29,7 +29,9 @@ struct Mesh {
 
 async fn mesh(registry_workers: usize) -> Mesh {
     let server = NatsServer::start().await.expect("nats-server");
-    let settings = Settings::local(DOMAIN, "http://127.0.0.1:8080");
+    let mut settings = Settings::local(DOMAIN, "http://127.0.0.1:8080");
+    // The inbox service tags senders with the stack's key, as `kez-server` passes it.
+    settings.sender_tag_key = Some(kez_service_kit::settings::SenderTagKey::new(*server.secrets().sender_tag_key()));
     let mut services = vec![];
     for kind in ServiceKind::ALL {
         let user = kind.user();
@@ -303,7 +305,7 @@ async fn every_service_is_discoverable_with_stats_that_count() {
     let infos = collect(&m.ops, "$SRV.INFO").await;
     let names: std::collections::BTreeSet<String> =
         infos.iter().map(|i| i["name"].as_str().unwrap().to_string()).collect();
-    for n in ["kez-registry", "kez-sigchain", "kez-manifest-index", "kez-webfinger"] {
+    for n in ["kez-registry", "kez-sigchain", "kez-manifest-index", "kez-webfinger", "kez-inbox"] {
         assert!(names.contains(n), "{n} missing from {names:?}");
     }
     for info in &infos {
@@ -311,7 +313,9 @@ async fn every_service_is_discoverable_with_stats_that_count() {
         for ep in info["endpoints"].as_array().unwrap() {
             let name = ep["name"].as_str().unwrap();
             assert!(name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'), "{name}");
-            assert!(ep["subject"].as_str().unwrap().starts_with("kez.svc."));
+            // Service requests, or (the inbox service) user requests under kez.u.*.
+            let subject = ep["subject"].as_str().unwrap();
+            assert!(subject.starts_with("kez.svc.") || subject.starts_with("kez.u.*."), "{subject}");
         }
     }
     let stats = collect(&m.ops, "$SRV.STATS.kez-registry").await;
