@@ -156,7 +156,7 @@ impl Peers {
         let mut views = self.views.lock().await;
         let lookup = |views: &HashMap<PublicKey, PeerView>, u: &PublicKey, fresh_only: bool| {
             let v = views.get(u)?;
-            if fresh_only && !v.read_at.is_some_and(|t| t.elapsed() < self.ttl) {
+            if fresh_only && v.read_at.is_none_or(|t| t.elapsed() >= self.ttl) {
                 return None;
             }
             v.endpoints.get(node).map(|d| (*u, d.clone()))
