@@ -3,18 +3,23 @@
 //! A link is signed over `signing_input("sigchain.link", link without sig)` and
 //! identified by `link_id = hex(SHA-256(signing input))`; each link names the
 //! previous link's id, so a chain is a hash-linked, append-only log.
+//!
+//! Also the per-device Iroh endpoint keys a chain advertises (PROTOCOL.md §7.5):
+//! [`endpoint_seed`] derives them from the identity seed and a device id.
 
 use ed25519_dalek::SigningKey;
+use hkdf::Hkdf;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
 
 use crate::encoding::hex_encode;
 use crate::error::{ErrorCode, KezError, err};
 use crate::jcs::{Fields, canonicalize, parse_canonical};
 use crate::keys::PublicKey;
 use crate::sig::{Purpose, sign_object, verify_object};
-use crate::subjects::legacy_inbox_subject;
+use crate::subjects::{DeviceId, legacy_inbox_subject};
 
 /// Largest accepted link.
 pub const MAX_LINK_BYTES: usize = 8 * 1024;
@@ -34,9 +39,96 @@ pub enum Endpoint {
     },
     /// An Iroh endpoint.
     Iroh {
-        /// Endpoint id hex (equals the chain key in v0).
+        /// Endpoint id hex (any key that passes PROTOCOL.md §2.1).
         node_id: String,
+        /// The device and role it belongs to; `None` for a wave-1 link (a serving
+        /// endpoint of no particular device).
+        #[serde(flatten, skip_serializing_if = "Option::is_none")]
+        device: Option<IrohDevice>,
     },
+}
+
+impl Endpoint {
+    /// A per-device Iroh endpoint (PROTOCOL.md §7.5).
+    pub fn iroh_device(node_id: &PublicKey, device: DeviceId, role: IrohRole) -> Self {
+        Endpoint::Iroh { node_id: node_id.hex(), device: Some(IrohDevice { device, role }) }
+    }
+
+    /// A wave-1 Iroh endpoint (no device, serving).
+    pub fn iroh_wave1(node_id: &PublicKey) -> Self {
+        Endpoint::Iroh { node_id: node_id.hex(), device: None }
+    }
+}
+
+/// What an Iroh endpoint is for (PROTOCOL.md §7.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IrohRole {
+    /// Serves shared blobs (`listen`, `serve`); the one fetchers dial.
+    Serve,
+    /// Dials other users' serving endpoints (`fetch`).
+    Fetch,
+}
+
+impl IrohRole {
+    /// Both roles.
+    pub const ALL: [IrohRole; 2] = [IrohRole::Serve, IrohRole::Fetch];
+
+    /// The wire text (`serve`, `fetch`), also the last part of the derivation info.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IrohRole::Serve => "serve",
+            IrohRole::Fetch => "fetch",
+        }
+    }
+
+    /// Parses the wire text.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "serve" => Some(IrohRole::Serve),
+            "fetch" => Some(IrohRole::Fetch),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for IrohRole {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The device and role of a per-device Iroh endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct IrohDevice {
+    /// The device id (PROTOCOL.md §6.1).
+    pub device: DeviceId,
+    /// What the endpoint is for.
+    pub role: IrohRole,
+}
+
+/// HKDF info prefix of [`endpoint_seed`].
+pub const ENDPOINT_SEED_INFO: &[u8] = b"kez-v1/iroh-endpoint";
+
+/// The secret of a device's Iroh endpoint for `role` (PROTOCOL.md §7.5):
+/// `HKDF-SHA256(ikm = seed, salt = "", info = "kez-v1/iroh-endpoint" || 0x00 || device || 0x00 || role, 32)`.
+/// The endpoint id is the Ed25519 public key of this seed ([`endpoint_key`]).
+pub fn endpoint_seed(seed: &[u8; 32], device: &DeviceId, role: IrohRole) -> Zeroizing<[u8; 32]> {
+    let mut info = Vec::with_capacity(ENDPOINT_SEED_INFO.len() + 2 + 16 + 5);
+    info.extend_from_slice(ENDPOINT_SEED_INFO);
+    info.push(0);
+    info.extend_from_slice(device.as_str().as_bytes());
+    info.push(0);
+    info.extend_from_slice(role.as_str().as_bytes());
+    let mut out = Zeroizing::new([0u8; 32]);
+    // 32 bytes is far below HKDF-SHA256's 8160-byte limit: expand cannot fail.
+    let _ = Hkdf::<Sha256>::new(Some(b""), seed).expand(&info, &mut out[..]);
+    out
+}
+
+/// The endpoint id (Ed25519 public key) of [`endpoint_seed`].
+pub fn endpoint_key(seed: &[u8; 32], device: &DeviceId, role: IrohRole) -> PublicKey {
+    PublicKey::of(&SigningKey::from_bytes(&endpoint_seed(seed, device, role)))
 }
 
 /// The `set_shared_files` pointer.
@@ -220,12 +312,25 @@ fn parse_op(op: &str, body: &Value, ignore: bool, chain: &PublicKey) -> Result<O
                     })
                 }
                 "iroh" => {
-                    let f = Fields::exact(body, "iroh endpoint", &["kind", "node_id"], &[])?;
+                    let f = Fields::exact(body, "iroh endpoint", &["kind", "node_id"], &["device", "role"])?;
                     let node_id = f.str("node_id")?;
-                    if node_id != chain.hex() {
-                        return Err(invalid("iroh node_id must equal the chain key in v0".into()));
-                    }
-                    Op::AddEndpoint(Endpoint::Iroh { node_id: node_id.into() })
+                    PublicKey::from_hex(node_id)
+                        .map_err(|e| invalid(format!("iroh node_id must be a valid key: {}", e.message)))?;
+                    // A device endpoint names both its device and its role; a
+                    // wave-1 endpoint names neither. Half of the pair is a shape error.
+                    let device = match (f.opt_str("device")?, f.opt_str("role")?) {
+                        (None, None) => None,
+                        (Some(d), Some(r)) => Some(IrohDevice {
+                            device: d
+                                .parse()
+                                .map_err(|_| invalid("device must be 16 lowercase hex characters".into()))?,
+                            role: IrohRole::parse(r).ok_or_else(|| invalid("role must be serve or fetch".into()))?,
+                        }),
+                        _ => {
+                            return Err(err(ErrorCode::InvalidRequest, "iroh endpoint: device and role go together"));
+                        }
+                    };
+                    Op::AddEndpoint(Endpoint::Iroh { node_id: node_id.into(), device })
                 }
                 other => return Err(invalid(format!("unknown endpoint kind {other:?}"))),
             }
@@ -365,12 +470,54 @@ impl ChainState {
         })
     }
 
-    /// The Iroh endpoint id, if advertised.
+    /// The first Iroh endpoint id, if any is advertised.
     pub fn iroh_node(&self) -> Option<&str> {
-        self.endpoints.iter().find_map(|e| match &e.endpoint {
-            Endpoint::Iroh { node_id } => Some(node_id.as_str()),
+        self.iroh_endpoints().next().map(|e| e.node_id)
+    }
+
+    /// Every live Iroh endpoint, in the order they were added. All of them are
+    /// admitted by providers (PROTOCOL.md §7.5).
+    pub fn iroh_endpoints(&self) -> impl Iterator<Item = IrohEndpointRef<'_>> {
+        self.endpoints.iter().filter_map(|e| match &e.endpoint {
+            Endpoint::Iroh { node_id, device } => {
+                Some(IrohEndpointRef { link_id: &e.link_id, node_id, device: device.as_ref() })
+            }
             Endpoint::Nats { .. } => None,
         })
+    }
+
+    /// The endpoints fetchers may dial: `serve` endpoints and wave-1 ones, newest
+    /// device endpoint first (the device most likely still running) and wave-1
+    /// endpoints last (they predate per-device keys).
+    pub fn serving_endpoints(&self) -> Vec<IrohEndpointRef<'_>> {
+        let mut out: Vec<IrohEndpointRef<'_>> = self.iroh_endpoints().filter(IrohEndpointRef::serves).collect();
+        out.reverse();
+        out.sort_by_key(|e| e.device.is_none());
+        out
+    }
+}
+
+/// A live Iroh endpoint of a chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IrohEndpointRef<'a> {
+    /// The `add_endpoint` link id.
+    pub link_id: &'a str,
+    /// Endpoint id hex.
+    pub node_id: &'a str,
+    /// Device and role; `None` for a wave-1 link.
+    pub device: Option<&'a IrohDevice>,
+}
+
+impl IrohEndpointRef<'_> {
+    /// Whether fetchers may dial it: a `serve` endpoint, or a wave-1 one.
+    pub fn serves(&self) -> bool {
+        self.device.is_none_or(|d| d.role == IrohRole::Serve)
+    }
+
+    /// The endpoint id as a key (`None` only for a chain that did not come
+    /// through [`parse_link`], which checks every node id).
+    pub fn key(&self) -> Option<PublicKey> {
+        PublicKey::from_hex(self.node_id).ok()
     }
 }
 
@@ -417,6 +564,7 @@ pub fn check_extends(links: &[Link], pinned: &PinnedTail) -> Result<(), KezError
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -443,7 +591,7 @@ mod tests {
                     subject: legacy_inbox_subject(&pk),
                     url: "nats://127.0.0.1:4222".into(),
                 }),
-                Op::AddEndpoint(Endpoint::Iroh { node_id: pk.hex() }),
+                Op::AddEndpoint(Endpoint::iroh_wave1(&pk)),
                 Op::AddClaim(Claim { service: "kez".into(), account: "alice@kez.lat".into(), proof: None }),
             ],
         );
@@ -459,5 +607,82 @@ mod tests {
         // Another key's chain is rejected.
         let other = PublicKey::of(&SigningKey::from_bytes(&[6u8; 32]));
         assert!(verify_chain(&other, &links).is_err());
+    }
+
+    #[test]
+    fn device_endpoints_derive_publish_and_order() {
+        let sk = SigningKey::from_bytes(&[5u8; 32]);
+        let pk = PublicKey::of(&sk);
+        let (d1, d2): (DeviceId, DeviceId) = ("0123456789abcdef".parse().unwrap(), "fedcba9876543210".parse().unwrap());
+        let key = |d: &DeviceId, r| endpoint_key(&sk.to_bytes(), d, r);
+        // Four distinct endpoint ids, none of them the identity key, all stable.
+        let ids = [
+            key(&d1, IrohRole::Serve),
+            key(&d1, IrohRole::Fetch),
+            key(&d2, IrohRole::Serve),
+            key(&d2, IrohRole::Fetch),
+        ];
+        for (i, a) in ids.iter().enumerate() {
+            assert_ne!(*a, pk);
+            for b in &ids[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+        assert_eq!(key(&d1, IrohRole::Serve), ids[0]);
+
+        let links = chain(
+            &sk,
+            &[
+                Op::AddEndpoint(Endpoint::iroh_wave1(&pk)),
+                Op::AddEndpoint(Endpoint::iroh_device(&ids[0], d1.clone(), IrohRole::Serve)),
+                Op::AddEndpoint(Endpoint::iroh_device(&ids[1], d1.clone(), IrohRole::Fetch)),
+                Op::AddEndpoint(Endpoint::iroh_device(&ids[2], d2.clone(), IrohRole::Serve)),
+            ],
+        );
+        let body = links[1]["body"].clone();
+        assert_eq!(
+            body,
+            json!({"kind": "iroh", "node_id": ids[0].hex(), "device": "0123456789abcdef", "role": "serve"})
+        );
+        let (state, _) = verify_chain(&pk, &links).unwrap();
+        assert_eq!(state.iroh_endpoints().count(), 4);
+        let serving: Vec<String> = state.serving_endpoints().iter().map(|e| e.node_id.to_string()).collect();
+        assert_eq!(serving, [ids[2].hex(), ids[0].hex(), pk.hex()], "newest device first, wave-1 last, no fetch");
+        let st = serde_json::to_value(&state).unwrap();
+        assert_eq!(st["endpoints"][1]["device"], "0123456789abcdef");
+        assert_eq!(st["endpoints"][2]["role"], "fetch");
+        assert!(st["endpoints"][0].get("device").is_none(), "wave-1 has no device key: {st}");
+    }
+
+    #[test]
+    fn iroh_bodies_are_checked() {
+        let sk = SigningKey::from_bytes(&[5u8; 32]);
+        let pk = PublicKey::of(&sk);
+        let one = |body: Value| {
+            let unsigned = json!({"v": 1, "chain": pk.to_string(), "signer": pk.to_string(), "seqno": 1, "prev": null,
+                "ctime": 1, "op": "add_endpoint", "ignore_if_unsupported": false, "body": body});
+            let bytes = canonicalize(&Value::Object(sign_object(
+                &sk,
+                Purpose::SigchainLink,
+                unsigned.as_object().unwrap().clone(),
+            )));
+            parse_link(&bytes).map(|_| ()).map_err(|e| e.code)
+        };
+        let other = PublicKey::of(&SigningKey::from_bytes(&[6u8; 32])).hex();
+        assert_eq!(one(json!({"kind": "iroh", "node_id": other})), Ok(()), "any valid key, wave-1 shape");
+        let dev = |d: &str, r: &str| json!({"kind": "iroh", "node_id": other, "device": d, "role": r});
+        assert_eq!(one(dev("0123456789abcdef", "fetch")), Ok(()));
+        assert_eq!(one(dev("0123456789ABCDEF", "serve")), Err(ErrorCode::InvalidLink));
+        assert_eq!(one(dev("0123456789abcdef", "relay")), Err(ErrorCode::InvalidLink));
+        assert_eq!(
+            one(json!({"kind": "iroh", "node_id": other, "device": "0123456789abcdef"})),
+            Err(ErrorCode::InvalidRequest)
+        );
+        assert_eq!(one(json!({"kind": "iroh", "node_id": other, "role": "serve"})), Err(ErrorCode::InvalidRequest));
+        assert_eq!(
+            one(json!({"kind": "iroh", "node_id": format!("01{}", "00".repeat(31))})),
+            Err(ErrorCode::InvalidLink)
+        );
+        assert_eq!(one(json!({"kind": "iroh", "node_id": other.to_uppercase()})), Err(ErrorCode::InvalidLink));
     }
 }

@@ -83,8 +83,7 @@ fn valid_objects() -> Vec<Vec<u8>> {
     let ak = PublicKey::of(&a);
     let h = Handle::parse_input("alice", "kez.lat").unwrap();
     let reg = register::build(&a, &h, NOW, [7; 16]);
-    let link =
-        kv_schemas::sigchain::build_link(&a, 1, None, NOW, &Op::AddEndpoint(Endpoint::Iroh { node_id: ak.hex() }));
+    let link = kv_schemas::sigchain::build_link(&a, 1, None, NOW, &Op::AddEndpoint(Endpoint::iroh_wave1(&ak)));
     let env =
         envelope::seal_with(&a, &PublicKey::of(&bob()), &Body::Text("hello".into()), NOW, [3; 16], [4; 32]).unwrap();
     let k = [5u8; 32];

@@ -24,7 +24,8 @@ use kv_schemas::handle::{Handle, RESERVED};
 use kv_schemas::jcs::{canonicalize, canonicalize_text, parse_canonical, parse_profile};
 use kv_schemas::keys::{PublicKey, sign_raw};
 use kv_schemas::sig::{Purpose, signing_input};
-use kv_schemas::sigchain::{ChainState, parse_link};
+use kv_schemas::sigchain::{ChainState, IrohRole, endpoint_key, endpoint_seed, parse_link};
+use kv_schemas::subjects::DeviceId;
 use kv_schemas::{manifest, nonce, register, safety};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256, Sha512};
@@ -48,6 +49,7 @@ const FILES: &[&str] = &[
     "files.json",
     "manifests.json",
     "safety.json",
+    "iroh_endpoints.json",
 ];
 
 const ALICE: [u8; 32] = [1; 32];
@@ -1125,7 +1127,7 @@ fn gen_signatures() -> Value {
     let alice = sk(ALICE);
     let (ak, bk) = (pk(ALICE), pk(BOB));
     let reg = register::build(&alice, &Handle::parse_input("alice", HOME).unwrap(), NOW, [0x11; 16]);
-    let link = build_link(&alice, 1, None, NOW, &Op::AddEndpoint(Endpoint::Iroh { node_id: ak.hex() }));
+    let link = build_link(&alice, 1, None, NOW, &Op::AddEndpoint(Endpoint::iroh_wave1(&ak)));
     let man = manifest::build(&alice, 1, NOW, &[]).unwrap();
     let msg = sign_as(&alice, Purpose::Msg, &msg_unsigned(&ak, &bk, "hi"));
     let valid: Vec<Value> = [("register", &reg), ("sigchain_link", &link), ("manifest", &man), ("msg", &msg)]
@@ -1478,6 +1480,18 @@ fn iroh_body(k: &PublicKey) -> Value {
     json!({"kind": "iroh", "node_id": k.hex()})
 }
 
+/// The two device ids of the per-device endpoint vectors.
+const DEVICES: [&str; 2] = ["0123456789abcdef", "fedcba9876543210"];
+
+fn device(i: usize) -> DeviceId {
+    DEVICES[i].parse().unwrap()
+}
+
+/// A per-device iroh body (PROTOCOL.md §5, §7.5) of `owner`'s device `i`.
+fn device_body(owner: [u8; 32], i: usize, role: IrohRole) -> Value {
+    json!({"kind": "iroh", "node_id": endpoint_key(&owner, &device(i), role).hex(), "device": DEVICES[i], "role": role.as_str()})
+}
+
 fn gen_sigchain() -> Value {
     use kv_schemas::sigchain::{Claim, Endpoint, Op, SharedFiles, build_link};
     let alice = sk(ALICE);
@@ -1490,7 +1504,7 @@ fn gen_sigchain() -> Value {
             subject: format!("kez.inbox.{}", ak.hex()),
             url: "nats://kez.lat:4222".into(),
         }),
-        Op::AddEndpoint(Endpoint::Iroh { node_id: ak.hex() }),
+        Op::AddEndpoint(Endpoint::iroh_wave1(&ak)),
         Op::AddClaim(Claim {
             service: "github".into(),
             account: "alice".into(),
@@ -1539,7 +1553,26 @@ fn gen_sigchain() -> Value {
     let b3 = link(&bob, 3, Some(&id_of(&b2)), "add_claim", json!({"service": "kez", "account": "bob@kez.lat"}));
     let carol = sk(CAROL);
     let c1 = link(&carol, 1, None, "add_endpoint", nats_body(&pk(CAROL)));
-    let chains: Vec<Value> = [("full_lifecycle", ak, full.clone()), ("ignored_unknown_op", bk, vec![b1, b2, b3]), ("single_link", pk(CAROL), vec![c1])]
+    // Chain 4: per-device iroh endpoints (§7.5) next to a wave-1 one; removing
+    // device 1 withdraws both of its endpoints. A wave-1 body may name any valid key.
+    let mut dev: Vec<Vec<u8>> = vec![];
+    let bodies = vec![
+        iroh_body(&ak),
+        device_body(ALICE, 0, IrohRole::Serve),
+        device_body(ALICE, 0, IrohRole::Fetch),
+        device_body(ALICE, 1, IrohRole::Serve),
+        device_body(ALICE, 1, IrohRole::Fetch),
+        iroh_body(&bk),
+    ];
+    for body in bodies {
+        let prev = dev.last().map(|b| id_of(b));
+        dev.push(link(&alice, dev.len() as u64 + 1, prev.as_deref(), "add_endpoint", body));
+    }
+    for target in [id_of(&dev[1]), id_of(&dev[2])] {
+        let prev = dev.last().map(|b| id_of(b));
+        dev.push(link(&alice, dev.len() as u64 + 1, prev.as_deref(), "remove_endpoint", json!({"target": target})));
+    }
+    let chains: Vec<Value> = [("full_lifecycle", ak, full.clone()), ("ignored_unknown_op", bk, vec![b1, b2, b3]), ("single_link", pk(CAROL), vec![c1]), ("per_device_iroh_endpoints", ak, dev)]
         .iter()
         .map(|(n, key, links)| {
             let st = replay(key, links).unwrap();
@@ -1664,10 +1697,59 @@ fn gen_sigchain() -> Value {
         0,
         "invalid_link",
     );
+    let serve0 = device_body(ALICE, 0, IrohRole::Serve);
+    let iroh_case = |f: &dyn Fn(&mut Map<String, Value>)| {
+        let mut b = serve0.as_object().unwrap().clone();
+        f(&mut b);
+        vec![link(&alice, 1, None, "add_endpoint", Value::Object(b))]
+    };
+    add("iroh_device_without_role", &ak, iroh_case(&|b| drop(b.remove("role"))), 0, "invalid_request");
+    add("iroh_role_without_device", &ak, iroh_case(&|b| drop(b.remove("device"))), 0, "invalid_request");
+    add("iroh_role_unknown", &ak, iroh_case(&|b| drop(b.insert("role".into(), "relay".into()))), 0, "invalid_link");
+    add("iroh_role_uppercase", &ak, iroh_case(&|b| drop(b.insert("role".into(), "Serve".into()))), 0, "invalid_link");
     add(
-        "iroh_node_id_of_another_key",
+        "iroh_device_uppercase",
         &ak,
-        vec![link(&alice, 1, None, "add_endpoint", iroh_body(&bk))],
+        iroh_case(&|b| drop(b.insert("device".into(), DEVICES[0].to_uppercase().into()))),
+        0,
+        "invalid_link",
+    );
+    add(
+        "iroh_device_15_chars",
+        &ak,
+        iroh_case(&|b| drop(b.insert("device".into(), DEVICES[0][..15].into()))),
+        0,
+        "invalid_link",
+    );
+    add("iroh_device_a_number", &ak, iroh_case(&|b| drop(b.insert("device".into(), 7.into()))), 0, "invalid_request");
+    add("iroh_extra_field", &ak, iroh_case(&|b| drop(b.insert("name".into(), "laptop".into()))), 0, "invalid_request");
+    add(
+        "iroh_node_id_small_order",
+        &ak,
+        iroh_case(&|b| drop(b.insert("node_id".into(), format!("01{}", "00".repeat(31)).into()))),
+        0,
+        "invalid_link",
+    );
+    add(
+        "iroh_node_id_non_canonical",
+        &ak,
+        iroh_case(&|b| {
+            drop(b.insert("node_id".into(), format!("ed{}7f", "ff".repeat(30)).into()));
+        }),
+        0,
+        "invalid_link",
+    );
+    add(
+        "iroh_node_id_uppercase",
+        &ak,
+        iroh_case(&|b| drop(b.insert("node_id".into(), b["node_id"].as_str().unwrap().to_uppercase().into()))),
+        0,
+        "invalid_link",
+    );
+    add(
+        "iroh_wave1_node_id_short",
+        &ak,
+        vec![link(&alice, 1, None, "add_endpoint", json!({"kind": "iroh", "node_id": &ak.hex()[..62]}))],
         0,
         "invalid_link",
     );
@@ -2992,4 +3074,79 @@ fn check_manifests(v: &Value) {
 #[test]
 fn manifests_json() {
     run("manifests.json", gen_manifests, check_manifests);
+}
+
+// ------------------------------------------------------ iroh_endpoints.json
+
+/// `endpoint_seed` written out by hand (PROTOCOL.md §7.5), to cross-check the crate.
+fn endpoint_seed_by_hand(seed: &[u8; 32], device: &str, role: &str) -> (Vec<u8>, [u8; 32]) {
+    let info = [b"kez-v1/iroh-endpoint".as_slice(), &[0], device.as_bytes(), &[0], role.as_bytes()].concat();
+    (info.clone(), hkdf32(seed, b"", &info))
+}
+
+fn gen_iroh_endpoints() -> Value {
+    let mut endpoints = vec![];
+    for (who, seed) in [("alice", ALICE), ("bob", BOB)] {
+        for (i, d) in DEVICES.iter().enumerate() {
+            for role in IrohRole::ALL {
+                let (info, eseed) = endpoint_seed_by_hand(&seed, d, role.as_str());
+                let public = pk(eseed);
+                endpoints.push(json!({
+                    "name": format!("{who}_device{}_{role}", i + 1),
+                    "seed": hex_encode(&seed),
+                    "key": pk(seed).to_string(),
+                    "device": d,
+                    "role": role.as_str(),
+                    "info_hex": hex_encode(&info),
+                    "endpoint_seed": hex_encode(&eseed),
+                    "endpoint_public": public.hex(),
+                    "body": {"kind": "iroh", "node_id": public.hex(), "device": d, "role": role.as_str()},
+                }));
+            }
+        }
+    }
+    let invalid_devices: Vec<Value> = [
+        ("uppercase", DEVICES[0].to_uppercase()),
+        ("15_chars", DEVICES[0][..15].to_string()),
+        ("17_chars", format!("{}0", DEVICES[0])),
+        ("not_hex", "0123456789abcdeg".to_string()),
+        ("empty", String::new()),
+    ]
+    .into_iter()
+    .map(|(n, d)| {
+        intend(n, d.parse::<DeviceId>(), "invalid_request");
+        json!({"name": n, "device": d, "error": "invalid_request"})
+    })
+    .collect();
+    json!({
+        "description": "Per-device Iroh endpoint keys (PROTOCOL.md §7.5): endpoint_seed = HKDF-SHA256(seed, salt \"\", info), endpoint id = its Ed25519 public key, and the add_endpoint body that publishes it. See README.md.",
+        "endpoints": endpoints,
+        "invalid_devices": invalid_devices,
+    })
+}
+
+fn check_iroh_endpoints(v: &Value) {
+    use kv_schemas::sigchain::{Endpoint, Op, build_link};
+    for c in arr(v, "endpoints") {
+        let seed = hx32(c, "seed");
+        let device: DeviceId = s(c, "device").parse().unwrap();
+        let role = IrohRole::parse(s(c, "role")).unwrap();
+        assert_eq!(PublicKey::of(&sk(seed)), key_of(c, "key"), "case {}", name(c));
+        assert_eq!(hex_encode(&*endpoint_seed(&seed, &device, role)), s(c, "endpoint_seed"), "case {}", name(c));
+        let public = endpoint_key(&seed, &device, role);
+        assert_eq!(public.hex(), s(c, "endpoint_public"), "case {}", name(c));
+        // The body the crate publishes for it, and it parses back as that endpoint.
+        let op = Op::AddEndpoint(Endpoint::iroh_device(&public, device, role));
+        let link = parse_link(&build_link(&sk(seed), 1, None, NOW, &op)).unwrap();
+        assert_eq!(link.to_value()["body"], c["body"], "case {}", name(c));
+        assert_eq!(link.op, op, "case {}", name(c));
+    }
+    for c in arr(v, "invalid_devices") {
+        expect_code(c, s(c, "device").parse::<DeviceId>());
+    }
+}
+
+#[test]
+fn iroh_endpoints_json() {
+    run("iroh_endpoints.json", gen_iroh_endpoints, check_iroh_endpoints);
 }

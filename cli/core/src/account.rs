@@ -244,8 +244,7 @@ pub async fn ensure_endpoints(api: &Api, account: &mut Account, id: &Identity) -
         });
     }
     let inbox = kv_schemas::subjects::inbox_subject(&key);
-    let wanted =
-        [Endpoint::Nats { subject: inbox, url: account.nats_url.clone() }, Endpoint::Iroh { node_id: key.hex() }];
+    let wanted = [Endpoint::Nats { subject: inbox, url: account.nats_url.clone() }, Endpoint::iroh_wave1(&key)];
     for endpoint in wanted {
         let present = state.endpoints.iter().any(|e| e.endpoint == endpoint);
         if present {

@@ -85,7 +85,7 @@ impl Contact {
                     self.inbox = Some(subject.clone());
                     self.broker = Some(url.clone());
                 }
-                Endpoint::Iroh { node_id } if self.iroh_node.is_none() => self.iroh_node = Some(node_id.clone()),
+                Endpoint::Iroh { node_id, .. } if self.iroh_node.is_none() => self.iroh_node = Some(node_id.clone()),
                 _ => {}
             }
         }

@@ -1,6 +1,6 @@
 //! The user's identity: one 32-byte Ed25519 seed (PROTOCOL.md §2) and every
 //! form derived from it — the 24-word mnemonic, the `ed25519:` key string, the
-//! NATS nkeys, the Iroh secret and the X25519 KEM public key — plus the one
+//! NATS nkeys, the per-device Iroh endpoint keys and the X25519 KEM public key — plus the one
 //! non-KEZ signature the client makes with it: the NATS server nonce
 //! (PROTOCOL.md §2.2, nonce rule enforced here).
 
@@ -11,6 +11,8 @@ use ed25519_dalek::SigningKey;
 use kv_schemas::PublicKey;
 use kv_schemas::encoding::b64_encode;
 use kv_schemas::keys::sign_raw;
+use kv_schemas::sigchain::{IrohRole, endpoint_seed};
+use kv_schemas::subjects::DeviceId;
 use zeroize::Zeroizing;
 
 /// Number of words in a KEZ mnemonic (256 bits of entropy + 8 checksum bits).
@@ -173,9 +175,16 @@ impl Identity {
         self.nkey_pair()?.seed().map(Zeroizing::new).map_err(|e| NkeyError(e.to_string()))
     }
 
-    /// The raw 32-byte secret Iroh uses (`iroh::SecretKey::from_bytes`): the seed.
-    pub fn iroh_secret_bytes(&self) -> Zeroizing<[u8; 32]> {
-        self.seed()
+    /// The secret of this device's Iroh endpoint for `role` (`iroh::SecretKey::from_bytes`):
+    /// `endpoint_seed(seed, device, role)` of PROTOCOL.md §7.5. Never the seed itself, so
+    /// a serving and a fetching process, or two devices, never share an endpoint id.
+    pub fn iroh_endpoint_secret(&self, device: &DeviceId, role: IrohRole) -> Zeroizing<[u8; 32]> {
+        endpoint_seed(&self.seed(), device, role)
+    }
+
+    /// The endpoint id (public key) of [`Identity::iroh_endpoint_secret`].
+    pub fn iroh_endpoint_key(&self, device: &DeviceId, role: IrohRole) -> PublicKey {
+        kv_schemas::sigchain::endpoint_key(&self.seed(), device, role)
     }
 
     /// The X25519 public key used as a KEM recipient key (PROTOCOL.md §2).
@@ -267,7 +276,18 @@ mod tests {
         assert!(su.starts_with("SU") && su.len() == 58);
         let kp = nkeys::KeyPair::from_seed(&su).unwrap();
         assert_eq!(kp.public_key(), u);
-        assert_eq!(*id.iroh_secret_bytes(), [1u8; 32]);
+        let dev: DeviceId = "0123456789abcdef".parse().unwrap();
+        // The shared vector (kv-schemas/testdata/iroh_endpoints.json, alice_device1_serve).
+        assert_eq!(
+            hex::encode(*id.iroh_endpoint_secret(&dev, IrohRole::Serve)),
+            "9c9390bfdf5f8d7adf08767c99be8bfee40d896b8e00e6ca1a87bdc4182e69b5"
+        );
+        assert_eq!(
+            id.iroh_endpoint_key(&dev, IrohRole::Serve).hex(),
+            "9fe16c689037053e92a5ce120c598d6aabb4b4da0f86731e8cc232b577132e8e"
+        );
+        assert_ne!(id.iroh_endpoint_key(&dev, IrohRole::Fetch), id.iroh_endpoint_key(&dev, IrohRole::Serve));
+        assert_ne!(id.iroh_endpoint_key(&dev, IrohRole::Serve), id.public_key());
         let xs = kv_schemas::keys::x25519_secret(id.signing_key());
         assert_eq!(x25519_dalek::PublicKey::from(&xs).to_bytes(), id.x25519_public());
         let dbg = format!("{id:?}");

@@ -219,8 +219,12 @@ pub async fn whoami(ctx: &mut Ctx) -> Result<()> {
                 for e in &state.endpoints {
                     match &e.endpoint {
                         kv_schemas::sigchain::Endpoint::Nats { subject, url } => say!("    nats  {subject} via {url}"),
-                        kv_schemas::sigchain::Endpoint::Iroh { node_id } => {
-                            say!("    iroh  {}", short_key(&kv_schemas::PublicKey::from_hex(node_id)?))
+                        kv_schemas::sigchain::Endpoint::Iroh { node_id, device } => {
+                            let key = short_key(&kv_schemas::PublicKey::from_hex(node_id)?);
+                            match device {
+                                Some(d) => say!("    iroh  {key} ({} of device {})", d.role, d.device),
+                                None => say!("    iroh  {key}"),
+                            }
                         }
                     }
                 }

@@ -4,8 +4,13 @@
 //!
 //! Environment (see `kez_client::files::config`): `KEZ_IROH_RELAY=off` (no
 //! relays / DNS address lookup: tests, LANs), `KEZ_IROH_BIND=ip:port`,
-//! `KEZ_IROH_PEERS=<node id hex>@<ip:port>,…;…` (direct-address hints),
-//! `KEZ_IROH_CONNECT_TIMEOUT_MS`.
+//! `KEZ_IROH_PEERS=<id hex>@<ip:port>,…;…` (direct-address hints; the id is an
+//! endpoint id or a user's identity key), `KEZ_IROH_CONNECT_TIMEOUT_MS`.
+//!
+//! Each data folder is a device with two Iroh endpoints of its own (PROTOCOL.md
+//! §7.5): `serve`/`listen` serve with the `serve` key, `fetch` dials with the
+//! `fetch` key, so they run side by side. Both are published on the own
+//! sigchain before either is used.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -17,8 +22,10 @@ use futures::future::BoxFuture;
 use kez_client::account::Account;
 use kez_client::chat::Outgoing;
 use kez_client::contacts::{Change, Contact};
+use kez_client::device::LocalDevice;
 use kez_client::files::config::NodeConfig;
-use kez_client::files::fetch::{FetchEvent, FetchRequest, fetch};
+use kez_client::files::endpoints::{DeviceEndpoints, ensure_device_endpoints};
+use kez_client::files::fetch::{FetchEvent, FetchRequest, Fetcher, Source, fetch};
 use kez_client::files::manifest_store::{HttpDirectory, browse as browse_manifest, publish_manifest};
 use kez_client::files::node::{Provider, ServeEvent};
 use kez_client::files::{FilesError, Shares, share_file};
@@ -26,6 +33,8 @@ use kez_client::store::{Store, StoredMessage};
 use kez_client::{ClientError, Identity};
 use kv_schemas::envelope::{self, Body};
 use kv_schemas::files::{Entry, FileMeta, parse_entry};
+use kv_schemas::sigchain::{IrohRole, PinnedTail};
+use kv_schemas::subjects::DeviceId;
 use kv_schemas::{Handle, PublicKey, now_ms, safety};
 use serde_json::json;
 
@@ -96,6 +105,27 @@ fn files_dir(ctx: &Ctx) -> PathBuf {
     ctx.paths.home().join("files")
 }
 
+/// This data folder's device id (`device.json`, created on first use, named after the host).
+fn device_id(ctx: &Ctx) -> Result<DeviceId> {
+    let host = std::env::var("HOSTNAME").ok().or_else(|| std::fs::read_to_string("/etc/hostname").ok());
+    Ok(LocalDevice::load_or_create(&ctx.paths, host.as_deref().unwrap_or_default().trim())?.id)
+}
+
+/// Publishes this device's two Iroh endpoints on the own sigchain if they are
+/// not there yet (PROTOCOL.md §7.5): peers admit and dial only what the chain lists.
+async fn publish_endpoints(
+    directory: &HttpDirectory,
+    id: &Identity,
+    device: &DeviceId,
+    json: bool,
+) -> Result<DeviceEndpoints> {
+    let ensured = ensure_device_endpoints(directory, id.signing_key(), device).await.map_err(files_err)?;
+    if ensured.added > 0 && !json {
+        eprintln!("kez-chat: published this device's file endpoints ({device}) on your sigchain");
+    }
+    Ok(DeviceEndpoints::derive(id.signing_key(), device))
+}
+
 fn node_config() -> Result<NodeConfig> {
     Ok(NodeConfig::from_env().map_err(|e| ClientError::Usage(e.to_string()))?)
 }
@@ -131,6 +161,11 @@ async fn contact(ctx: &Ctx, account: &Account, handle: &Handle) -> Result<Contac
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// The chain position pinned for a contact's key, if the key is a contact's.
+fn pin_of(ctx: &Ctx, key: &PublicKey) -> Option<PinnedTail> {
+    Store::open(&ctx.paths.db_dir()).ok().and_then(|s| s.contact_by_key(key).ok().flatten()).map(|c| c.tail)
 }
 
 /// How to call a key: a contact's handle, else its short form.
@@ -202,7 +237,11 @@ pub async fn share(ctx: &mut Ctx, args: ShareArgs) -> Result<()> {
         eprintln!("kez-chat: warning: the shared-files manifest was not updated: {e}");
     }
 
-    let body = out.offer_body(&account.key);
+    // The offer names this device's serving endpoint, which must be on the chain
+    // before the recipient checks it.
+    let device = device_id(ctx)?;
+    let endpoints = publish_endpoints(&directory, &id, &device, ctx.json).await?;
+    let body = out.offer_body(&endpoints.key(IrohRole::Serve));
     let msg = seal_offer(&id, &to, &body)?;
     let broker = super::chat::connect(ctx, &account, id.clone()).await?;
     let seq = broker.publish(&msg.subject, msg.envelope.clone()).await?;
@@ -322,15 +361,15 @@ pub async fn fetch_cmd(ctx: &mut Ctx, args: FetchArgs) -> Result<()> {
         Some(d) => d.clone(),
         None => std::env::current_dir().context("no current folder")?,
     };
-    let (entry, owner, node_id, label) = match &args.entry {
+    let directory = HttpDirectory::new(&ctx.server(Some(&account))?).map_err(files_err)?;
+    let (entry, owner, source, owner_pin, label) = match &args.entry {
         Some(entry_id) => {
             let handle = ctx.handle(&account, &args.target)?;
             let c = contact(ctx, &account, &handle).await?;
             let id = ctx.unlock(&account)?;
-            let directory = HttpDirectory::new(&ctx.server(Some(&account))?).map_err(files_err)?;
             let b = browse_manifest(&directory, id.signing_key(), &c.key, Some(&c.tail)).await.map_err(files_err)?;
             let v = b.find(entry_id).map_err(files_err)?;
-            (v.entry.clone(), c.key, c.key, handle.display(&account.domain))
+            (v.entry.clone(), c.key, Source::Owner, Some(b.tail.clone()), handle.display(&account.domain))
         }
         None => {
             let all = offers(ctx)?;
@@ -348,14 +387,23 @@ pub async fn fetch_cmd(ctx: &mut Ctx, args: FetchArgs) -> Result<()> {
                 _ => bail!(ClientError::Usage(format!("{} matches several offers; give more of the id", args.target))),
             };
             let node = PublicKey::from_hex(&o.node_id).map_err(ClientError::from)?;
-            (o.entry.clone(), o.msg.from, node, label_of(ctx, &account, &o.msg.from))
+            (
+                o.entry.clone(),
+                o.msg.from,
+                Source::Offer(node),
+                pin_of(ctx, &o.msg.from),
+                label_of(ctx, &account, &o.msg.from),
+            )
         }
     };
     let id = ctx.unlock(&account)?;
+    let device = device_id(ctx)?;
+    publish_endpoints(&directory, &id, &device, ctx.json).await?;
     let req = FetchRequest {
         entry,
         owner,
-        node_id,
+        source,
+        owner_pin,
         peer_label: label.clone(),
         target_dir,
         overwrite: args.force,
@@ -397,7 +445,9 @@ pub async fn fetch_cmd(ctx: &mut Ctx, args: FetchArgs) -> Result<()> {
     let cancel = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    let result = fetch(id.signing_key(), &files_dir(ctx), &cfg, &req, cancel, on).await;
+    let files = files_dir(ctx);
+    let fetcher = Fetcher { me: id.signing_key(), device: &device, chains: &directory, files_dir: &files, cfg: &cfg };
+    let result = fetch(&fetcher, &req, cancel, on).await;
     bar.finish_and_clear();
     let got = match result {
         Ok(g) => g,
@@ -501,18 +551,36 @@ pub async fn unshare(ctx: &mut Ctx, args: UnshareArgs) -> Result<()> {
     Ok(())
 }
 
+/// Where the provider runs: the data folder's files, the server whose sigchains
+/// say which endpoints belong to whom, and this device.
+pub struct ProviderSetup {
+    pub files: PathBuf,
+    pub server: String,
+    pub device: DeviceId,
+    pub handle: String,
+    pub json: bool,
+}
+
 /// Runs the provider until the future is dropped or fails; prints what happens.
-pub async fn run_provider(files: PathBuf, id: Arc<Identity>, handle: String, json: bool) -> Result<()> {
+pub async fn run_provider(setup: ProviderSetup, id: Arc<Identity>) -> Result<()> {
+    let ProviderSetup { files, server, device, handle, json } = setup;
     let cfg = node_config()?;
-    let (provider, mut events) = Provider::start(&id.seed(), &files, &cfg).await.map_err(files_err)?;
+    let directory = HttpDirectory::new(&server).map_err(files_err)?;
+    publish_endpoints(&directory, &id, &device, json).await?;
+    let (provider, mut events) =
+        Provider::start(id.signing_key(), &device, &files, &cfg, directory).await.map_err(files_err)?;
     let n = Shares::load(&files).map(|s| s.shares.len()).unwrap_or(0);
     if json {
-        json_line(
-            &json!({ "event": "serving", "node_id": provider.id_hex(), "addrs": provider.direct_addrs(), "shares": n }),
-        );
+        json_line(&json!({
+            "event": "serving",
+            "node_id": provider.id_hex(),
+            "device": device,
+            "addrs": provider.direct_addrs(),
+            "shares": n,
+        }));
     } else {
         eprintln!(
-            "serving {n} shared file(s) as {handle} — node {} on {} (relays {})",
+            "serving {n} shared file(s) as {handle} — device {device}, node {} on {} (relays {})",
             provider.id_hex(),
             provider.direct_addrs().iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
             if cfg.relay { "on" } else { "off" }
@@ -527,20 +595,29 @@ pub async fn run_provider(files: PathBuf, id: Arc<Identity>, handle: String, jso
         };
         let Some(ev) = ev else { break };
         match ev {
-            ServeEvent::Serving { peer, blob } => {
+            ServeEvent::Serving { peer, endpoint, device, blob } => {
                 if json {
-                    json_line(&json!({ "event": "serving_blob", "peer": peer, "blob": blob }));
+                    json_line(&json!({
+                        "event": "serving_blob", "peer": peer, "endpoint": endpoint.hex(), "device": device, "blob": blob,
+                    }));
                 } else {
-                    eprintln!("sending {}… to {}", &blob[..12], short_key(&peer));
+                    let from = device.map(|d| format!(" (device {d})")).unwrap_or_default();
+                    eprintln!("sending {}… to {}{from}", &blob[..12], short_key(&peer));
                 }
             }
-            ServeEvent::Refused { peer, blob } => {
+            ServeEvent::Refused { endpoint, peer, blob } => {
                 if json {
-                    json_line(&json!({ "event": "refused", "peer": peer, "blob": blob }));
+                    json_line(&json!({
+                        "event": "refused", "peer": peer, "endpoint": endpoint.map(|e| e.hex()), "blob": blob,
+                    }));
                 } else {
+                    let who = match (peer, endpoint) {
+                        (Some(p), _) => short_key(&p),
+                        (None, Some(e)) => format!("endpoint {}", &e.hex()[..16]),
+                        (None, None) => "an unknown peer".into(),
+                    };
                     eprintln!(
-                        "refused {} (not a recipient{})",
-                        peer.map(|p| short_key(&p)).unwrap_or_else(|| "an unknown peer".into()),
+                        "refused {who} (not a recipient{})",
                         blob.map(|b| format!(" of {}…", &b[..12])).unwrap_or_default()
                     );
                 }
@@ -571,14 +648,16 @@ impl Drop for ProviderGuard {
 
 /// The provider as a `listen` companion (started once the identity is unlocked).
 pub fn provider_task(ctx: &Ctx) -> impl FnOnce(Arc<Identity>) -> BoxFuture<'static, Result<()>> + Send + 'static {
-    let files = files_dir(ctx);
-    let json = ctx.json;
-    let handle = Account::load(&ctx.paths).ok().flatten().map(|a| a.handle.display(&a.domain)).unwrap_or_default();
+    let account = Account::load(&ctx.paths).ok().flatten();
+    let handle = account.as_ref().map(|a| a.handle.display(&a.domain)).unwrap_or_default();
+    let setup = ctx.server(account.as_ref()).and_then(|server| {
+        Ok(ProviderSetup { files: files_dir(ctx), server, device: device_id(ctx)?, handle, json: ctx.json })
+    });
     move |id| {
         Box::pin(async move {
             // Listening must go on even when files cannot be served (e.g. a
             // `serve` in another terminal holds the store).
-            if let Err(e) = run_provider(files, id, handle, json).await {
+            if let Err(e) = async { run_provider(setup?, id).await }.await {
                 eprintln!("kez-chat: warning: not serving files: {e:#}");
             }
             futures::future::pending::<Result<()>>().await
@@ -592,7 +671,14 @@ pub async fn serve(ctx: &mut Ctx, _args: ServeArgs) -> Result<()> {
     if !ctx.json {
         eprintln!("kez-chat serve: keeping your shared files available (Ctrl-C to stop)");
     }
-    run_provider(files_dir(ctx), id, account.handle.display(&account.domain), ctx.json).await?;
+    let setup = ProviderSetup {
+        files: files_dir(ctx),
+        server: ctx.server(Some(&account))?,
+        device: device_id(ctx)?,
+        handle: account.handle.display(&account.domain),
+        json: ctx.json,
+    };
+    run_provider(setup, id).await?;
     if !ctx.json {
         eprintln!("stopped serving");
     }

@@ -116,7 +116,7 @@ async fn register_lookup_webfinger_sigchain_manifest() {
     // Sigchain: no chain yet, then two links.
     let res = send(&app, get(&format!("/v1/sigchains/ed25519/{}", key.hex()))).await;
     assert_eq!(res.error_code(), "chain_not_found");
-    let link1 = sigchain::build_link(&sk, 1, None, now_ms(), &Op::AddEndpoint(Endpoint::Iroh { node_id: key.hex() }));
+    let link1 = sigchain::build_link(&sk, 1, None, now_ms(), &Op::AddEndpoint(Endpoint::iroh_wave1(&key)));
     let res = send(&app, post(&events_url(&key), link1.clone())).await;
     assert_eq!(res.status, StatusCode::CREATED, "{res:?}");
     assert_eq!(res.json()["seqno"], 1);

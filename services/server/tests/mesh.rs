@@ -102,7 +102,7 @@ async fn register_lookup_webfinger_sigchain_manifest_flow() {
     // Sigchain: three links.
     let ops = [
         Op::AddEndpoint(Endpoint::Nats { subject: inbox_subject(&pk), url: "nats://127.0.0.1:4222".into() }),
-        Op::AddEndpoint(Endpoint::Iroh { node_id: pk.hex() }),
+        Op::AddEndpoint(Endpoint::iroh_wave1(&pk)),
         Op::AddClaim(Claim { service: "kez".into(), account: format!("alice@{DOMAIN}"), proof: None }),
     ];
     let mut prev: Option<String> = None;
@@ -163,7 +163,7 @@ async fn concurrent_appends_of_one_seqno_have_one_winner() {
     let bob = key(2);
     let pk = PublicKey::of(&bob);
     m.register(&bob, "bob").await.unwrap();
-    let first = build_link(&bob, 1, None, now_ms(), &Op::AddEndpoint(Endpoint::Iroh { node_id: pk.hex() }));
+    let first = build_link(&bob, 1, None, now_ms(), &Op::AddEndpoint(Endpoint::iroh_wave1(&pk)));
     let tail = parse_link(&first).unwrap().link_id;
     m.call(svc::SIGCHAIN_APPEND, first).await.unwrap();
     let attempts = (0..20u64).map(|i| {
@@ -236,13 +236,13 @@ async fn bad_requests_get_their_codes_and_change_nothing() {
                 1,
                 None,
                 now_ms(),
-                &Op::AddEndpoint(Endpoint::Iroh { node_id: PublicKey::of(&stranger).hex() }),
+                &Op::AddEndpoint(Endpoint::iroh_wave1(&PublicKey::of(&stranger))),
             ),
         )
         .await
         .unwrap_err();
     assert_eq!(e.code, ErrorCode::KeyNotFound);
-    let iroh = Op::AddEndpoint(Endpoint::Iroh { node_id: pk.hex() });
+    let iroh = Op::AddEndpoint(Endpoint::iroh_wave1(&pk));
     assert_eq!(
         m.call(svc::SIGCHAIN_APPEND, build_link(&carol, 2, Some(&"0".repeat(64)), now_ms(), &iroh))
             .await
@@ -254,7 +254,8 @@ async fn bad_requests_get_their_codes_and_change_nothing() {
         m.call(svc::SIGCHAIN_APPEND, build_link(&carol, 1, None, now_ms() - 3_600_000, &iroh)).await.unwrap_err().code,
         ErrorCode::StaleTimestamp
     );
-    let wrong_iroh = Op::AddEndpoint(Endpoint::Iroh { node_id: PublicKey::of(&stranger).hex() });
+    // An iroh node id must be a valid key (any key since per-device endpoints, PROTOCOL.md §7.5).
+    let wrong_iroh = Op::AddEndpoint(Endpoint::Iroh { node_id: format!("01{}", "00".repeat(31)), device: None });
     assert_eq!(
         m.call(svc::SIGCHAIN_APPEND, build_link(&carol, 1, None, now_ms(), &wrong_iroh)).await.unwrap_err().code,
         ErrorCode::InvalidLink

@@ -233,7 +233,7 @@ async fn up_serves_and_keeps_data_across_restart() {
     let reg = register::build(&sk, &Handle::new("erin", "kez.test").unwrap(), now_ms(), [1; 16]);
     let (status, body) = http(&stack.http, "POST", "/v1/register", &reg).await;
     assert_eq!(status, 201, "{body}");
-    let link = build_link(&sk, 1, None, now_ms(), &Op::AddEndpoint(Endpoint::Iroh { node_id: pk.hex() }));
+    let link = build_link(&sk, 1, None, now_ms(), &Op::AddEndpoint(Endpoint::iroh_wave1(&pk)));
     let (status, body) = http(&stack.http, "POST", &format!("/v1/sigchains/ed25519/{}/events", pk.hex()), &link).await;
     assert_eq!(status, 201, "{body}");
     stack.stop();

@@ -5,8 +5,11 @@ import {
   buildLink,
   checkAppend,
   checkExtends,
+  deviceIrohEndpoints,
   emptyState,
+  irohDeviceEndpointBody,
   irohEndpointBody,
+  irohEndpoints,
   natsEndpointBody,
   parseLinkBytes,
   pinOf,
@@ -19,6 +22,7 @@ import { jcsBytes, obj, parseCanonical, type JsonObject } from './jcs';
 import { identityFromSeed } from './keys';
 import { signingInput, signObject } from './sign';
 import { expectCode, seedOf } from './test/util';
+import { endpointPublic } from './iroh-endpoint';
 
 const me = identityFromSeed(seedOf(11));
 const t0 = 1_760_000_000_000;
@@ -114,12 +118,13 @@ describe('chain verification and derived state', () => {
       ['add_endpoint', iroh],
       ['add_endpoint', obj({ kind: 'iroh', node_id: other, device: dev, role: 'serve' })],
       ['add_endpoint', obj({ kind: 'iroh', node_id: me.hex, device: dev, role: 'fetch' })],
+      ['add_endpoint', obj({ kind: 'iroh', node_id: other })], // wave-1 form: any valid key (§5)
     ]);
-    expect(verifyChain(me.key, ok.map((l) => l.obj)).endpoints).toHaveLength(3);
+    expect(verifyChain(me.key, ok.map((l) => l.obj)).endpoints).toHaveLength(4);
+    // Half of the pair is a shape error, as in Rust (kv-schemas/testdata/sigchain.json).
+    expectCode(() => chain([['add_endpoint', obj({ kind: 'iroh', node_id: other, device: dev })]]), 'invalid_request');
+    expectCode(() => chain([['add_endpoint', obj({ kind: 'iroh', node_id: other, role: 'serve' })]]), 'invalid_request');
     const bad: JsonObject[] = [
-      obj({ kind: 'iroh', node_id: other }), // wave-1 form must be the chain key
-      obj({ kind: 'iroh', node_id: other, device: dev }),
-      obj({ kind: 'iroh', node_id: other, role: 'serve' }),
       obj({ kind: 'iroh', node_id: other, device: 'ABCDEF0123456789', role: 'serve' }),
       obj({ kind: 'iroh', node_id: other, device: dev, role: 'relay' }),
       obj({ kind: 'iroh', node_id: '00'.repeat(32), device: dev, role: 'serve' }), // small order
@@ -147,6 +152,45 @@ describe('chain verification and derived state', () => {
   test('embedded links must satisfy the profile', () => {
     const [l] = chain([['add_endpoint', nats]]);
     expectCode(() => verifyChain(me.key, [{ ...l!.obj, Extra: 1 }]), 'invalid_json');
+  });
+});
+
+describe('per-device iroh endpoints (§7.5)', () => {
+  const dev = '0123456789abcdef';
+  const serve = hexEncode(endpointPublic(me.seed, dev, 'serve'));
+  const fetch = hexEncode(endpointPublic(me.seed, dev, 'fetch'));
+  test('device endpoints sit next to wave-1 ones and are listed per device', () => {
+    const other = identityFromSeed(seedOf(12)).hex;
+    const links = chain([
+      ['add_endpoint', iroh],
+      ['add_endpoint', irohDeviceEndpointBody(serve, dev, 'serve')],
+      ['add_endpoint', irohDeviceEndpointBody(fetch, dev, 'fetch')],
+      ['add_endpoint', irohEndpointBody(other)], // any valid key, not only the chain key
+    ]);
+    const s = verifyChain(me.key, links.map((l) => l.obj));
+    expect(irohEndpoints(s).map((e) => [e.nodeId, e.device, e.role])).toEqual([
+      [me.hex, undefined, undefined],
+      [serve, dev, 'serve'],
+      [fetch, dev, 'fetch'],
+      [other, undefined, undefined],
+    ]);
+    expect(deviceIrohEndpoints(s, dev).map((e) => e.linkId)).toEqual([links[1]!.linkId, links[2]!.linkId]);
+  });
+  test('body rules: both or neither of device and role, valid values, valid key', () => {
+    const body = (extra: Record<string, unknown>) => obj({ kind: 'iroh', node_id: serve, device: dev, role: 'serve', ...extra } as JsonObject);
+    const without = (k: string) => {
+      const b = { ...body({}) };
+      delete b[k];
+      return obj(b);
+    };
+    expectCode(() => chain([['add_endpoint', without('role')]]), 'invalid_request');
+    expectCode(() => chain([['add_endpoint', without('device')]]), 'invalid_request');
+    expectCode(() => chain([['add_endpoint', body({ device: 7 })]]), 'invalid_request');
+    expectCode(() => chain([['add_endpoint', body({ name: 'laptop' })]]), 'invalid_request');
+    expectCode(() => chain([['add_endpoint', body({ role: 'relay' })]]), 'invalid_link');
+    expectCode(() => chain([['add_endpoint', body({ device: dev.toUpperCase() })]]), 'invalid_link');
+    expectCode(() => chain([['add_endpoint', body({ node_id: '01' + '00'.repeat(31) })]]), 'invalid_link');
+    expectCode(() => chain([['add_endpoint', body({ node_id: serve.toUpperCase() })]]), 'invalid_link');
   });
 });
 

@@ -5,9 +5,10 @@
  */
 import { sha256 } from '@noble/hashes/sha2.js';
 import { fail, KezError } from './errors';
-import { hexEncode } from './encoding';
+import { hexDecode, hexEncode } from './encoding';
 import { Fields, jcsBytes, obj, parseCanonical, type JsonObject, type JsonValue } from './jcs';
-import { identityFromSeed, parseKeyHex, parseKeyString } from './keys';
+import { DEVICE_ID, isIrohRole, type IrohRole } from './iroh-endpoint';
+import { identityFromSeed, isValidPublicKey, parseKeyString } from './keys';
 import { signingInput, signObject, verifyObject } from './sign';
 
 export const MAX_LINK_BYTES = 8192;
@@ -92,8 +93,13 @@ export function buildLink(p: BuildLinkParams): Link {
 export function natsEndpointBody(hex: string, url: string): JsonObject {
   return obj({ kind: 'nats', subject: `kez.inbox.${hex}`, url });
 }
+/** A wave-1 iroh endpoint (no device: a serving endpoint). */
 export function irohEndpointBody(hex: string): JsonObject {
   return obj({ kind: 'iroh', node_id: hex });
+}
+/** A per-device iroh endpoint (§7.5): `nodeHex` is the endpoint id of `device`'s `role` endpoint. */
+export function irohDeviceEndpointBody(nodeHex: string, device: string, role: IrohRole): JsonObject {
+  return obj({ kind: 'iroh', node_id: nodeHex, device, role });
 }
 
 /** Parses wire bytes of one link: size, canonical form, shape, signature. */
@@ -156,22 +162,16 @@ function checkOpBody(op: string, b: JsonObject, ignore: boolean, hex: string): v
         if (f.str('subject') !== `kez.inbox.${hex}`) bad('subject must be kez.inbox.<chain hex>');
         if (f.str('url').length === 0) bad('url must not be empty');
       } else if (kind === 'iroh') {
-        // §5/§7.5: a device endpoint names its device and role; a wave-1 link (neither) is the chain key itself.
         const f = Fields.exact(b, 'iroh endpoint', ['kind', 'node_id'], ['device', 'role']);
-        const nodeId = f.str('node_id');
-        if (f.has('device') !== f.has('role')) bad('device and role are both present or both absent');
-        if (f.has('device')) {
-          if (!/^[0-9a-f]{16}$/.test(f.str('device'))) bad('device must be 16 lowercase hex characters');
-          if (f.str('role') !== 'serve' && f.str('role') !== 'fetch') bad('role must be "serve" or "fetch"');
-          if (!HEX64.test(nodeId)) bad('node_id must be 64 lowercase hex characters');
-          try {
-            parseKeyHex(nodeId, 'node_id');
-          } catch {
-            bad('node_id is not a valid key');
-          }
-        } else if (nodeId !== hex) {
-          bad('a wave-1 node_id must equal the chain key');
-        }
+        // Any key that passes §2.1, not only the chain key (per-device endpoints, §7.5).
+        const node = f.str('node_id');
+        if (!HEX64.test(node) || !isValidPublicKey(hexDecode(node, 'node_id', 32))) bad('node_id must be a valid key');
+        // device and role come together (a device endpoint) or not at all (wave 1).
+        const device = f.optStr('device');
+        const role = f.optStr('role');
+        if ((device === undefined) !== (role === undefined)) fail('invalid_request', 'iroh endpoint: device and role go together');
+        if (device !== undefined && !DEVICE_ID.test(device)) bad('device must be 16 lowercase hex characters');
+        if (role !== undefined && !isIrohRole(role)) bad('role must be serve or fetch');
       } else {
         bad('unknown endpoint kind');
       }
@@ -328,4 +328,30 @@ export function checkAppend(state: ChainState, bytes: Uint8Array, now: number): 
 /** Live endpoints of one kind. */
 export function endpointsOfKind(state: ChainState, kind: string): Endpoint[] {
   return state.endpoints.filter((e) => e.body.kind === kind);
+}
+
+/** A live iroh endpoint of a chain. */
+export interface IrohEndpoint {
+  linkId: string;
+  nodeId: string;
+  /** Absent for a wave-1 endpoint. */
+  device?: string;
+  role?: IrohRole;
+}
+
+/** Every live iroh endpoint (all of them are admitted by providers, §7.5), in the order added. */
+export function irohEndpoints(state: ChainState): IrohEndpoint[] {
+  return endpointsOfKind(state, 'iroh').map((e) => {
+    const out: IrohEndpoint = { linkId: e.linkId, nodeId: e.body.node_id as string };
+    if (typeof e.body.device === 'string' && isIrohRole(e.body.role)) {
+      out.device = e.body.device;
+      out.role = e.body.role;
+    }
+    return out;
+  });
+}
+
+/** The live iroh endpoints of one device (what removing the device withdraws). */
+export function deviceIrohEndpoints(state: ChainState, device: string): IrohEndpoint[] {
+  return irohEndpoints(state).filter((e) => e.device === device);
 }

@@ -14,8 +14,11 @@ pub const ENV_RELAY: &str = "KEZ_IROH_RELAY";
 /// Env: socket address the provider binds, e.g. `127.0.0.1:7011` (default: all
 /// interfaces, a random port).
 pub const ENV_BIND: &str = "KEZ_IROH_BIND";
-/// Env: direct-address hints, `<node id hex>@<ip:port>[,<ip:port>…]`, several
-/// separated by `;` or whitespace.
+/// Env: direct-address hints, `<id hex>@<ip:port>[,<ip:port>…]`, several
+/// separated by `;` or whitespace. The id is an endpoint id, or a user's identity
+/// key: then the addresses are tried for every endpoint of that user (each
+/// device's endpoint has its own id, PROTOCOL.md §7.5, and a test or LAN set-up
+/// usually knows where a user serves, not which device key listens there).
 pub const ENV_PEERS: &str = "KEZ_IROH_PEERS";
 /// Env: connect timeout in milliseconds (default 10 000).
 pub const ENV_CONNECT_TIMEOUT_MS: &str = "KEZ_IROH_CONNECT_TIMEOUT_MS";
@@ -24,6 +27,9 @@ pub const ENV_CONNECT_TIMEOUT_MS: &str = "KEZ_IROH_CONNECT_TIMEOUT_MS";
 /// otherwise takes the 30 s idle timeout to fail).
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Default for [`NodeConfig::peer_ttl`].
+pub const DEFAULT_PEER_TTL: Duration = Duration::from_secs(30);
+
 /// Endpoint configuration.
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
@@ -31,15 +37,24 @@ pub struct NodeConfig {
     pub relay: bool,
     /// Where the provider binds; `None` = the iroh default (all interfaces, random port).
     pub bind: Option<SocketAddr>,
-    /// Known direct addresses of peers (endpoint id bytes → addresses).
+    /// Known direct addresses of peers (endpoint id or identity key bytes → addresses).
     pub hints: HashMap<[u8; 32], Vec<SocketAddr>>,
     /// Bound on each connect attempt.
     pub connect_timeout: Duration,
+    /// How long a provider trusts a user's endpoint list read from the sigchain
+    /// (a removed device is refused at most this long after its removal).
+    pub peer_ttl: Duration,
 }
 
 impl Default for NodeConfig {
     fn default() -> Self {
-        Self { relay: true, bind: None, hints: HashMap::new(), connect_timeout: DEFAULT_CONNECT_TIMEOUT }
+        Self {
+            relay: true,
+            bind: None,
+            hints: HashMap::new(),
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            peer_ttl: DEFAULT_PEER_TTL,
+        }
     }
 }
 
@@ -51,6 +66,7 @@ impl NodeConfig {
             bind: Some(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0)),
             hints: HashMap::new(),
             connect_timeout: Duration::from_secs(3),
+            peer_ttl: DEFAULT_PEER_TTL,
         }
     }
 
@@ -85,6 +101,18 @@ impl NodeConfig {
         if !v.contains(&addr) {
             v.push(addr);
         }
+    }
+
+    /// The direct addresses to try for endpoint `node` of user `owner`: the
+    /// hints for the endpoint id, then those given for the user's identity key.
+    pub fn addrs_for(&self, node: &kv_schemas::PublicKey, owner: &kv_schemas::PublicKey) -> Vec<SocketAddr> {
+        let mut out: Vec<SocketAddr> = self.hints.get(node.as_bytes()).cloned().unwrap_or_default();
+        for a in self.hints.get(owner.as_bytes()).into_iter().flatten() {
+            if !out.contains(a) {
+                out.push(*a);
+            }
+        }
+        out
     }
 
     /// The address the fetch side binds: the bind IP with a random port (so a

@@ -1,5 +1,11 @@
 //! Fetching a shared file on demand from the sender's endpoint.
 //!
+//! Before anything is dialled, the endpoint comes from the owner's verified
+//! sigchain: an offer's `node_id` must be a live `serve` (or wave-1) endpoint of
+//! the sender, and a manifest entry is fetched from each such endpoint of the
+//! owner in turn (PROTOCOL.md §7.5). The fetching side uses the device's own
+//! `fetch` endpoint key, so it never collides with a provider of the same user.
+//!
 //! The ciphertext goes into a per-blob iroh-blobs store under
 //! `<files>/downloads/<blob hash>/` (verified incrementally against the BLAKE3
 //! hash by bao; partial data survives interruption, so the next fetch asks
@@ -21,10 +27,41 @@ use iroh_blobs::api::remote::GetProgressItem;
 use iroh_blobs::protocol::ERR_PERMISSION;
 use kv_schemas::PublicKey;
 use kv_schemas::files::{CHUNK, Decryptor, Entry, FileMeta, TAG};
+use kv_schemas::sigchain::{IrohRole, PinnedTail};
+use kv_schemas::subjects::DeviceId;
 
 use super::config::NodeConfig;
+use super::endpoints::{Chains, DeviceEndpoints, serving_endpoints, verified_chain};
 use super::node::{bind_endpoint, open_store};
 use super::{FILES_ALPN, FilesError, Result, endpoint_id};
+
+/// Which of the owner's endpoints a fetch dials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// The `node_id` of a `file_share` offer: dialled only if it is a live
+    /// `serve` (or wave-1) endpoint on the sender's sigchain.
+    Offer(PublicKey),
+    /// Every `serve` (and wave-1) endpoint on the owner's sigchain, newest
+    /// device first, until one serves the blob (a manifest entry).
+    Owner,
+}
+
+/// Who fetches: the reader's key (to open the entry), its device (whose
+/// `fetch` endpoint dials), where sigchains come from, the files folder and
+/// the endpoint configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct Fetcher<'a, C> {
+    /// The reader's identity key.
+    pub me: &'a SigningKey,
+    /// This device.
+    pub device: &'a DeviceId,
+    /// Sigchains (the owner's, to find its endpoints).
+    pub chains: &'a C,
+    /// `<data>/files`.
+    pub files_dir: &'a Path,
+    /// Endpoint configuration.
+    pub cfg: &'a NodeConfig,
+}
 
 /// What to fetch and where to put it.
 #[derive(Debug, Clone)]
@@ -33,8 +70,11 @@ pub struct FetchRequest {
     pub entry: Entry,
     /// The owner who signed the offer or manifest (wraps are bound to it).
     pub owner: PublicKey,
-    /// The endpoint to dial; must equal `owner` in v0.
-    pub node_id: PublicKey,
+    /// Which of the owner's endpoints to dial.
+    pub source: Source,
+    /// The owner's chain position verified before (a contact's pin): a chain
+    /// that does not extend it is refused.
+    pub owner_pin: Option<PinnedTail>,
     /// How to name the owner in messages (`alice`).
     pub peer_label: String,
     /// Folder the file is written into.
@@ -100,18 +140,15 @@ pub struct Fetched {
 
 /// Fetches, verifies and writes `req`. `cancel` resolving interrupts the fetch
 /// cleanly (partial data is kept for the next run) with [`FilesError::Interrupted`].
-pub async fn fetch(
-    me: &SigningKey,
-    files_dir: &Path,
-    cfg: &NodeConfig,
+pub async fn fetch<C: Chains>(
+    f: &Fetcher<'_, C>,
     req: &FetchRequest,
     cancel: impl Future<Output = ()>,
     mut on: impl FnMut(FetchEvent),
 ) -> Result<Fetched> {
+    let (me, files_dir, cfg) = (f.me, f.files_dir, f.cfg);
     let (file_key, meta) = req.entry.open_for(me, &req.owner)?.ok_or(FilesError::NotForMe)?;
-    if req.node_id != req.owner {
-        return Err(FilesError::Other("the offer names another key's endpoint (v0 requires the owner's own)".into()));
-    }
+    let candidates = dial_candidates(f.chains, req).await?;
     let final_path = req.target_dir.join(&meta.name);
     if !req.overwrite && final_path.exists() {
         return Err(FilesError::Other(format!("{} already exists (use --force to replace it)", final_path.display())));
@@ -130,7 +167,9 @@ pub async fn fetch(
     })?;
 
     tokio::pin!(cancel);
-    let res = download(me, cfg, req, &store, hash, total, &mut cancel, &mut on).await;
+    let keys = DeviceEndpoints::derive(me, f.device);
+    let res =
+        download(keys.secret(IrohRole::Fetch), cfg, req, &candidates, &store, hash, total, &mut cancel, &mut on).await;
     let (transferred, transfer_time) = match res {
         Ok(v) => v,
         Err(e) => {
@@ -157,12 +196,25 @@ pub async fn fetch(
     }
 }
 
+/// The owner's endpoints this fetch may dial, from its verified sigchain.
+async fn dial_candidates<C: Chains>(chains: &C, req: &FetchRequest) -> Result<Vec<PublicKey>> {
+    let state = verified_chain(chains, &req.owner, req.owner_pin.as_ref()).await?;
+    let serving = serving_endpoints(&state);
+    match &req.source {
+        Source::Offer(node) if serving.contains(node) => Ok(vec![*node]),
+        Source::Offer(node) => Err(FilesError::NotAnEndpoint { peer: req.peer_label.clone(), node_id: node.hex() }),
+        Source::Owner if serving.is_empty() => Err(FilesError::NoEndpoint { peer: req.peer_label.clone() }),
+        Source::Owner => Ok(serving),
+    }
+}
+
 /// Makes sure the whole blob is in `store`, dialling the owner if needed.
 #[allow(clippy::too_many_arguments)]
 async fn download(
-    me: &SigningKey,
+    secret: &[u8; 32],
     cfg: &NodeConfig,
     req: &FetchRequest,
+    candidates: &[PublicKey],
     store: &iroh_blobs::store::fs::FsStore,
     hash: Hash,
     total: u64,
@@ -179,28 +231,38 @@ async fn download(
         on(FetchEvent::Resuming { have });
     }
 
-    let hints: Vec<SocketAddr> = cfg.hints.get(req.node_id.as_bytes()).cloned().unwrap_or_default();
-    if !cfg.relay && hints.is_empty() {
+    let mut addrs = Vec::new();
+    for node in candidates {
+        let hints: Vec<SocketAddr> = cfg.addrs_for(node, &req.owner);
+        if !cfg.relay && hints.is_empty() {
+            continue;
+        }
+        let mut addr = EndpointAddr::new(endpoint_id(node)?);
+        for h in &hints {
+            addr = addr.with_ip_addr(*h);
+        }
+        addrs.push(addr);
+    }
+    if addrs.is_empty() {
         return Err(FilesError::Other(format!(
-            "no address known for {}'s device: relays are off (KEZ_IROH_RELAY=off) and KEZ_IROH_PEERS has no hint for {}",
+            "no address known for {}'s device: relays are off (KEZ_IROH_RELAY=off) and KEZ_IROH_PEERS has no hint for {} (or for {})",
             req.peer_label,
-            req.node_id.hex()
+            candidates.iter().map(PublicKey::hex).collect::<Vec<_>>().join(", "),
+            req.owner.hex()
         )));
     }
-    let mut addr = EndpointAddr::new(endpoint_id(&req.node_id)?);
-    for h in &hints {
-        addr = addr.with_ip_addr(*h);
-    }
-    let endpoint = bind_endpoint(&me.to_bytes(), cfg, cfg.client_bind(), vec![]).await?;
-    let res = download_with(&endpoint, addr, cfg, req, store, hash, have, total, cancel, on).await;
+    let endpoint = bind_endpoint(secret, cfg, cfg.client_bind(), vec![]).await?;
+    let res = download_with(&endpoint, &addrs, cfg, req, store, hash, have, total, cancel, on).await;
     let _ = tokio::time::timeout(Duration::from_secs(2), endpoint.close()).await;
     res
 }
 
+/// Tries each endpoint in turn until one delivers the blob; with `req.wait`,
+/// keeps trying every `wait` until one does (or the fetch is cancelled).
 #[allow(clippy::too_many_arguments)]
 async fn download_with(
     endpoint: &Endpoint,
-    addr: EndpointAddr,
+    addrs: &[EndpointAddr],
     cfg: &NodeConfig,
     req: &FetchRequest,
     store: &iroh_blobs::store::fs::FsStore,
@@ -213,85 +275,98 @@ async fn download_with(
     let interrupted = |have: u64| FilesError::Interrupted { have, total };
     let mut attempts = 0u32;
     loop {
-        on(FetchEvent::Connecting);
-        let started = Instant::now();
-        let conn = tokio::select! {
-            r = tokio::time::timeout(cfg.connect_timeout, endpoint.connect(addr.clone(), FILES_ALPN)) => r,
-            _ = cancel.as_mut() => return Err(interrupted(have)),
-        };
-        let conn = match conn {
-            Ok(Ok(c)) => c,
-            other => {
-                if let Ok(Err(e)) = &other {
-                    tracing::debug!("connect to {} failed: {e:#}", req.peer_label);
-                }
-                attempts += 1;
-                let offline =
-                    FilesError::Offline { peer: req.peer_label.clone(), secs: cfg.connect_timeout.as_secs().max(1) };
-                let Some(interval) = req.wait else { return Err(offline) };
-                on(FetchEvent::Offline { attempts, waiting: true });
-                tokio::select! {
-                    _ = tokio::time::sleep(interval) => continue,
-                    _ = cancel.as_mut() => return Err(interrupted(have)),
-                }
-            }
-        };
-        on(FetchEvent::Connected);
-        let base = have;
-        let mut stream = Box::pin(store.remote().fetch(conn.clone(), hash).stream());
-        let mut last_emit = 0u64;
-        let outcome = loop {
-            let item = tokio::select! {
-                i = stream.next() => i,
-                _ = cancel.as_mut() => {
-                    drop(stream);
-                    conn.close(0u32.into(), b"cancelled");
-                    let now = store.remote().local(hash).await.map(|l| l.local_bytes()).unwrap_or(have);
-                    return Err(interrupted(now));
+        // What this round of dialling every endpoint ran into.
+        let (mut offline, mut refused, mut broke) = (false, false, None::<String>);
+        for addr in addrs {
+            on(FetchEvent::Connecting);
+            let started = Instant::now();
+            let conn = tokio::select! {
+                r = tokio::time::timeout(cfg.connect_timeout, endpoint.connect(addr.clone(), FILES_ALPN)) => r,
+                _ = cancel.as_mut() => return Err(interrupted(have)),
+            };
+            let conn = match conn {
+                Ok(Ok(c)) => c,
+                other => {
+                    if let Ok(Err(e)) = &other {
+                        tracing::debug!("connect to {} ({}) failed: {e:#}", req.peer_label, addr.id);
+                    }
+                    offline = true;
+                    continue;
                 }
             };
-            match item {
-                Some(GetProgressItem::Progress(n)) => {
-                    let done = (base + n).min(total);
-                    if done - last_emit.min(done) >= 256 * 1024 || done == total {
-                        last_emit = done;
-                        on(FetchEvent::Progress { done, total });
+            on(FetchEvent::Connected);
+            let base = have;
+            let mut stream = Box::pin(store.remote().fetch(conn.clone(), hash).stream());
+            let mut last_emit = 0u64;
+            let outcome = loop {
+                let item = tokio::select! {
+                    i = stream.next() => i,
+                    _ = cancel.as_mut() => {
+                        drop(stream);
+                        conn.close(0u32.into(), b"cancelled");
+                        let now = store.remote().local(hash).await.map(|l| l.local_bytes()).unwrap_or(have);
+                        return Err(interrupted(now));
                     }
+                };
+                match item {
+                    Some(GetProgressItem::Progress(n)) => {
+                        let done = (base + n).min(total);
+                        if done - last_emit.min(done) >= 256 * 1024 || done == total {
+                            last_emit = done;
+                            on(FetchEvent::Progress { done, total });
+                        }
+                    }
+                    Some(GetProgressItem::Done(stats)) => break Ok(stats.payload_bytes_read),
+                    Some(GetProgressItem::Error(e)) => break Err(classify(&e)),
+                    None => break Err(Failure::Other("the transfer ended without a result".into())),
                 }
-                Some(GetProgressItem::Done(stats)) => break Ok(stats.payload_bytes_read),
-                Some(GetProgressItem::Error(e)) => break Err(classify(&e)),
-                None => break Err(Failure::Other("the transfer ended without a result".into())),
+            };
+            conn.close(0u32.into(), b"done");
+            match outcome {
+                Ok(read) => {
+                    on(FetchEvent::Progress { done: total, total });
+                    return Ok((read, started.elapsed()));
+                }
+                // Another device of the owner may hold the share: try the next one.
+                Err(Failure::Permission) => refused = true,
+                Err(Failure::Mismatch(text)) => {
+                    return Err(FilesError::Tampered(format!(
+                        "{}'s device sent bytes that do not match the blob hash ({text})",
+                        req.peer_label
+                    )));
+                }
+                Err(Failure::Other(text)) => {
+                    have = store.remote().local(hash).await.map(|l| l.local_bytes()).unwrap_or(have);
+                    broke = Some(text);
+                }
             }
-        };
-        conn.close(0u32.into(), b"done");
-        match outcome {
-            Ok(read) => {
-                on(FetchEvent::Progress { done: total, total });
-                return Ok((read, started.elapsed()));
-            }
-            Err(Failure::Permission) => return Err(FilesError::Refused { peer: req.peer_label.clone() }),
-            Err(Failure::Mismatch(text)) => {
-                return Err(FilesError::Tampered(format!(
-                    "{}'s device sent bytes that do not match the blob hash ({text})",
+        }
+        attempts += 1;
+        let Some(interval) = req.wait else {
+            // No waiting: a transfer that broke off says how to resume; a device
+            // that answered and refused is a clearer answer than one that did not.
+            if let Some(text) = broke {
+                return Err(FilesError::Other(format!(
+                    "the transfer from {} broke off ({text}); {have} of {total} bytes are kept, run fetch again to resume",
                     req.peer_label
                 )));
             }
-            Err(Failure::Other(text)) => {
-                have = store.remote().local(hash).await.map(|l| l.local_bytes()).unwrap_or(have);
-                // Lost mid-way: with --wait, keep going from where it stopped.
-                let Some(interval) = req.wait else {
-                    return Err(FilesError::Other(format!(
-                        "the transfer from {} broke off ({text}); {have} of {total} bytes are kept, run fetch again to resume",
-                        req.peer_label
-                    )));
-                };
-                attempts += 1;
-                on(FetchEvent::Offline { attempts, waiting: true });
-                tokio::select! {
-                    _ = tokio::time::sleep(interval) => {}
-                    _ = cancel.as_mut() => return Err(interrupted(have)),
-                }
+            if refused {
+                return Err(FilesError::Refused { peer: req.peer_label.clone() });
             }
+            return Err(FilesError::Offline {
+                peer: req.peer_label.clone(),
+                secs: cfg.connect_timeout.as_secs().max(1),
+            });
+        };
+        // Waiting only helps while some device may still come online or resume.
+        if refused && !offline && broke.is_none() {
+            return Err(FilesError::Refused { peer: req.peer_label.clone() });
+        }
+        on(FetchEvent::Offline { attempts, waiting: true });
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = cancel.as_mut() => return Err(interrupted(have)),
         }
     }
 }

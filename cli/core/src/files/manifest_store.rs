@@ -17,19 +17,16 @@ use ed25519_dalek::SigningKey;
 use kv_schemas::files::{Entry, FileMeta};
 use kv_schemas::manifest::{Manifest, build, manifest_hash, verify_against};
 use kv_schemas::sigchain::{Op, PinnedTail, SharedFiles, build_link, check_extends, verify_chain};
+
+pub use super::endpoints::Chains;
 use kv_schemas::{ErrorCode, PublicKey, now_ms};
 use serde_json::Value;
 
 use super::shares::Shares;
 use super::{FilesError, Result};
 
-/// The server-side operations the manifest needs (`/v1`).
-pub trait Directory {
-    /// The links of `key`'s chain (empty when it has none).
-    fn chain(&self, key: &PublicKey) -> impl Future<Output = Result<Vec<Value>>> + Send;
-    /// Appends one link (exact bytes). A lost race must surface as
-    /// `FilesError::Protocol` with `SeqnoConflict` or `PrevMismatch`.
-    fn append_link(&self, key: &PublicKey, link: Vec<u8>) -> impl Future<Output = Result<()>> + Send;
+/// The server-side operations the manifest needs (`/v1`): chains, and manifests.
+pub trait Directory: Chains {
     /// Stores manifest bytes; returns the hash the index computed.
     fn put_manifest(&self, bytes: Vec<u8>) -> impl Future<Output = Result<String>> + Send;
     /// Manifest bytes by hash.
@@ -210,7 +207,7 @@ impl HttpDirectory {
     }
 }
 
-impl Directory for HttpDirectory {
+impl Chains for HttpDirectory {
     async fn chain(&self, key: &PublicKey) -> Result<Vec<Value>> {
         let url = format!("{}/v1/sigchains/ed25519/{}", self.base, key.hex());
         let (status, body) = self.call(self.http.get(url), "reading the sigchain").await?;
@@ -233,7 +230,9 @@ impl Directory for HttpDirectory {
         let (status, body) = self.call(req, "appending to the sigchain").await?;
         if (200..300).contains(&status) { Ok(()) } else { Err(Self::error(status, &body, "appending to the sigchain")) }
     }
+}
 
+impl Directory for HttpDirectory {
     async fn put_manifest(&self, bytes: Vec<u8>) -> Result<String> {
         let url = format!("{}/v1/manifests", self.base);
         let req = self.http.put(url).header("content-type", "application/json").body(bytes);

@@ -7,14 +7,17 @@
 //!   ciphertext file under the data folder, builds the entry (`§7.3`) with a
 //!   wrap per recipient plus one for the owner, and records the share in the
 //!   local [`shares::Shares`] registry (which is also the provider's ACL).
-//! * [`node::Provider`]: the serving Iroh endpoint. Its endpoint id is the
-//!   user's ed25519 key; it imports the ciphertext files into a persistent
-//!   iroh-blobs store and serves a blob only to the endpoint ids the share
-//!   names (recipients and the owner); everyone else is refused.
-//! * [`fetch`]: downloads a blob on demand from the sender's endpoint (bounded
-//!   connect, progress, resume from a per-blob partial store), checks the
-//!   BLAKE3 hash, decrypts, checks the plaintext hash and size, and renames a
-//!   temp file into place.
+//! * [`endpoints`]: each device's two endpoint keys (`serve`, `fetch`), derived
+//!   from the identity seed and the device id (PROTOCOL.md §7.5), published on
+//!   the own sigchain before use and withdrawn when the device is removed.
+//! * [`node::Provider`]: the serving Iroh endpoint (the device's `serve` key);
+//!   it imports the ciphertext files into a persistent iroh-blobs store and
+//!   serves a blob only to endpoints that the sigchains of the share's users
+//!   (recipients and the owner) list; everyone else is refused.
+//! * [`fetch`]: downloads a blob on demand (with the device's `fetch` key) from
+//!   a serving endpoint the owner's sigchain lists (bounded connect, progress,
+//!   resume from a per-blob partial store), checks the BLAKE3 hash, decrypts,
+//!   checks the plaintext hash and size, and renames a temp file into place.
 //! * [`manifest_store`]: publishes the shared-files manifest (PUT to the
 //!   manifest index, then a `set_shared_files` link) and browses another
 //!   user's manifest, showing only entries whose wraps open for the reader.
@@ -25,6 +28,7 @@
 //! `endpoint.json` (where the running provider listens).
 
 pub mod config;
+pub mod endpoints;
 pub mod fetch;
 pub mod manifest_store;
 pub mod node;
@@ -34,7 +38,8 @@ pub mod shares;
 use kv_schemas::KezError;
 
 pub use config::NodeConfig;
-pub use fetch::{FetchEvent, FetchRequest, Fetched, fetch};
+pub use endpoints::{Chains, DeviceEndpoints, Ensured, ensure_device_endpoints, remove_device_endpoints};
+pub use fetch::{FetchEvent, FetchRequest, Fetched, Fetcher, Source, fetch};
 pub use manifest_store::{Browsed, Directory, HttpDirectory, Published, VisibleEntry, browse, publish_manifest};
 pub use node::{Provider, ServeEvent};
 pub use share::{ShareOutcome, share_file, unshare};
@@ -55,6 +60,23 @@ pub enum FilesError {
         peer: String,
         /// The timeout that elapsed, in seconds.
         secs: u64,
+    },
+    /// An offer names an endpoint that is not a live serving endpoint on the
+    /// sender's sigchain; it is not dialled.
+    #[error(
+        "refusing to dial {node_id}: it is not a serving endpoint on {peer}'s sigchain (a forged or outdated offer)"
+    )]
+    NotAnEndpoint {
+        /// Who sent the offer.
+        peer: String,
+        /// The endpoint id it named (hex).
+        node_id: String,
+    },
+    /// The owner's sigchain lists no endpoint that serves files.
+    #[error("{peer} has no device that serves files (no serving endpoint on their sigchain)")]
+    NoEndpoint {
+        /// Whose chain.
+        peer: String,
     },
     /// The sender's endpoint answered but refused this reader.
     #[error("{peer}'s device refused the download: the file is not shared with this key")]
@@ -97,12 +119,12 @@ impl FilesError {
 /// Result of this module.
 pub type Result<T, E = FilesError> = std::result::Result<T, E>;
 
-/// The Iroh endpoint id of an identity key (the same 32 bytes, PROTOCOL.md §1).
+/// The Iroh endpoint id of an endpoint key (the same 32 bytes).
 pub fn endpoint_id(key: &kv_schemas::PublicKey) -> Result<iroh::EndpointId> {
     iroh::EndpointId::from_bytes(key.as_bytes()).map_err(|e| FilesError::other("endpoint id", e))
 }
 
-/// The identity key of an endpoint id.
+/// An endpoint id as a key.
 pub fn key_of(id: &iroh::EndpointId) -> Result<kv_schemas::PublicKey> {
     Ok(kv_schemas::PublicKey::from_bytes(*id.as_bytes())?)
 }

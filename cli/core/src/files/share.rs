@@ -26,9 +26,11 @@ pub struct ShareOutcome {
 }
 
 impl ShareOutcome {
-    /// The chat body that offers the file (PROTOCOL.md §6, `file_share`).
-    pub fn offer_body(&self, owner: &PublicKey) -> Body {
-        Body::FileShare { entry: self.entry.clone(), node_id: owner.hex() }
+    /// The chat body that offers the file (PROTOCOL.md §6, `file_share`):
+    /// `serve_node` is the sharing device's `serve` endpoint id, which must be
+    /// on the owner's sigchain before the offer goes out (§7.5).
+    pub fn offer_body(&self, serve_node: &PublicKey) -> Body {
+        Body::FileShare { entry: self.entry.clone(), node_id: serve_node.hex() }
     }
 }
 

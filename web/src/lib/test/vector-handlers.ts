@@ -24,7 +24,8 @@ import {
 import { signingInput, signObject, verifyObject, verifyStrict, type Purpose } from '../sign';
 import { displayHandle, isReservedLocal, parseCanonicalHandle, parseHandleInput } from '../handle';
 import { verifyRegistration } from '../register';
-import { applyLink, emptyState, parseLinkBytes, type ChainState } from '../sigchain';
+import { applyLink, buildLink, emptyState, irohDeviceEndpointBody, parseLinkBytes, type ChainState } from '../sigchain';
+import { endpointPublic, endpointSeed, endpointSeedInfo, isIrohRole, parseDeviceId } from '../iroh-endpoint';
 import { open, seal, type MessageKind } from '../envelope';
 import {
   checkCommit,
@@ -492,6 +493,35 @@ function safetyJson(v: JsonValue): void {
 }
 
 /** One handler per vector file name. */
+function irohEndpointsJson(v: JsonValue): void {
+  const r = new Report('iroh_endpoints.json');
+  for (const c of arr(v, 'endpoints')) {
+    r.check(`endpoints/${c.name}`, () => {
+      const seed = hex(c, 'seed');
+      const device = str(c, 'device');
+      const role = str(c, 'role');
+      if (!isIrohRole(role)) throw new Error(`unknown role ${role}`);
+      eq(identityFromSeed(seed).key, c.key, 'key');
+      eq(hexEncode(endpointSeedInfo(device, role)), c.info_hex, 'info');
+      eq(hexEncode(endpointSeed(seed, device, role)), c.endpoint_seed, 'endpoint_seed');
+      const pub = hexEncode(endpointPublic(seed, device, role));
+      eq(pub, c.endpoint_public, 'endpoint_public');
+      // The body this client would publish, and a link carrying it verifies.
+      const body = irohDeviceEndpointBody(pub, device, role);
+      eq(body, c.body, 'body');
+      const link = buildLink({ seed, prev: null, ctime: 1_800_000_000_000, op: 'add_endpoint', body });
+      eq(applyLink(emptyState(identityFromSeed(seed).key), parseLinkBytes(link.bytes)).endpoints.length, 1, 'endpoints');
+    });
+  }
+  for (const c of arr(v, 'invalid_devices')) {
+    r.check(`invalid_devices/${c.name}`, () => {
+      expectCode(() => parseDeviceId(c.device), str(c, 'error'));
+      expectCode(() => endpointSeed(new Uint8Array(32), c.device as string, 'serve'), str(c, 'error'), 'derivation');
+    });
+  }
+  r.done();
+}
+
 export const handlers: Record<string, (v: JsonValue) => void> = {
   'keys.json': keysJson,
   'nonces.json': noncesJson,
@@ -505,4 +535,5 @@ export const handlers: Record<string, (v: JsonValue) => void> = {
   'files.json': filesJson,
   'manifests.json': manifestsJson,
   'safety.json': safetyJson,
+  'iroh_endpoints.json': irohEndpointsJson,
 };
