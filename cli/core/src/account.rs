@@ -243,7 +243,7 @@ pub async fn ensure_endpoints(api: &Api, account: &mut Account, id: &Identity) -
             reason: format!("rollback: the server has {} links, {} were seen before", state.seqno, pinned.seqno),
         });
     }
-    let inbox = kv_schemas::subjects::inbox_subject(&key);
+    let inbox = kv_schemas::subjects::legacy_inbox_subject(&key);
     let wanted =
         [Endpoint::Nats { subject: inbox, url: account.nats_url.clone() }, Endpoint::Iroh { node_id: key.hex() }];
     for endpoint in wanted {

@@ -59,10 +59,11 @@ impl Contact {
         self.pending_key.is_some()
     }
 
-    /// The inbox subject to publish to (the advertised one; PROTOCOL.md §5 makes it
+    /// The inbox subject the contact advertises (PROTOCOL.md §5 makes it
     /// `kez.inbox.<hex of the key>`, which is also the fallback before one is advertised).
+    /// Shown only: messages go through the relay, which picks the stored subject (§9.3).
     pub fn inbox_subject(&self) -> String {
-        self.inbox.clone().unwrap_or_else(|| kv_schemas::subjects::inbox_subject(&self.key))
+        self.inbox.clone().unwrap_or_else(|| kv_schemas::subjects::legacy_inbox_subject(&self.key))
     }
 
     /// The error that blocks sending, if any.
@@ -253,7 +254,7 @@ mod tests {
         for seqno in 1..=n {
             let op = if seqno == 1 {
                 Op::AddEndpoint(Endpoint::Nats {
-                    subject: kv_schemas::subjects::inbox_subject(&key),
+                    subject: kv_schemas::subjects::legacy_inbox_subject(&key),
                     url: first_url.into(),
                 })
             } else {
@@ -289,7 +290,7 @@ mod tests {
         let (c, change) = reconcile(&store, &resolved(&bob, &sk, &links[..2])).unwrap();
         assert_eq!(change, Change::Added);
         assert_eq!(c.tail.seqno, 2);
-        assert_eq!(c.inbox.as_deref(), Some(kv_schemas::subjects::inbox_subject(&c.key).as_str()));
+        assert_eq!(c.inbox.as_deref(), Some(kv_schemas::subjects::legacy_inbox_subject(&c.key).as_str()));
         // Growing is fine.
         let (c, change) = reconcile(&store, &resolved(&bob, &sk, &links)).unwrap();
         assert_eq!((change, c.tail.seqno), (Change::Unchanged, 3));

@@ -1,14 +1,18 @@
 //! `register` / `init`, `restore`, `whoami`, `mnemonic show|verify`.
 
+use std::sync::Arc;
+
 use anyhow::{Context as _, Result, bail};
 use clap::{Args, Subcommand};
 use kez_client::account::{self, Account};
+use kez_client::device::LocalDevice;
 use kez_client::identity::normalize_mnemonic;
 use kez_client::{ClientError, Identity};
 use kv_schemas::safety;
 use serde_json::json;
 use zeroize::Zeroizing;
 
+use crate::cmd::chat;
 use crate::ctx::Ctx;
 use crate::output::{json_doc, short_key};
 use crate::say;
@@ -20,6 +24,9 @@ pub struct RegisterArgs {
     /// Skip the "have you written them down?" question. The three-word check still runs.
     #[arg(long)]
     yes_i_wrote_it_down: bool,
+    /// The name of this device in `kez-chat devices` (default: the host name).
+    #[arg(long, value_name = "NAME")]
+    device_name: Option<String>,
 }
 
 #[derive(Args)]
@@ -27,6 +34,9 @@ pub struct RestoreArgs {
     /// Read the 24 words from standard input (after the passphrase line if --passphrase-stdin).
     #[arg(long)]
     mnemonic_stdin: bool,
+    /// The name of this device in `kez-chat devices` (default: the host name).
+    #[arg(long, value_name = "NAME")]
+    device_name: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -98,8 +108,46 @@ fn backup_dialogue(ctx: &mut Ctx, id: &Identity, handle: &str, skip_question: bo
     Ok(())
 }
 
+/// Checks a `--device-name` before anything else happens.
+fn check_device_name(name: Option<&str>) -> Result<()> {
+    if let Some(n) = name {
+        kv_schemas::api::check_device_name(n)
+            .map_err(|e| ClientError::Usage(format!("--device-name: {}", e.message)))?;
+    }
+    Ok(())
+}
+
+/// Makes this data folder a device of the new account and enrolls it, so the server keeps
+/// its inbox reader from now on. Failing here is not fatal: `listen` enrolls too.
+async fn enroll_new_device(ctx: &Ctx, account: &Account, id: Arc<Identity>, name: Option<String>) {
+    let device = match LocalDevice::load(&ctx.paths) {
+        Ok(Some(d)) => d,
+        _ => {
+            let name = name.unwrap_or_else(kez_client::device::default_name);
+            match LocalDevice::load_or_create(&ctx.paths, &name) {
+                Ok(d) => d,
+                Err(e) => {
+                    eprintln!("kez-chat: warning: {e}");
+                    return;
+                }
+            }
+        }
+    };
+    let enrolled = async {
+        let broker = chat::connect(ctx, account, id).await?;
+        let r = chat::enroll(ctx, &broker).await;
+        broker.close().await;
+        r
+    };
+    match enrolled.await {
+        Ok(_) => eprintln!("This data folder is the device {} ({:?}) of {}.", device.id, device.name, account.handle),
+        Err(e) => eprintln!("kez-chat: warning: this device is not enrolled yet ({e:#}); `kez-chat listen` enrolls it"),
+    }
+}
+
 pub async fn register(ctx: &mut Ctx, args: RegisterArgs) -> Result<()> {
     account::ensure_no_account(&ctx.paths)?;
+    check_device_name(args.device_name.as_deref())?;
     let api = ctx.api(None)?;
     let config = api.config().await?;
     let input = match args.handle {
@@ -117,6 +165,7 @@ pub async fn register(ctx: &mut Ctx, args: RegisterArgs) -> Result<()> {
         eprintln!("kez-chat: warning: registered, but publishing your endpoints failed: {w}");
         eprintln!("kez-chat: it will be retried by the next `kez-chat listen` or `send`.");
     }
+    enroll_new_device(ctx, &account, Arc::new(id), args.device_name).await;
     print_account(ctx, &account, "registered");
     Ok(())
 }
@@ -163,6 +212,7 @@ fn read_words(ctx: &mut Ctx, from_stdin: bool) -> Result<Zeroizing<String>> {
 
 pub async fn restore(ctx: &mut Ctx, args: RestoreArgs) -> Result<()> {
     account::ensure_no_account(&ctx.paths)?;
+    check_device_name(args.device_name.as_deref())?;
     let words = read_words(ctx, args.mnemonic_stdin)?;
     let id = Identity::from_mnemonic(&words).map_err(ClientError::from)?;
     drop(words);
@@ -179,6 +229,7 @@ pub async fn restore(ctx: &mut Ctx, args: RestoreArgs) -> Result<()> {
         eprintln!("kez-chat: warning: restored, but publishing your endpoints failed: {w}");
     }
     eprintln!("Sigchain verified ({} links).", restored.chain_links);
+    enroll_new_device(ctx, &restored.account, Arc::new(id), args.device_name).await;
     print_account(ctx, &restored.account, "restored");
     Ok(())
 }

@@ -15,7 +15,7 @@ use anyhow::{Context as _, Result, bail};
 use clap::Args;
 use futures::future::BoxFuture;
 use kez_client::account::Account;
-use kez_client::chat::Outgoing;
+use kez_client::chat::{self, Outgoing};
 use kez_client::contacts::{Change, Contact};
 use kez_client::files::config::NodeConfig;
 use kez_client::files::fetch::{FetchEvent, FetchRequest, fetch};
@@ -24,9 +24,9 @@ use kez_client::files::node::{Provider, ServeEvent};
 use kez_client::files::{FilesError, Shares, share_file};
 use kez_client::store::{Store, StoredMessage};
 use kez_client::{ClientError, Identity};
-use kv_schemas::envelope::{self, Body};
+use kv_schemas::envelope::Body;
 use kv_schemas::files::{Entry, FileMeta, parse_entry};
-use kv_schemas::{Handle, PublicKey, now_ms, safety};
+use kv_schemas::{Handle, PublicKey, safety};
 use serde_json::json;
 
 use crate::ctx::Ctx;
@@ -142,30 +142,11 @@ fn label_of(ctx: &Ctx, account: &Account, key: &PublicKey) -> String {
         .unwrap_or_else(|| short_key(key))
 }
 
-fn seal_offer(me: &Identity, to: &Contact, body: &Body) -> Result<Outgoing> {
+fn seal_offer(me: &Identity, to: &Contact, body: Body) -> Result<Outgoing> {
     if let Some(e) = to.key_changed_error() {
         bail!(e);
     }
-    let id: [u8; 16] = kv_schemas::random_bytes();
-    let ts = now_ms();
-    let envelope = envelope::seal_with(me.signing_key(), &to.key, body, ts, id, kv_schemas::random_bytes())
-        .map_err(ClientError::from)?;
-    let Body::FileShare { entry, node_id } = body else { bail!("not a file offer") };
-    Ok(Outgoing {
-        envelope,
-        subject: to.inbox_subject(),
-        record: StoredMessage {
-            from: me.public_key(),
-            to: to.key,
-            id: kv_schemas::encoding::b64_encode(&id),
-            ts,
-            stored_at: ts,
-            outgoing: true,
-            kind: "file_share".into(),
-            body: json!({ "entry": entry.to_value(), "node_id": node_id }),
-            stream_seq: None,
-        },
-    })
+    Ok(chat::seal(me, &to.key, body)?)
 }
 
 pub async fn share(ctx: &mut Ctx, args: ShareArgs) -> Result<()> {
@@ -203,13 +184,11 @@ pub async fn share(ctx: &mut Ctx, args: ShareArgs) -> Result<()> {
     }
 
     let body = out.offer_body(&account.key);
-    let msg = seal_offer(&id, &to, &body)?;
+    let msg = seal_offer(&id, &to, body)?;
     let broker = super::chat::connect(ctx, &account, id.clone()).await?;
-    let seq = broker.publish(&msg.subject, msg.envelope.clone()).await?;
+    let copied = super::chat::deliver(ctx, &broker, &id, &msg).await;
     broker.close().await;
-    let store = Store::open(&ctx.paths.db_dir())?;
-    store.insert_message(&msg.record)?;
-    drop(store);
+    let copied = copied?;
 
     let who = to.handle.display(&account.domain);
     if ctx.json {
@@ -221,7 +200,7 @@ pub async fn share(ctx: &mut Ctx, args: ShareArgs) -> Result<()> {
             "size": out.record.size,
             "blob": out.entry.blob,
             "message_id": msg.record.id,
-            "stream_seq": seq,
+            "copied_to_own_devices": copied,
             "manifest": published.as_ref().ok().map(|p| json!({"hash": p.hash, "seq": p.seq})),
         }));
     } else {
