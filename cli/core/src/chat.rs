@@ -23,7 +23,6 @@
 use kv_schemas::envelope::{self, Body};
 use kv_schemas::{ErrorCode, Handle, KezError, PublicKey, now_ms, safety};
 use serde::Serialize;
-use serde_json::json;
 
 use crate::contacts::Contact;
 use crate::error::{ClientError, Result};

@@ -90,8 +90,8 @@ fn two_users_chat_offline_delivery_in_order_exactly_once() {
     assert_eq!(r.code, 86, "the fault hook ends the process before the ack: {}", r.stderr);
     assert_eq!(texts(&r.inbox_events()), ["before the crash"]);
     // The next run gets the second message at once, then the redelivery of the
-    // first one (after the broker's ack wait), which it acknowledges silently.
-    let r = bob.ok(&["--json", "listen", "--timeout", "16"]);
+    // first one (after the consumer's ack wait of 30 s), which it acknowledges silently.
+    let r = bob.ok(&["--json", "listen", "--timeout", "40"]);
     let lines = r.inbox_events();
     assert_eq!(texts(&lines), ["after the crash"], "{}", r.stdout);
     assert_eq!(lines.iter().filter(|l| l["event"] == "redelivered").count(), 1, "{}", r.stdout);

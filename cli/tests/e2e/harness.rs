@@ -168,12 +168,14 @@ impl Run {
             .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", self.stdout, self.stderr))
     }
 
-    /// The inbox events of `listen --json` (message, rejected, redelivered);
+    /// The inbox events of `listen --json` (message, sent, rejected, redelivered, dropped);
     /// other events (e.g. the file provider's) are skipped.
     pub fn inbox_events(&self) -> Vec<Value> {
         self.json_lines()
             .into_iter()
-            .filter(|v| matches!(v["event"].as_str(), Some("message" | "rejected" | "redelivered")))
+            .filter(|v| {
+                matches!(v["event"].as_str(), Some("message" | "sent" | "rejected" | "redelivered" | "dropped"))
+            })
             .collect()
     }
 
@@ -251,6 +253,23 @@ impl User {
             self.name, r.stdout, r.stderr
         );
         r
+    }
+
+    /// `restore --mnemonic-stdin` into this (empty) data folder; a new device of the account.
+    pub fn restore(&self, words: &str, device_name: &str) {
+        let r = self.run_with(
+            &["--json", "restore", "--mnemonic-stdin", "--device-name", device_name],
+            &format!("{words}\n"),
+            &[],
+        );
+        assert_eq!(r.code, 0, "restore {} failed:\nstdout: {}\nstderr: {}", self.name, r.stdout, r.stderr);
+    }
+
+    /// This data folder's device id (`device.json`).
+    pub fn device_id(&self) -> String {
+        let bytes = std::fs::read(self.home().join("device.json")).expect("device.json");
+        let v: Value = serde_json::from_slice(&bytes).expect("device.json is JSON");
+        v["id"].as_str().expect("device id").to_string()
     }
 
     /// `register <name>` through the real dialogue: reads the 24 words from
