@@ -25,9 +25,7 @@ use std::time::Duration;
 use async_nats::{AuthError, ConnectErrorKind, ConnectOptions, Event, StatusCode};
 use bytes::Bytes;
 use futures::StreamExt as _;
-use kv_schemas::api::{
-    BlockReply, BlockSender, Device, DeviceList, EnrollDevice, EnrollReply, RemoveDevice, RenameDevice,
-};
+use kv_schemas::api::{BlockSender, Device, EnrollDevice, EnrollReply, RemoveDevice, RenameDevice};
 use kv_schemas::subjects::{
     DeviceId, DeviceOp, INBOX_STREAM, consumer_ack_prefix, consumer_next_subject, device_connection_name,
     device_consumer, reply_prefix, user_block_subject, user_devices_subject, user_send_subject, user_unblock_subject,
@@ -118,6 +116,57 @@ fn service_reply(message: &async_nats::Message) -> std::result::Result<Bytes, Ke
         return Err(KezError::new(code, message));
     }
     Ok(message.payload.clone())
+}
+
+/// Replies as the client reads them: unknown keys are ignored (PROTOCOL.md §9.2), unlike the
+/// exact request types of `kv_schemas::api` that the services parse.
+mod replies {
+    use kv_schemas::api::{Device, EnrollReply};
+    use kv_schemas::subjects::DeviceId;
+    use serde::Deserialize;
+
+    #[derive(Deserialize)]
+    pub struct DeviceR {
+        id: DeviceId,
+        name: String,
+        created_at: u64,
+        #[serde(default)]
+        last_active: Option<u64>,
+    }
+
+    impl From<DeviceR> for Device {
+        fn from(d: DeviceR) -> Device {
+            Device { id: d.id, name: d.name, created_at: d.created_at, last_active: d.last_active }
+        }
+    }
+
+    #[derive(Deserialize)]
+    pub struct Enroll {
+        device: DeviceR,
+        consumer: String,
+        created: bool,
+    }
+
+    impl From<Enroll> for EnrollReply {
+        fn from(e: Enroll) -> EnrollReply {
+            EnrollReply { device: e.device.into(), consumer: e.consumer, created: e.created }
+        }
+    }
+
+    #[derive(Deserialize)]
+    pub struct List {
+        pub devices: Vec<DeviceR>,
+    }
+
+    #[derive(Deserialize)]
+    pub struct OneDevice {
+        pub device: DeviceR,
+    }
+
+    #[derive(Deserialize)]
+    pub struct Block {
+        pub purged: u64,
+    }
 }
 
 impl Broker {
@@ -234,10 +283,11 @@ impl Broker {
     /// gets [`ClientError::DeviceRemoved`].
     pub async fn enroll(&self, name: &str) -> Result<EnrollReply> {
         let req = EnrollDevice { device: self.device.clone(), name: name.to_owned() };
-        let reply: EnrollReply = self
+        let reply: replies::Enroll = self
             .request_json("enrolling this device", user_devices_subject(&self.me, DeviceOp::Enroll), &req)
             .await
             .map_err(|e| self.removed(e))?;
+        let reply = EnrollReply::from(reply);
         let want = device_consumer(&self.me, &self.device);
         if reply.consumer != want || reply.device.id != self.device {
             return Err(ClientError::BadServerReply(format!(
@@ -259,22 +309,18 @@ impl Broker {
 
     /// The user's devices.
     pub async fn devices(&self) -> Result<Vec<Device>> {
-        let list: DeviceList = self
+        let list: replies::List = self
             .request_json("listing devices", user_devices_subject(&self.me, DeviceOp::List), &serde_json::json!({}))
             .await?;
-        Ok(list.devices)
+        Ok(list.devices.into_iter().map(Device::from).collect())
     }
 
     /// Renames a device of the user.
     pub async fn rename_device(&self, device: &DeviceId, name: &str) -> Result<Device> {
-        #[derive(serde::Deserialize)]
-        struct Reply {
-            device: Device,
-        }
         let req = RenameDevice { device: device.clone(), name: name.to_owned() };
-        let reply: Reply =
+        let reply: replies::OneDevice =
             self.request_json("renaming the device", user_devices_subject(&self.me, DeviceOp::Rename), &req).await?;
-        Ok(reply.device)
+        Ok(reply.device.into())
     }
 
     /// Removes a device of the user: its consumer is deleted and its id can never enroll again.
@@ -288,7 +334,7 @@ impl Broker {
     /// Refuses `sender` from now on and drops what it has in the inbox; returns how many
     /// messages were dropped.
     pub async fn block(&self, sender: &PublicKey) -> Result<u64> {
-        let reply: BlockReply =
+        let reply: replies::Block =
             self.request_json("blocking", user_block_subject(&self.me), &BlockSender { sender: *sender }).await?;
         Ok(reply.purged)
     }
@@ -380,11 +426,12 @@ impl Inbox {
     }
 
     /// Pulls up to `batch` messages. With `wait` = `None` only what is waiting now (no_wait);
-    /// otherwise the request waits up to `wait` for the first message and ends as soon as one
-    /// arrived and nothing more is waiting.
+    /// otherwise the request ends when `batch` messages arrived or after `wait` (so waiting
+    /// pulls use a batch of 1 to return as soon as something arrives).
     ///
     /// [`ClientError::ConsumerGone`] means the consumer does not exist (any more): enroll
-    /// again. Messages of an earlier request that arrive late are returned too.
+    /// again. Messages of an earlier request that arrive late are returned too (deliveries
+    /// carry their stored subject, not the request's; only status messages name it).
     pub async fn pull(&mut self, batch: usize, wait: Option<Duration>) -> Result<Vec<Delivery>> {
         let batch = batch.max(1);
         self.request += 1;
@@ -409,7 +456,6 @@ impl Inbox {
         self.client.flush().await.map_err(|e| ClientError::Broker(format!("pulling from the inbox: {e}")))?;
 
         let mut out = Vec::new();
-        let mut current = 0usize;
         let mut deadline = tokio::time::Instant::now() + wait.unwrap_or_default() + PULL_GRACE;
         loop {
             let next = match tokio::time::timeout_at(deadline, self.sub.next()).await {
@@ -424,15 +470,8 @@ impl Inbox {
             match m.status {
                 None => {
                     out.push(self.delivery(m)?);
-                    if mine {
-                        current += 1;
-                        if current >= batch {
-                            return Ok(out);
-                        }
-                        // Got something: stop waiting for more than what is there already.
-                        if wait.is_some() {
-                            deadline = deadline.min(tokio::time::Instant::now() + Duration::from_millis(50));
-                        }
+                    if out.len() >= batch {
+                        return Ok(out);
                     }
                 }
                 Some(StatusCode::IDLE_HEARTBEAT) => {
