@@ -116,9 +116,10 @@ enum Command {
     ///
     /// Example: kez-chat contacts --json
     Contacts,
-    /// Show a contact: key, fingerprint, safety number, endpoints, sigchain.
+    /// Show a contact (or any handle): key, fingerprint, safety number, endpoints, sigchain.
     ///
-    /// Re-checks the contact against the server unless --offline.
+    /// Re-checks against the server unless --offline. Changes nothing: a handle that
+    /// is not a contact is shown, not pinned (that is `add`).
     ///
     /// Example: kez-chat show @chris
     Show(cmd::contacts::ShowArgs),

@@ -480,6 +480,23 @@ pub async fn unshare(ctx: &mut Ctx, args: UnshareArgs) -> Result<()> {
     Ok(())
 }
 
+/// Whether `ip` is in a documentation range (RFC 5737, RFC 3849): placeholders, never a
+/// place anyone can reach this device.
+fn is_documentation(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            let o = v4.octets();
+            matches!((o[0], o[1], o[2]), (192, 0, 2) | (198, 51, 100) | (203, 0, 113))
+        }
+        std::net::IpAddr::V6(v6) => v6.segments()[..2] == [0x2001, 0x0db8],
+    }
+}
+
+/// The addresses worth printing: what the provider listens on, without placeholders.
+fn reachable_addrs(provider: &Provider) -> Vec<std::net::SocketAddr> {
+    provider.direct_addrs().into_iter().filter(|a| !is_documentation(a.ip())).collect()
+}
+
 /// Runs the provider until the future is dropped or fails; prints what happens.
 pub async fn run_provider(files: PathBuf, id: Arc<Identity>, handle: String, json: bool) -> Result<()> {
     let cfg = node_config()?;
@@ -487,13 +504,13 @@ pub async fn run_provider(files: PathBuf, id: Arc<Identity>, handle: String, jso
     let n = Shares::load(&files).map(|s| s.shares.len()).unwrap_or(0);
     if json {
         json_line(
-            &json!({ "event": "serving", "node_id": provider.id_hex(), "addrs": provider.direct_addrs(), "shares": n }),
+            &json!({ "event": "serving", "node_id": provider.id_hex(), "addrs": reachable_addrs(&provider), "shares": n }),
         );
     } else {
         eprintln!(
             "serving {n} shared file(s) as {handle} — node {} on {} (relays {})",
             provider.id_hex(),
-            provider.direct_addrs().iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+            reachable_addrs(&provider).iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
             if cfg.relay { "on" } else { "off" }
         );
         eprintln!("direct-address hint for others: KEZ_IROH_PEERS={}", provider.hint());
@@ -576,4 +593,19 @@ pub async fn serve(ctx: &mut Ctx, _args: ServeArgs) -> Result<()> {
         eprintln!("stopped serving");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_documentation;
+
+    #[test]
+    fn documentation_addresses_are_not_printed() {
+        for a in ["192.0.2.1", "198.51.100.7", "203.0.113.255", "2001:db8::1"] {
+            assert!(is_documentation(a.parse().expect("ip")), "{a}");
+        }
+        for a in ["127.0.0.1", "192.168.1.2", "10.0.0.1", "::1", "2001:470::1"] {
+            assert!(!is_documentation(a.parse().expect("ip")), "{a}");
+        }
+    }
 }

@@ -21,6 +21,13 @@ fn two_users_chat_offline_delivery_in_order_exactly_once() {
     alice.register(true);
     bob.register(false);
 
+    // `show` only looks: a handle that is not a contact is shown, not pinned.
+    let shown = alice.ok(&["--json", "show", "@bob"]).json();
+    assert_eq!(shown["contact"], false);
+    assert_eq!(shown["handle"], "bob@kez.test");
+    assert!(alice.ok(&["--json", "contacts"]).json().as_array().unwrap().is_empty());
+    assert!(alice.ok(&["show", "bob"]).stdout.contains("not a contact"));
+
     // Contacts: both pin each other; the safety number is the same on both sides.
     let a = alice.ok(&["--json", "add", "@bob"]).json();
     assert_eq!(a["change"], "added");
