@@ -27,6 +27,7 @@ Getting started:
 Non-interactive use (scripts, tests):
   --passphrase-env VAR   read the passphrase from the environment variable VAR
   --passphrase-stdin     the first line of standard input is the passphrase
+  register --words-file PATH --skip-recall-check   the 24 words go to a new 0600 file
   Then, in this order, stdin provides: the 24 words (restore --mnemonic-stdin,
   mnemonic verify --mnemonic-stdin), dialogue answers, and the text of `send … -`.
 
@@ -83,7 +84,12 @@ enum Command {
     /// key is stored encrypted under your passphrase, and your inbox and Iroh
     /// endpoint are published on your sigchain.
     ///
+    /// The words need a terminal. Scripts use --words-file PATH --skip-recall-check
+    /// (the words are written to a new file only you can read); without a terminal and
+    /// without these flags, register stops with an explanation instead of waiting.
+    ///
     /// Example: kez-chat register tudisco
+    /// Example: kez-chat register ci-bot --words-file ./words.txt --skip-recall-check --passphrase-env PW
     #[command(visible_alias = "init")]
     Register(cmd::account::RegisterArgs),
     /// Bring an existing account to this machine from its 24 words.

@@ -1,5 +1,7 @@
 //! `register` / `init`, `restore`, `whoami`, `mnemonic show|verify`.
 
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context as _, Result, bail};
@@ -24,6 +26,14 @@ pub struct RegisterArgs {
     /// Skip the "have you written them down?" question. The three-word check still runs.
     #[arg(long)]
     yes_i_wrote_it_down: bool,
+    /// Write the 24 words to this new file (created with mode 0600, never overwritten)
+    /// instead of showing them. For scripts: copy them somewhere safe, then delete the file.
+    #[arg(long, value_name = "PATH")]
+    words_file: Option<PathBuf>,
+    /// Do not ask for three of the words back. Only for scripts that keep the words
+    /// themselves (e.g. with --words-file); a person should take the check.
+    #[arg(long)]
+    skip_recall_check: bool,
     /// The name of this device in `kez-chat devices` (default: the host name).
     #[arg(long, value_name = "NAME")]
     device_name: Option<String>,
@@ -69,28 +79,75 @@ fn random_positions(n: usize) -> Vec<usize> {
     picked
 }
 
-/// Shows the words and makes the user prove they wrote them down.
-fn backup_dialogue(ctx: &mut Ctx, id: &Identity, handle: &str, skip_question: bool) -> Result<()> {
+/// How the 24 words are handed over at registration.
+struct Backup<'a> {
+    /// Do not ask "have you written them down?".
+    skip_question: bool,
+    /// Write them to this new file instead of showing them.
+    words_file: Option<&'a Path>,
+    /// Do not ask for three words back.
+    skip_recall_check: bool,
+}
+
+impl Backup<'_> {
+    /// Whether the dialogue asks anything (and so needs a person at a terminal).
+    fn asks(&self) -> bool {
+        !self.skip_recall_check || (!self.skip_question && self.words_file.is_none())
+    }
+}
+
+/// Creates `path` with mode 0600 (refusing to overwrite anything) and writes the words.
+fn write_words_file(path: &Path, mnemonic: &str) -> Result<()> {
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+    let mut f = o.open(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::AlreadyExists => ClientError::Usage(format!(
+            "--words-file {}: the file exists; name a new file (it is never overwritten)",
+            path.display()
+        )),
+        _ => ClientError::Io { path: path.display().to_string(), source: e },
+    })?;
+    f.write_all(format!("{mnemonic}\n").as_bytes())
+        .and_then(|()| f.sync_all())
+        .map_err(|e| ClientError::Io { path: path.display().to_string(), source: e })?;
+    Ok(())
+}
+
+/// Shows the words (or writes them to the words file) and, unless skipped, makes the user
+/// prove they wrote them down.
+fn backup_dialogue(ctx: &mut Ctx, id: &Identity, handle: &str, how: &Backup<'_>) -> Result<()> {
     let mnemonic = id.mnemonic();
     let words: Vec<&str> = mnemonic.split(' ').collect();
     eprintln!();
-    eprintln!("Your 24 recovery words for {handle}. Write them down on paper, in order, and keep them safe.");
-    eprintln!("They are the ONLY way to recover this account, and anyone who has them can be you.");
-    eprintln!();
-    for row in words.chunks(4).enumerate() {
-        let (r, chunk) = row;
-        let line: Vec<String> =
-            chunk.iter().enumerate().map(|(i, w)| format!("{:>2}. {:<10}", r * 4 + i + 1, w)).collect();
-        eprintln!("  {}", line.join(" ").trim_end());
+    if let Some(path) = how.words_file {
+        write_words_file(path, &mnemonic)?;
+        eprintln!("The 24 recovery words for {handle} are in {} (readable only by you).", path.display());
+        eprintln!("They are the ONLY way to recover this account, and anyone who has them can be you:");
+        eprintln!("copy them somewhere safe (paper), then delete the file.");
+    } else {
+        eprintln!("Your 24 recovery words for {handle}. Write them down on paper, in order, and keep them safe.");
+        eprintln!("They are the ONLY way to recover this account, and anyone who has them can be you.");
+        eprintln!();
+        for row in words.chunks(4).enumerate() {
+            let (r, chunk) = row;
+            let line: Vec<String> =
+                chunk.iter().enumerate().map(|(i, w)| format!("{:>2}. {:<10}", r * 4 + i + 1, w)).collect();
+            eprintln!("  {}", line.join(" ").trim_end());
+        }
     }
     eprintln!();
-    if !skip_question {
+    if !how.skip_question && how.words_file.is_none() {
         let answer = ctx.input.ask("Have you written down all 24 words? Type \"yes\" to continue: ")?;
         if answer.trim() != "yes" {
             bail!(ClientError::Usage(
                 "registration cancelled: the words were not confirmed; nothing was registered".into()
             ));
         }
+    }
+    if how.skip_recall_check {
+        return Ok(());
     }
     if ctx.input.is_terminal() {
         // Clear the screen so the check is answered from paper, not from the screen.
@@ -155,9 +212,31 @@ pub async fn register(ctx: &mut Ctx, args: RegisterArgs) -> Result<()> {
         None => ctx.input.ask("Handle to register (e.g. tudisco): ")?.to_string(),
     };
     let handle = account::check_handle_available(&api, &config, &input).await?;
+    let how = Backup {
+        skip_question: args.yes_i_wrote_it_down,
+        words_file: args.words_file.as_deref(),
+        skip_recall_check: args.skip_recall_check,
+    };
+    // A dialogue over a pipe would wait for answers a script cannot give: say what to do.
+    if how.asks() && !ctx.input.is_terminal() {
+        bail!(ClientError::Usage(
+            "registering asks you to confirm the 24 recovery words, which needs a terminal. \
+             For scripts: --words-file PATH --skip-recall-check (the words go to PATH, readable only by you); \
+             nothing was registered"
+                .into()
+        ));
+    }
+    if let Some(path) = &args.words_file
+        && path.exists()
+    {
+        bail!(ClientError::Usage(format!(
+            "--words-file {}: the file exists; name a new file (it is never overwritten)",
+            path.display()
+        )));
+    }
     eprintln!("{handle} is available on {}.", api.base());
     let id = Identity::generate();
-    backup_dialogue(ctx, &id, &handle.to_string(), args.yes_i_wrote_it_down)?;
+    backup_dialogue(ctx, &id, &handle.to_string(), &how)?;
     let passphrase = ctx.new_passphrase()?;
     eprintln!("Registering {handle}…");
     let (account, warning) = account::register(&ctx.paths, &api, &config, &id, &handle, &passphrase).await?;
