@@ -255,9 +255,9 @@ fn show_message(ctx: &Ctx, account: &Account, m: &StoredMessage, sender: &Sender
 }
 
 /// A sent copy from another device: "me → peer".
-fn show_filed(ctx: &Ctx, account: &Account, m: &StoredMessage) {
-    let store = Store::open(&ctx.paths.db_dir()).ok();
-    let contact = store.and_then(|s| s.contact_by_key(&m.to).ok().flatten());
+fn show_filed(ctx: &Ctx, account: &Account, store: &Store, m: &StoredMessage) {
+    // The caller holds the store open (sled allows one opening per process).
+    let contact = store.contact_by_key(&m.to).ok().flatten();
     let to = contact.as_ref().map(|c| c.handle.display(&account.domain)).unwrap_or_else(|| short_key(&m.to));
     if ctx.json {
         json_line(&json!({
@@ -303,7 +303,7 @@ async fn handle_delivery(
             true
         }
         Received::Filed { message } => {
-            show_filed(ctx, account, &message);
+            show_filed(ctx, account, store, &message);
             true
         }
         Received::Known => false,
