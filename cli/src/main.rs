@@ -27,12 +27,22 @@ Getting started:
 Non-interactive use (scripts, tests):
   --passphrase-env VAR   read the passphrase from the environment variable VAR
   --passphrase-stdin     the first line of standard input is the passphrase
+  register --words-file PATH --skip-recall-check   the 24 words go to a new 0600 file
   Then, in this order, stdin provides: the 24 words (restore --mnemonic-stdin,
   mnemonic verify --mnemonic-stdin), dialogue answers, and the text of `send … -`.
 
+Devices: every data folder is one device of your account, with its own inbox
+reader on the server, so each device gets every message and shows what your
+other devices sent. `kez-chat devices` lists them. A data folder made by
+kez-chat 0.1 becomes a device the first time it connects; the messages the
+server still holds (up to 30 days) are then read by that device again, and
+by every device restored from your 24 words.
+
 Exit codes: 0 ok, 1 other error, 2 usage, 3 server or broker unreachable,
 4 not found, 5 a contact's key changed, 6 verification failed, 7 not registered,
-8 wrong passphrase, 9 timed out, 10 handle taken or reserved.
+8 wrong passphrase, 9 timed out, 10 handle taken or reserved, 11 refused for
+now (recipient's inbox or server store full, sending too fast, 16 devices),
+12 this device was removed from the account.
 
 Environment: KEZ_HOME (data folder, default $XDG_DATA_HOME/kez-chat or
 ~/.local/share/kez-chat), KEZ_SERVER (home server URL).";
@@ -74,14 +84,20 @@ enum Command {
     /// key is stored encrypted under your passphrase, and your inbox and Iroh
     /// endpoint are published on your sigchain.
     ///
+    /// The words need a terminal. Scripts use --words-file PATH --skip-recall-check
+    /// (the words are written to a new file only you can read); without a terminal and
+    /// without these flags, register stops with an explanation instead of waiting.
+    ///
     /// Example: kez-chat register tudisco
+    /// Example: kez-chat register ci-bot --words-file ./words.txt --skip-recall-check --passphrase-env PW
     #[command(visible_alias = "init")]
     Register(cmd::account::RegisterArgs),
     /// Bring an existing account to this machine from its 24 words.
     ///
     /// Finds the handle registered for the key, pulls and verifies your
-    /// sigchain, and stores the key under a new passphrase. Messages sent while
-    /// you were away are waiting in your inbox.
+    /// sigchain, and stores the key under a new passphrase. This data folder
+    /// becomes a new device of the account: it reads every message the server
+    /// still holds for you (up to 30 days), whatever your other devices read.
     ///
     /// Example: kez-chat restore      (or: echo "$WORDS" | kez-chat restore --mnemonic-stdin)
     Restore(cmd::account::RestoreArgs),
@@ -106,9 +122,10 @@ enum Command {
     ///
     /// Example: kez-chat contacts --json
     Contacts,
-    /// Show a contact: key, fingerprint, safety number, endpoints, sigchain.
+    /// Show a contact (or any handle): key, fingerprint, safety number, endpoints, sigchain.
     ///
-    /// Re-checks the contact against the server unless --offline.
+    /// Re-checks against the server unless --offline. Changes nothing: a handle that
+    /// is not a contact is shown, not pinned (that is `add`).
     ///
     /// Example: kez-chat show @chris
     Show(cmd::contacts::ShowArgs),
@@ -134,8 +151,10 @@ enum Command {
     Send(cmd::chat::SendArgs),
     /// Receive messages: print each as it arrives, after it is verified and stored.
     ///
-    /// Rejected envelopes (tampered, wrong recipient, bad signature, replayed)
-    /// are reported on stderr and removed from the inbox.
+    /// Also shows what you sent from your other devices ("me → chris"). Rejected
+    /// envelopes (tampered, wrong recipient, bad signature, replayed) are reported on
+    /// stderr and removed from this device's inbox. --count counts messages shown
+    /// (received, or sent from another device).
     ///
     /// Example: kez-chat listen            (Ctrl-C to stop)
     /// Example: kez-chat listen --once     (what is waiting now, then exit)
@@ -144,6 +163,26 @@ enum Command {
     ///
     /// Example: kez-chat history @chris --limit 20
     History(cmd::chat::HistoryArgs),
+    /// List, rename and remove the devices of your account.
+    ///
+    /// Each data folder (this one, a restored laptop, a browser) is a device with its own
+    /// inbox reader on the server. Without a subcommand: `list`.
+    ///
+    /// Example: kez-chat devices
+    /// Example: kez-chat devices rename this "work laptop"
+    /// Example: kez-chat devices remove 3f9a0c1d2b4e5f60
+    Devices(cmd::devices::DevicesArgs),
+    /// Refuse someone's messages: the server drops what they have waiting and takes no more.
+    ///
+    /// The sender is not told (sending still looks successful to them). Messages already on
+    /// their way to this device are dropped on arrival.
+    ///
+    /// Example: kez-chat block @spammer       (or a key: kez-chat block ed25519:<hex>)
+    Block(cmd::devices::BlockArgs),
+    /// Accept someone's messages again after `block`.
+    ///
+    /// Example: kez-chat unblock @chris
+    Unblock(cmd::devices::BlockArgs),
     /// Share a file with someone: encrypted on this device, fetched peer to peer.
     ///
     /// The file is encrypted with a fresh key (only the recipient and you can
@@ -234,6 +273,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Unshare(a) => cmd::files::unshare(&mut ctx, a).await,
         Command::Serve(a) => cmd::files::serve(&mut ctx, a).await,
         Command::History(a) => cmd::chat::history(&mut ctx, a).await,
+        Command::Devices(a) => cmd::devices::devices(&mut ctx, a).await,
+        Command::Block(a) => cmd::devices::block(&mut ctx, a).await,
+        Command::Unblock(a) => cmd::devices::unblock(&mut ctx, a).await,
     }
 }
 

@@ -11,29 +11,35 @@
 //!    the same stream sequence: a redelivery after a crash → [`Received::Redelivered`]
 //!    (ack, do not show). Found with another sequence: a replay → rejected `replayed`.
 //! 3. `from` is looked up among the contacts by pinned key: a contact is shown by
-//!    handle, anything else as an unknown sender with its fingerprint.
+//!    handle, anything else as an unknown sender with its fingerprint. A sender the user
+//!    blocked is dropped ([`Received::Dropped`]: acknowledged, not stored, not shown).
+//!
+//! A `sent` copy (PROTOCOL.md §6.1; `envelope::open` accepts it only from the own key) is
+//! filed as the outgoing message it describes instead ([`Received::Filed`]), once: the
+//! device that sent the original has it already ([`Received::Known`]).
 //!
 //! The caller acknowledges only after this returns, i.e. after the flush.
 
 use kv_schemas::envelope::{self, Body};
 use kv_schemas::{ErrorCode, Handle, KezError, PublicKey, now_ms, safety};
 use serde::Serialize;
-use serde_json::json;
 
 use crate::contacts::Contact;
 use crate::error::{ClientError, Result};
 use crate::identity::Identity;
-use crate::store::{Insert, Store, StoredMessage};
+use crate::store::{Filed, Insert, Store, StoredMessage};
 
-/// A sealed message ready to publish.
+/// A sealed message ready to send.
 #[derive(Debug, Clone)]
 pub struct Outgoing {
     /// The outer envelope bytes (what the broker stores).
     pub envelope: Vec<u8>,
-    /// The subject to publish on.
-    pub subject: String,
-    /// The history record (stored once the broker acked).
+    /// The recipient (the relay stores the envelope in this key's inbox).
+    pub to: PublicKey,
+    /// The history record (stored once the relay accepted it).
     pub record: StoredMessage,
+    /// The body, for the sent copy.
+    pub body: Body,
 }
 
 /// Checks a text before sealing (PROTOCOL.md §6: 1–16384 characters).
@@ -61,25 +67,45 @@ pub fn seal_text(me: &Identity, to: &Contact, text: &str) -> Result<Outgoing> {
         return Err(ClientError::Usage("you cannot send messages to yourself".into()));
     }
     check_text(text)?;
+    seal(me, &to.key, Body::Text(text.to_string()))
+}
+
+/// Seals `body` (a text or a file offer) from `me` for `to`, with a fresh id.
+pub fn seal(me: &Identity, to: &PublicKey, body: Body) -> Result<Outgoing> {
+    if matches!(body, Body::Sent { .. }) {
+        return Err(ClientError::Usage("a sent copy is made with seal_sent_copy".into()));
+    }
     let id: [u8; 16] = kv_schemas::random_bytes();
     let ts = now_ms();
-    let body = Body::Text(text.to_string());
-    let envelope = envelope::seal_with(me.signing_key(), &to.key, &body, ts, id, kv_schemas::random_bytes())?;
+    let envelope = envelope::seal_with(me.signing_key(), to, &body, ts, id, kv_schemas::random_bytes())?;
+    let (kind, value) = body_value(&body);
     Ok(Outgoing {
         envelope,
-        subject: to.inbox_subject(),
+        to: *to,
         record: StoredMessage {
             from: me.public_key(),
-            to: to.key,
+            to: *to,
             id: kv_schemas::encoding::b64_encode(&id),
             ts,
             stored_at: ts,
             outgoing: true,
-            kind: "text".into(),
-            body: json!({ "text": text }),
+            kind,
+            body: value,
             stream_seq: None,
         },
+        body,
     })
+}
+
+/// The sent copy of `sent` for the own inbox (PROTOCOL.md §6.1), or `None` for a note to
+/// self (sent once, without a copy). Send it only after `sent` was accepted.
+pub fn seal_sent_copy(me: &Identity, sent: &Outgoing) -> Result<Option<Vec<u8>>> {
+    let own = me.public_key();
+    if sent.to == own {
+        return Ok(None);
+    }
+    let body = Body::Sent { peer: sent.to, id: sent.record.id.clone(), body: Box::new(sent.body.clone()) };
+    Ok(Some(envelope::seal(me.signing_key(), &own, &body, now_ms())?))
 }
 
 /// Who sent a verified message.
@@ -118,6 +144,18 @@ pub enum Received {
         /// Who sent it.
         sender: Sender,
     },
+    /// A sent copy from another device of this user, filed as an outgoing message to its peer.
+    Filed {
+        /// The stored outgoing record.
+        message: StoredMessage,
+    },
+    /// A sent copy of a message this device has already (it sent it): acknowledge, do not show.
+    Known,
+    /// From a sender the user blocked: acknowledge, do not store or show.
+    Dropped {
+        /// The blocked sender.
+        from: PublicKey,
+    },
     /// Stored before (a redelivery after a crash): acknowledge, do not show.
     Redelivered,
     /// Failed a check: report, then terminate at the broker.
@@ -145,6 +183,32 @@ pub fn receive(store: &Store, me: &Identity, payload: &[u8], stream_seq: u64, wi
         Ok(o) => o,
         Err(e) => return Ok(rejected(e)),
     };
+    if let Body::Sent { peer, id, body } = &opened.body {
+        // `open` accepted it, so it comes from the own key (PROTOCOL.md §6 step 8).
+        let (kind, value) = body_value(body);
+        let record = StoredMessage {
+            from: opened.from,
+            to: *peer,
+            id: id.clone(),
+            ts: opened.ts,
+            stored_at: now,
+            outgoing: true,
+            kind,
+            body: value,
+            stream_seq: Some(stream_seq),
+        };
+        return Ok(match store.file_sent_copy(&record, &opened.id, stream_seq)? {
+            Filed::Stored => Received::Filed { message: record },
+            Filed::Known => Received::Known,
+            Filed::Redelivered => Received::Redelivered,
+            Filed::Replayed => {
+                rejected(KezError::new(ErrorCode::Replayed, "this sent copy (same id) was received before"))
+            }
+        });
+    }
+    if store.is_blocked(&opened.from)? {
+        return Ok(Received::Dropped { from: opened.from });
+    }
     let (kind, body) = body_value(&opened.body);
     let record = StoredMessage {
         from: opened.from,
@@ -179,4 +243,84 @@ pub fn sender_of(store: &Store, key: &PublicKey) -> Result<Sender> {
     }
     let pending_for = contacts.iter().find(|c| c.pending_key.as_ref() == Some(key)).map(|c| c.handle.clone());
     Ok(Sender::Unknown { key: *key, fingerprint: safety::fingerprint(key), pending_for })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::store::BlockedSender;
+
+    const WINDOW: u64 = 30 * 24 * 3600 * 1000;
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        (dir, s)
+    }
+
+    #[test]
+    fn sent_copies_reach_the_other_devices_once() {
+        let me = Identity::from_seed([1; 32]);
+        let peer = Identity::from_seed([2; 32]).public_key();
+        let (_d1, laptop) = store();
+        let (_d2, phone) = store();
+
+        // The laptop sends and stores the original, then the copy goes to the own inbox.
+        let out = seal(&me, &peer, Body::Text("hello from the laptop".into())).unwrap();
+        laptop.insert_message(&out.record).unwrap();
+        let copy = seal_sent_copy(&me, &out).unwrap().unwrap();
+
+        // The phone files it as an outgoing message to the peer, with the original's id.
+        let Received::Filed { message } = receive(&phone, &me, &copy, 5, WINDOW).unwrap() else { panic!() };
+        assert!(message.outgoing);
+        assert_eq!((message.from, message.to), (me.public_key(), peer));
+        assert_eq!(message.id, out.record.id);
+        assert_eq!(message.text(), Some("hello from the laptop"));
+        assert_eq!(phone.history(&peer, 10).unwrap(), vec![message]);
+        // Redelivered: acknowledged silently; the same copy at another sequence is a replay.
+        assert_eq!(receive(&phone, &me, &copy, 5, WINDOW).unwrap(), Received::Redelivered);
+        assert!(matches!(
+            receive(&phone, &me, &copy, 6, WINDOW).unwrap(),
+            Received::Rejected { code: ErrorCode::Replayed, .. }
+        ));
+        // The laptop has the original: nothing new.
+        assert_eq!(receive(&laptop, &me, &copy, 5, WINDOW).unwrap(), Received::Known);
+        assert_eq!(laptop.history(&peer, 10).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_sent_copy_from_someone_else_is_rejected() {
+        let me = Identity::from_seed([1; 32]);
+        let mallory = Identity::from_seed([3; 32]);
+        let peer = Identity::from_seed([2; 32]).public_key();
+        let (_d, s) = store();
+        let body = Body::Sent { peer, id: "AAAAAAAAAAAAAAAAAAAAAA".into(), body: Box::new(Body::Text("fake".into())) };
+        let forged = envelope::seal(mallory.signing_key(), &me.public_key(), &body, now_ms()).unwrap();
+        assert!(matches!(
+            receive(&s, &me, &forged, 1, WINDOW).unwrap(),
+            Received::Rejected { code: ErrorCode::InvalidRequest, .. }
+        ));
+        assert!(s.history(&peer, 10).unwrap().is_empty());
+    }
+
+    #[test]
+    fn notes_to_self_get_no_copy() {
+        let me = Identity::from_seed([1; 32]);
+        let out = seal(&me, &me.public_key(), Body::Text("note".into())).unwrap();
+        assert_eq!(seal_sent_copy(&me, &out).unwrap(), None);
+    }
+
+    #[test]
+    fn blocked_senders_are_dropped_not_stored() {
+        let me = Identity::from_seed([1; 32]);
+        let spammer = Identity::from_seed([4; 32]);
+        let (_d, s) = store();
+        s.block(&BlockedSender { key: spammer.public_key(), handle: None, blocked_at: 1 }).unwrap();
+        let env = seal(&spammer, &me.public_key(), Body::Text("buy now".into())).unwrap().envelope;
+        assert_eq!(receive(&s, &me, &env, 1, WINDOW).unwrap(), Received::Dropped { from: spammer.public_key() });
+        assert!(s.history(&spammer.public_key(), 10).unwrap().is_empty());
+        s.unblock(&spammer.public_key()).unwrap();
+        assert!(matches!(receive(&s, &me, &env, 1, WINDOW).unwrap(), Received::Shown { .. }));
+    }
 }

@@ -59,10 +59,11 @@ impl Contact {
         self.pending_key.is_some()
     }
 
-    /// The inbox subject to publish to (the advertised one; PROTOCOL.md §5 makes it
+    /// The inbox subject the contact advertises (PROTOCOL.md §5 makes it
     /// `kez.inbox.<hex of the key>`, which is also the fallback before one is advertised).
+    /// Shown only: messages go through the relay, which picks the stored subject (§9.3).
     pub fn inbox_subject(&self) -> String {
-        self.inbox.clone().unwrap_or_else(|| kv_schemas::subjects::inbox_subject(&self.key))
+        self.inbox.clone().unwrap_or_else(|| kv_schemas::subjects::legacy_inbox_subject(&self.key))
     }
 
     /// The error that blocks sending, if any.
@@ -132,12 +133,31 @@ pub enum Change {
     Unchanged,
 }
 
-/// Reconciles a fresh lookup with the stored contact: pins on first use,
-/// checks the chain extends the pinned tail, and records a key change as
-/// pending (returning [`ClientError::KeyChanged`]).
-pub fn reconcile(store: &Store, r: &Resolved) -> Result<(Contact, Change)> {
+/// What a fresh lookup means for the stored contact ([`assess`]); nothing is stored yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Assessed {
+    /// Not a contact: the contact it would become.
+    New(Contact),
+    /// The pinned key; the chain extends the pinned tail. The contact, re-checked.
+    Same(Contact),
+    /// Another key than the pinned one: the stored contact with the new key as pending.
+    KeyChanged(Contact),
+}
+
+impl Assessed {
+    /// The contact in every case.
+    pub fn contact(&self) -> &Contact {
+        match self {
+            Assessed::New(c) | Assessed::Same(c) | Assessed::KeyChanged(c) => c,
+        }
+    }
+}
+
+/// Compares a fresh lookup with the stored contact (`None`: not a contact) without storing
+/// anything: a shorter chain is a rollback and a different one a fork ([`ClientError::ChainInvalid`]).
+pub fn assess(stored: Option<Contact>, r: &Resolved) -> Result<Assessed> {
     let now = now_ms();
-    match store.contact(&r.handle)? {
+    match stored {
         None => {
             let mut c = Contact {
                 handle: r.handle.clone(),
@@ -153,8 +173,7 @@ pub fn reconcile(store: &Store, r: &Resolved) -> Result<(Contact, Change)> {
                 previous_keys: vec![],
             };
             c.apply_state(&r.state);
-            store.put_contact(&c)?;
-            Ok((c, Change::Added))
+            Ok(Assessed::New(c))
         }
         Some(mut c) if c.key == r.key => {
             check_extends(&r.links, &c.tail)
@@ -163,13 +182,26 @@ pub fn reconcile(store: &Store, r: &Resolved) -> Result<(Contact, Change)> {
             c.checked_at = now;
             // The server is back to the pinned key: a pending change is moot.
             c.pending_key = None;
-            store.put_contact(&c)?;
-            Ok((c, Change::Unchanged))
+            Ok(Assessed::Same(c))
         }
         Some(mut c) => {
             c.pending_key = Some(r.key);
             c.checked_at = now;
-            store.put_contact(&c)?;
+            Ok(Assessed::KeyChanged(c))
+        }
+    }
+}
+
+/// Reconciles a fresh lookup with the stored contact and stores the result: pins on first
+/// use, checks the chain extends the pinned tail, and records a key change as pending
+/// (returning [`ClientError::KeyChanged`]).
+pub fn reconcile(store: &Store, r: &Resolved) -> Result<(Contact, Change)> {
+    let assessed = assess(store.contact(&r.handle)?, r)?;
+    store.put_contact(assessed.contact())?;
+    match assessed {
+        Assessed::New(c) => Ok((c, Change::Added)),
+        Assessed::Same(c) => Ok((c, Change::Unchanged)),
+        Assessed::KeyChanged(c) => {
             Err(c.key_changed_error().unwrap_or_else(|| ClientError::Usage("key changed".into())))
         }
     }
@@ -253,7 +285,7 @@ mod tests {
         for seqno in 1..=n {
             let op = if seqno == 1 {
                 Op::AddEndpoint(Endpoint::Nats {
-                    subject: kv_schemas::subjects::inbox_subject(&key),
+                    subject: kv_schemas::subjects::legacy_inbox_subject(&key),
                     url: first_url.into(),
                 })
             } else {
@@ -289,7 +321,7 @@ mod tests {
         let (c, change) = reconcile(&store, &resolved(&bob, &sk, &links[..2])).unwrap();
         assert_eq!(change, Change::Added);
         assert_eq!(c.tail.seqno, 2);
-        assert_eq!(c.inbox.as_deref(), Some(kv_schemas::subjects::inbox_subject(&c.key).as_str()));
+        assert_eq!(c.inbox.as_deref(), Some(kv_schemas::subjects::legacy_inbox_subject(&c.key).as_str()));
         // Growing is fine.
         let (c, change) = reconcile(&store, &resolved(&bob, &sk, &links)).unwrap();
         assert_eq!((change, c.tail.seqno), (Change::Unchanged, 3));

@@ -10,6 +10,22 @@ use crate::config::Paths;
 use crate::error::{ClientError, Result};
 use crate::keystore;
 
+/// The name of a device when the user gives none.
+pub const FALLBACK_NAME: &str = "kez-chat CLI";
+
+/// The default name of this install: the host name (`$HOSTNAME`, else `/etc/hostname`),
+/// else [`FALLBACK_NAME`].
+pub fn default_name() -> String {
+    let from_env = std::env::var("HOSTNAME").ok();
+    let from_file = || std::fs::read_to_string("/etc/hostname").ok();
+    from_env
+        .into_iter()
+        .chain(std::iter::from_fn(from_file).take(1))
+        .map(|h| h.trim().to_owned())
+        .find(|h| check_device_name(h).is_ok())
+        .unwrap_or_else(|| FALLBACK_NAME.into())
+}
+
 /// `device.json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -27,8 +43,7 @@ impl LocalDevice {
         if let Some(d) = Self::load(paths)? {
             return Ok(d);
         }
-        let name =
-            if check_device_name(default_name).is_ok() { default_name.to_owned() } else { "kez-chat CLI".into() };
+        let name = if check_device_name(default_name).is_ok() { default_name.to_owned() } else { FALLBACK_NAME.into() };
         let d = LocalDevice { id: DeviceId::random(), name };
         d.save(paths)?;
         Ok(d)
@@ -53,5 +68,25 @@ impl LocalDevice {
         let mut bytes = serde_json::to_vec_pretty(self).map_err(|e| ClientError::Store(e.to_string()))?;
         bytes.push(b'\n');
         keystore::write_atomic(&path, &bytes).map_err(|e| ClientError::io(&path, e))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn created_once_then_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths::at(dir.path());
+        assert_eq!(LocalDevice::load(&paths).unwrap(), None);
+        let d = LocalDevice::load_or_create(&paths, "laptop").unwrap();
+        assert_eq!(d.name, "laptop");
+        assert_eq!(LocalDevice::load_or_create(&paths, "other").unwrap(), d);
+        let bad = tempfile::tempdir().unwrap();
+        let d = LocalDevice::load_or_create(&Paths::at(bad.path()), "tab\there").unwrap();
+        assert_eq!(d.name, FALLBACK_NAME);
+        assert!(check_device_name(&default_name()).is_ok());
     }
 }

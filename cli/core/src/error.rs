@@ -133,9 +133,23 @@ pub enum ClientError {
     /// The broker refused a request (permissions violation, reported asynchronously).
     #[error("the broker refused the request: {0}")]
     Denied(String),
-    /// The recipient's inbox refuses new messages.
-    #[error("the message was not stored by the broker: {0}")]
-    NotStored(String),
+    /// The server's inbox service refused a request with a stable code (PROTOCOL.md §9.3,
+    /// §10): `inbox_full`, `store_full`, `key_not_found`, `rate_limited`, `device_limit`,
+    /// `device_not_found`, `unavailable`, ….
+    #[error("{}", refused_text(.0))]
+    Refused(KezError),
+    /// This device was removed from the account (on another device); it cannot enroll again.
+    #[error(
+        "this device ({device}) was removed from your account, so it no longer receives messages. \
+         To use kez-chat here again, set it up anew in an empty data folder (`kez-chat restore`)"
+    )]
+    DeviceRemoved {
+        /// The device id.
+        device: String,
+    },
+    /// The device's consumer does not exist (any more): the device must enroll again.
+    #[error("this device's inbox is gone on the server (it must enroll again)")]
+    ConsumerGone,
     /// A broker operation failed.
     #[error("message broker: {0}")]
     Broker(String),
@@ -176,10 +190,52 @@ impl From<sled::Error> for ClientError {
     }
 }
 
+/// Words for a refusal of the inbox service.
+fn refused_text(e: &KezError) -> String {
+    let hint = match e.code {
+        ErrorCode::InboxFull => {
+            "the recipient's inbox already holds as many of your messages as it accepts (1 000); \
+             more fit once they expire or the recipient blocks and unblocks you"
+        }
+        ErrorCode::StoreFull => "the server's message store is full; try again later",
+        ErrorCode::RateLimited => "you are sending too fast; wait a moment and try again",
+        ErrorCode::KeyNotFound => "the recipient's key is not registered on this server",
+        ErrorCode::DeviceLimit => {
+            "your account already has 16 devices; remove one first (`kez-chat devices`, `kez-chat devices remove <id>`)"
+        }
+        ErrorCode::DeviceNotFound => "your account has no such device (see `kez-chat devices`)",
+        ErrorCode::Unavailable => "the server's inbox service is not available; try again later",
+        _ => "",
+    };
+    if hint.is_empty() {
+        format!("the server refused: {}: {}", e.code, e.message)
+    } else {
+        format!("{hint} ({}: {})", e.code, e.message)
+    }
+}
+
 impl ClientError {
+    /// A refusal of the inbox service, typed by its code.
+    pub fn refused(e: KezError) -> Self {
+        match e.code {
+            ErrorCode::Timeout => ClientError::Timeout(e.message),
+            _ => ClientError::Refused(e),
+        }
+    }
+
+    /// The stable code of a refusal, if this is one.
+    pub fn refusal_code(&self) -> Option<ErrorCode> {
+        match self {
+            ClientError::Refused(e) => Some(e.code),
+            ClientError::DeviceRemoved { .. } => Some(ErrorCode::DeviceRemoved),
+            _ => None,
+        }
+    }
+
     /// The process exit code the CLI uses for this error. Stable, documented in `kez-chat --help`:
     /// 1 other, 2 usage, 3 unreachable, 4 not found, 5 key changed, 6 verification failed,
-    /// 7 not registered, 8 wrong passphrase, 9 timeout, 10 handle taken/reserved.
+    /// 7 not registered, 8 wrong passphrase, 9 timeout, 10 handle taken/reserved,
+    /// 11 refused for now (inbox or store full, rate limited, device limit), 12 this device was removed.
     pub fn exit_code(&self) -> i32 {
         use ClientError::*;
         match self {
@@ -187,7 +243,19 @@ impl ClientError {
                 2
             }
             ServerUnreachable { .. } | BrokerUnreachable { .. } => 3,
+            Refused(e) if e.code == ErrorCode::Unavailable => 3,
             HandleNotFound { .. } | NotAContact(_) | NoInbox(_) => 4,
+            Refused(e) if matches!(e.code, ErrorCode::KeyNotFound | ErrorCode::DeviceNotFound) => 4,
+            Refused(e) if e.code == ErrorCode::InvalidRequest => 2,
+            Refused(e)
+                if matches!(
+                    e.code,
+                    ErrorCode::InboxFull | ErrorCode::StoreFull | ErrorCode::RateLimited | ErrorCode::DeviceLimit
+                ) =>
+            {
+                11
+            }
+            DeviceRemoved { .. } => 12,
             KeyChanged { .. } => 5,
             ChainInvalid { .. } | VerifyFailed(_) | MnemonicMismatch => 6,
             NotRegistered { .. } => 7,
@@ -225,7 +293,9 @@ impl ClientError {
             Server { .. } => "server_error",
             BadServerReply(_) => "bad_server_reply",
             Denied(_) => "denied",
-            NotStored(_) => "not_stored",
+            Refused(e) => e.code.as_str(),
+            DeviceRemoved { .. } => "device_removed",
+            ConsumerGone => "consumer_gone",
             Broker(_) => "broker",
             Protocol(_) => "protocol",
             Store(_) => "store",

@@ -4,7 +4,15 @@
 //! tree "contacts"  <handle>                          → Contact (JSON)
 //! tree "messages"  <from hex>:<id>                   → StoredMessage (JSON)   (replay store, PROTOCOL.md §6 step 7)
 //! tree "timeline"  <peer hex>:<ts, 16 hex>:<from hex>:<id> → <messages key>   (history order per conversation)
+//! tree "copies"    <own hex>:<copy id>                → stream seq, 8 bytes BE (replay store of sent copies)
+//! tree "blocked"   <key hex>                          → BlockedSender (JSON)
 //! ```
+//!
+//! A sent copy (PROTOCOL.md §6.1) is filed as the outgoing message it describes, keyed by
+//! `(own key, id of the original)`: the device that sent the original stored exactly that key
+//! when it sent, so its own copy finds it and is skipped; every other device stores it once.
+//! The copy's own id goes to `copies`, so a redelivered copy is told from a replayed one like
+//! any other message.
 //!
 //! A message is keyed by `(from, id)`, so inserting is idempotent: a crash between
 //! storing and acknowledging makes the broker redeliver, the insert finds the
@@ -85,12 +93,39 @@ pub enum Insert {
     Exists(Box<StoredMessage>),
 }
 
+/// What [`Store::file_sent_copy`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Filed {
+    /// New: the outgoing message is stored (flushed).
+    Stored,
+    /// The original is stored already (this device sent it, or filed it before).
+    Known,
+    /// This copy was filed before from the same delivery (a redelivery).
+    Redelivered,
+    /// This copy was filed before from another stream sequence (a replay).
+    Replayed,
+}
+
+/// A sender this user blocked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockedSender {
+    /// The sender's key.
+    pub key: PublicKey,
+    /// Its handle when it was blocked, if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handle: Option<Handle>,
+    /// When it was blocked, ms.
+    pub blocked_at: u64,
+}
+
 /// The open database.
 pub struct Store {
     db: sled::Db,
     contacts: sled::Tree,
     messages: sled::Tree,
     timeline: sled::Tree,
+    copies: sled::Tree,
+    blocked: sled::Tree,
 }
 
 fn is_lock_error(e: &sled::Error) -> bool {
@@ -123,6 +158,8 @@ impl Store {
             contacts: db.open_tree("contacts")?,
             messages: db.open_tree("messages")?,
             timeline: db.open_tree("timeline")?,
+            copies: db.open_tree("copies")?,
+            blocked: db.open_tree("blocked")?,
             db,
         })
     }
@@ -198,6 +235,43 @@ impl Store {
         }
     }
 
+    /// Files the outgoing message `m` described by a sent copy whose own id is `copy_id`
+    /// (from `m.from`, the own key), delivered at `stream_seq`; flushed when it stored anything.
+    pub fn file_sent_copy(&self, m: &StoredMessage, copy_id: &str, stream_seq: u64) -> Result<Filed> {
+        use sled::Transactional as _;
+        use sled::transaction::{ConflictableTransactionError, TransactionError};
+        let key = m.key();
+        let value = serde_json::to_vec(m).map_err(|e| ClientError::Store(e.to_string()))?;
+        let tl_key = m.timeline_key();
+        let copy_key = message_key(&m.from, copy_id);
+        let seq = stream_seq.to_be_bytes();
+        let outcome = (&self.messages, &self.timeline, &self.copies).transaction(|(msgs, timeline, copies)| {
+            if let Some(seen) = copies.get(&copy_key)? {
+                let same = seen.as_ref() == seq.as_slice();
+                return Err(ConflictableTransactionError::Abort(if same {
+                    Filed::Redelivered
+                } else {
+                    Filed::Replayed
+                }));
+            }
+            copies.insert(copy_key.as_slice(), seq.as_slice())?;
+            if msgs.get(&key)?.is_some() {
+                return Ok(Filed::Known);
+            }
+            msgs.insert(key.as_slice(), value.as_slice())?;
+            timeline.insert(tl_key.as_slice(), key.as_slice())?;
+            Ok(Filed::Stored)
+        });
+        match outcome {
+            Ok(filed) => {
+                self.flush()?;
+                Ok(filed)
+            }
+            Err(TransactionError::Abort(filed)) => Ok(filed),
+            Err(TransactionError::Storage(e)) => Err(e.into()),
+        }
+    }
+
     /// The stored message `(from, id)`.
     pub fn message(&self, from: &PublicKey, id: &str) -> Result<Option<StoredMessage>> {
         self.messages
@@ -221,6 +295,36 @@ impl Store {
         }
         out.reverse();
         Ok(out)
+    }
+
+    // ------------------------------------------------------------ blocked senders
+
+    /// Records `key` as blocked (flushed).
+    pub fn block(&self, b: &BlockedSender) -> Result<()> {
+        let v = serde_json::to_vec(b).map_err(|e| ClientError::Store(e.to_string()))?;
+        self.blocked.insert(b.key.hex(), v)?;
+        self.flush()
+    }
+
+    /// Forgets that `key` was blocked; `false` if it was not.
+    pub fn unblock(&self, key: &PublicKey) -> Result<bool> {
+        let had = self.blocked.remove(key.hex())?.is_some();
+        self.flush()?;
+        Ok(had)
+    }
+
+    /// Whether `key` is blocked.
+    pub fn is_blocked(&self, key: &PublicKey) -> Result<bool> {
+        Ok(self.blocked.contains_key(key.hex())?)
+    }
+
+    /// Every blocked sender.
+    pub fn blocked(&self) -> Result<Vec<BlockedSender>> {
+        self.blocked
+            .iter()
+            .values()
+            .map(|v| serde_json::from_slice(&v?).map_err(|e| ClientError::Store(format!("blocked: {e}"))))
+            .collect()
     }
 
     /// Every peer that has a conversation, with its message count.
@@ -274,5 +378,44 @@ mod tests {
         assert_eq!(h.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(), ["m1", "m2"]);
         assert_eq!(s.history(&a, 1).unwrap()[0].id, "m2");
         assert_eq!(s.conversations().unwrap(), vec![(a, 2)]);
+    }
+
+    #[test]
+    fn sent_copies_are_filed_once_and_ordered_with_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let me = PublicKey::of(&ed25519_dalek::SigningKey::from_bytes(&[1; 32]));
+        let peer = PublicKey::of(&ed25519_dalek::SigningKey::from_bytes(&[2; 32]));
+        let s = Store::open(dir.path()).unwrap();
+        s.insert_message(&msg(&peer, &me, "in1", 10)).unwrap();
+        s.insert_message(&msg(&peer, &me, "in2", 30)).unwrap();
+        let mut out = msg(&me, &peer, "out1", 20);
+        out.outgoing = true;
+        out.to = peer;
+        assert_eq!(s.file_sent_copy(&out, "copy1", 7).unwrap(), Filed::Stored);
+        // The same delivery again, and the same copy from another sequence.
+        assert_eq!(s.file_sent_copy(&out, "copy1", 7).unwrap(), Filed::Redelivered);
+        assert_eq!(s.file_sent_copy(&out, "copy1", 8).unwrap(), Filed::Replayed);
+        // The device that sent it stored the original already.
+        let mut sent_here = msg(&me, &peer, "out2", 40);
+        sent_here.outgoing = true;
+        assert_eq!(s.insert_message(&sent_here).unwrap(), Insert::Stored);
+        assert_eq!(s.file_sent_copy(&sent_here, "copy2", 9).unwrap(), Filed::Known);
+        let h = s.history(&peer, 10).unwrap();
+        let got: Vec<(&str, bool)> = h.iter().map(|m| (m.id.as_str(), m.outgoing)).collect();
+        assert_eq!(got, [("in1", false), ("out1", true), ("in2", false), ("out2", true)]);
+    }
+
+    #[test]
+    fn blocked_senders() {
+        let dir = tempfile::tempdir().unwrap();
+        let k = PublicKey::of(&ed25519_dalek::SigningKey::from_bytes(&[3; 32]));
+        let s = Store::open(dir.path()).unwrap();
+        assert!(!s.is_blocked(&k).unwrap());
+        s.block(&BlockedSender { key: k, handle: None, blocked_at: 5 }).unwrap();
+        assert!(s.is_blocked(&k).unwrap());
+        assert_eq!(s.blocked().unwrap().len(), 1);
+        assert!(s.unblock(&k).unwrap());
+        assert!(!s.unblock(&k).unwrap());
+        assert!(!s.is_blocked(&k).unwrap());
     }
 }

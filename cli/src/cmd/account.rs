@@ -1,14 +1,20 @@
 //! `register` / `init`, `restore`, `whoami`, `mnemonic show|verify`.
 
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
 use anyhow::{Context as _, Result, bail};
 use clap::{Args, Subcommand};
 use kez_client::account::{self, Account};
+use kez_client::device::LocalDevice;
 use kez_client::identity::normalize_mnemonic;
 use kez_client::{ClientError, Identity};
 use kv_schemas::safety;
 use serde_json::json;
 use zeroize::Zeroizing;
 
+use crate::cmd::chat;
 use crate::ctx::Ctx;
 use crate::output::{json_doc, short_key};
 use crate::say;
@@ -20,6 +26,17 @@ pub struct RegisterArgs {
     /// Skip the "have you written them down?" question. The three-word check still runs.
     #[arg(long)]
     yes_i_wrote_it_down: bool,
+    /// Write the 24 words to this new file (created with mode 0600, never overwritten)
+    /// instead of showing them. For scripts: copy them somewhere safe, then delete the file.
+    #[arg(long, value_name = "PATH")]
+    words_file: Option<PathBuf>,
+    /// Do not ask for three of the words back. Only for scripts that keep the words
+    /// themselves (e.g. with --words-file); a person should take the check.
+    #[arg(long)]
+    skip_recall_check: bool,
+    /// The name of this device in `kez-chat devices` (default: the host name).
+    #[arg(long, value_name = "NAME")]
+    device_name: Option<String>,
 }
 
 #[derive(Args)]
@@ -27,6 +44,9 @@ pub struct RestoreArgs {
     /// Read the 24 words from standard input (after the passphrase line if --passphrase-stdin).
     #[arg(long)]
     mnemonic_stdin: bool,
+    /// The name of this device in `kez-chat devices` (default: the host name).
+    #[arg(long, value_name = "NAME")]
+    device_name: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -59,28 +79,75 @@ fn random_positions(n: usize) -> Vec<usize> {
     picked
 }
 
-/// Shows the words and makes the user prove they wrote them down.
-fn backup_dialogue(ctx: &mut Ctx, id: &Identity, handle: &str, skip_question: bool) -> Result<()> {
+/// How the 24 words are handed over at registration.
+struct Backup<'a> {
+    /// Do not ask "have you written them down?".
+    skip_question: bool,
+    /// Write them to this new file instead of showing them.
+    words_file: Option<&'a Path>,
+    /// Do not ask for three words back.
+    skip_recall_check: bool,
+}
+
+impl Backup<'_> {
+    /// Whether the dialogue asks anything (and so needs a person at a terminal).
+    fn asks(&self) -> bool {
+        !self.skip_recall_check || (!self.skip_question && self.words_file.is_none())
+    }
+}
+
+/// Creates `path` with mode 0600 (refusing to overwrite anything) and writes the words.
+fn write_words_file(path: &Path, mnemonic: &str) -> Result<()> {
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+    let mut f = o.open(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::AlreadyExists => ClientError::Usage(format!(
+            "--words-file {}: the file exists; name a new file (it is never overwritten)",
+            path.display()
+        )),
+        _ => ClientError::Io { path: path.display().to_string(), source: e },
+    })?;
+    f.write_all(format!("{mnemonic}\n").as_bytes())
+        .and_then(|()| f.sync_all())
+        .map_err(|e| ClientError::Io { path: path.display().to_string(), source: e })?;
+    Ok(())
+}
+
+/// Shows the words (or writes them to the words file) and, unless skipped, makes the user
+/// prove they wrote them down.
+fn backup_dialogue(ctx: &mut Ctx, id: &Identity, handle: &str, how: &Backup<'_>) -> Result<()> {
     let mnemonic = id.mnemonic();
     let words: Vec<&str> = mnemonic.split(' ').collect();
     eprintln!();
-    eprintln!("Your 24 recovery words for {handle}. Write them down on paper, in order, and keep them safe.");
-    eprintln!("They are the ONLY way to recover this account, and anyone who has them can be you.");
-    eprintln!();
-    for row in words.chunks(4).enumerate() {
-        let (r, chunk) = row;
-        let line: Vec<String> =
-            chunk.iter().enumerate().map(|(i, w)| format!("{:>2}. {:<10}", r * 4 + i + 1, w)).collect();
-        eprintln!("  {}", line.join(" ").trim_end());
+    if let Some(path) = how.words_file {
+        write_words_file(path, &mnemonic)?;
+        eprintln!("The 24 recovery words for {handle} are in {} (readable only by you).", path.display());
+        eprintln!("They are the ONLY way to recover this account, and anyone who has them can be you:");
+        eprintln!("copy them somewhere safe (paper), then delete the file.");
+    } else {
+        eprintln!("Your 24 recovery words for {handle}. Write them down on paper, in order, and keep them safe.");
+        eprintln!("They are the ONLY way to recover this account, and anyone who has them can be you.");
+        eprintln!();
+        for row in words.chunks(4).enumerate() {
+            let (r, chunk) = row;
+            let line: Vec<String> =
+                chunk.iter().enumerate().map(|(i, w)| format!("{:>2}. {:<10}", r * 4 + i + 1, w)).collect();
+            eprintln!("  {}", line.join(" ").trim_end());
+        }
     }
     eprintln!();
-    if !skip_question {
+    if !how.skip_question && how.words_file.is_none() {
         let answer = ctx.input.ask("Have you written down all 24 words? Type \"yes\" to continue: ")?;
         if answer.trim() != "yes" {
             bail!(ClientError::Usage(
                 "registration cancelled: the words were not confirmed; nothing was registered".into()
             ));
         }
+    }
+    if how.skip_recall_check {
+        return Ok(());
     }
     if ctx.input.is_terminal() {
         // Clear the screen so the check is answered from paper, not from the screen.
@@ -98,8 +165,46 @@ fn backup_dialogue(ctx: &mut Ctx, id: &Identity, handle: &str, skip_question: bo
     Ok(())
 }
 
+/// Checks a `--device-name` before anything else happens.
+fn check_device_name(name: Option<&str>) -> Result<()> {
+    if let Some(n) = name {
+        kv_schemas::api::check_device_name(n)
+            .map_err(|e| ClientError::Usage(format!("--device-name: {}", e.message)))?;
+    }
+    Ok(())
+}
+
+/// Makes this data folder a device of the new account and enrolls it, so the server keeps
+/// its inbox reader from now on. Failing here is not fatal: `listen` enrolls too.
+async fn enroll_new_device(ctx: &Ctx, account: &Account, id: Arc<Identity>, name: Option<String>) {
+    let device = match LocalDevice::load(&ctx.paths) {
+        Ok(Some(d)) => d,
+        _ => {
+            let name = name.unwrap_or_else(kez_client::device::default_name);
+            match LocalDevice::load_or_create(&ctx.paths, &name) {
+                Ok(d) => d,
+                Err(e) => {
+                    eprintln!("kez-chat: warning: {e}");
+                    return;
+                }
+            }
+        }
+    };
+    let enrolled = async {
+        let broker = chat::connect(ctx, account, id).await?;
+        let r = chat::enroll(ctx, &broker).await;
+        broker.close().await;
+        r
+    };
+    match enrolled.await {
+        Ok(_) => eprintln!("This data folder is the device {} ({:?}) of {}.", device.id, device.name, account.handle),
+        Err(e) => eprintln!("kez-chat: warning: this device is not enrolled yet ({e:#}); `kez-chat listen` enrolls it"),
+    }
+}
+
 pub async fn register(ctx: &mut Ctx, args: RegisterArgs) -> Result<()> {
     account::ensure_no_account(&ctx.paths)?;
+    check_device_name(args.device_name.as_deref())?;
     let api = ctx.api(None)?;
     let config = api.config().await?;
     let input = match args.handle {
@@ -107,9 +212,31 @@ pub async fn register(ctx: &mut Ctx, args: RegisterArgs) -> Result<()> {
         None => ctx.input.ask("Handle to register (e.g. tudisco): ")?.to_string(),
     };
     let handle = account::check_handle_available(&api, &config, &input).await?;
+    let how = Backup {
+        skip_question: args.yes_i_wrote_it_down,
+        words_file: args.words_file.as_deref(),
+        skip_recall_check: args.skip_recall_check,
+    };
+    // A dialogue over a pipe would wait for answers a script cannot give: say what to do.
+    if how.asks() && !ctx.input.is_terminal() {
+        bail!(ClientError::Usage(
+            "registering asks you to confirm the 24 recovery words, which needs a terminal. \
+             For scripts: --words-file PATH --skip-recall-check (the words go to PATH, readable only by you); \
+             nothing was registered"
+                .into()
+        ));
+    }
+    if let Some(path) = &args.words_file
+        && path.exists()
+    {
+        bail!(ClientError::Usage(format!(
+            "--words-file {}: the file exists; name a new file (it is never overwritten)",
+            path.display()
+        )));
+    }
     eprintln!("{handle} is available on {}.", api.base());
     let id = Identity::generate();
-    backup_dialogue(ctx, &id, &handle.to_string(), args.yes_i_wrote_it_down)?;
+    backup_dialogue(ctx, &id, &handle.to_string(), &how)?;
     let passphrase = ctx.new_passphrase()?;
     eprintln!("Registering {handle}…");
     let (account, warning) = account::register(&ctx.paths, &api, &config, &id, &handle, &passphrase).await?;
@@ -117,6 +244,7 @@ pub async fn register(ctx: &mut Ctx, args: RegisterArgs) -> Result<()> {
         eprintln!("kez-chat: warning: registered, but publishing your endpoints failed: {w}");
         eprintln!("kez-chat: it will be retried by the next `kez-chat listen` or `send`.");
     }
+    enroll_new_device(ctx, &account, Arc::new(id), args.device_name).await;
     print_account(ctx, &account, "registered");
     Ok(())
 }
@@ -163,6 +291,7 @@ fn read_words(ctx: &mut Ctx, from_stdin: bool) -> Result<Zeroizing<String>> {
 
 pub async fn restore(ctx: &mut Ctx, args: RestoreArgs) -> Result<()> {
     account::ensure_no_account(&ctx.paths)?;
+    check_device_name(args.device_name.as_deref())?;
     let words = read_words(ctx, args.mnemonic_stdin)?;
     let id = Identity::from_mnemonic(&words).map_err(ClientError::from)?;
     drop(words);
@@ -179,6 +308,7 @@ pub async fn restore(ctx: &mut Ctx, args: RestoreArgs) -> Result<()> {
         eprintln!("kez-chat: warning: restored, but publishing your endpoints failed: {w}");
     }
     eprintln!("Sigchain verified ({} links).", restored.chain_links);
+    enroll_new_device(ctx, &restored.account, Arc::new(id), args.device_name).await;
     print_account(ctx, &restored.account, "restored");
     Ok(())
 }

@@ -1,10 +1,16 @@
 //! `send`, `listen`, `history`.
 //!
-//! `listen` receives through the durable pull consumer with explicit acks:
-//! each message is opened and verified, stored (flushed) in the replay store
-//! and history, shown, and only then acknowledged. A rejected envelope is
-//! reported and terminated (`+TERM`) so it is not redelivered. The store is
-//! opened per batch, so `send` in another terminal can use it meanwhile.
+//! Every connection is one device of the account (`device.json`, created on first use, so a
+//! wave-1 data folder becomes a device the first time it connects). `send` hands the
+//! envelope to the server's relay and, once it was accepted, sends a sealed copy to the own
+//! inbox so the account's other devices show it too (PROTOCOL.md §6.1).
+//!
+//! `listen` enrolls the device (the server creates its consumer), then pulls with explicit
+//! acks: each message is opened and verified, stored (flushed) in the replay store and
+//! history, shown, and only then acknowledged. A rejected envelope is reported and
+//! acknowledged so it is not redelivered. A vanished consumer is re-created by enrolling
+//! again, once; a removed device stops. The store is opened per batch, so `send` in another
+//! terminal can use it meanwhile.
 //!
 //! Extending `listen` (e.g. "also serve files"): pass futures in `extra`; they
 //! run next to the receive loop and the first one to finish (or fail) ends it.
@@ -16,9 +22,10 @@ use anyhow::{Result, bail};
 use clap::Args;
 use futures::future::BoxFuture;
 use kez_client::account::{self, Account};
-use kez_client::broker::Broker;
-use kez_client::chat::{self, Received, Sender};
+use kez_client::broker::{Broker, Delivery, Inbox};
+use kez_client::chat::{self, Outgoing, Received, Sender};
 use kez_client::contacts::{Change, Contact};
+use kez_client::device::LocalDevice;
 use kez_client::store::{Store, StoredMessage};
 use kez_client::{ClientError, Identity};
 use kv_schemas::{PublicKey, safety};
@@ -59,10 +66,24 @@ pub struct HistoryArgs {
     limit: usize,
 }
 
-/// Logs in to the account's broker; an authorization violation is explained
-/// with a registry lookup ("not registered yet" or a server problem).
+/// This data folder as a device: `device.json`, created on first use (a data folder of
+/// kez-chat 0.1 gets its device id here, the first time it connects).
+pub fn local_device(ctx: &Ctx) -> Result<LocalDevice> {
+    if let Some(d) = LocalDevice::load(&ctx.paths)? {
+        return Ok(d);
+    }
+    let d = LocalDevice::load_or_create(&ctx.paths, &kez_client::device::default_name())?;
+    if !ctx.json {
+        eprintln!("kez-chat: this data folder is now the device {} ({:?}) of your account", d.id, d.name);
+    }
+    Ok(d)
+}
+
+/// Logs in to the account's broker as this device; an authorization violation is
+/// explained with a registry lookup ("not registered yet" or a server problem).
 pub async fn connect(ctx: &Ctx, account: &Account, id: Arc<Identity>) -> Result<Broker> {
-    match Broker::connect(&account.nats_url, id).await {
+    let device = local_device(ctx)?;
+    match Broker::connect(&account.nats_url, id, &device.id).await {
         Ok(b) => Ok(b),
         Err(ClientError::Denied(detail)) => {
             let api = ctx.api(Some(account))?;
@@ -145,11 +166,9 @@ pub async fn send(ctx: &mut Ctx, args: SendArgs) -> Result<()> {
     repair_endpoints(ctx, &mut account, &id).await;
     let out = chat::seal_text(&id, &contact, &text)?;
     let broker = connect(ctx, &account, id.clone()).await?;
-    let seq = broker.publish(&out.subject, out.envelope).await?;
+    let copied = deliver(ctx, &broker, &id, &out).await;
     broker.close().await;
-    let store = Store::open(&ctx.paths.db_dir())?;
-    store.insert_message(&out.record)?;
-    drop(store);
+    let copied = copied?;
     if ctx.json {
         json_doc(&json!({
             "status": "sent",
@@ -157,12 +176,30 @@ pub async fn send(ctx: &mut Ctx, args: SendArgs) -> Result<()> {
             "key": contact.key,
             "id": out.record.id,
             "ts": out.record.ts,
-            "stream_seq": seq,
+            "copied_to_own_devices": copied,
         }));
     } else {
         say!("sent to {} at {}", contact.handle.display(&account.domain), fmt_time(out.record.ts));
     }
     Ok(())
+}
+
+/// Sends `out` through the relay, stores it in the history, then sends its sealed copy to
+/// the own inbox (PROTOCOL.md §6.1). Only the message itself must succeed; a failed copy is
+/// a warning (the other devices then miss it) and returns `false`.
+pub async fn deliver(ctx: &Ctx, broker: &Broker, id: &Identity, out: &Outgoing) -> Result<bool> {
+    broker.send(&out.to, out.envelope.clone()).await?;
+    let store = Store::open(&ctx.paths.db_dir())?;
+    store.insert_message(&out.record)?;
+    drop(store);
+    let Some(copy) = chat::seal_sent_copy(id, out)? else { return Ok(false) };
+    match broker.send(&id.public_key(), copy).await {
+        Ok(()) => Ok(true),
+        Err(e) => {
+            eprintln!("kez-chat: warning: sent, but your other devices will not show it: {e}");
+            Ok(false)
+        }
+    }
 }
 
 /// Test hook (debug builds only): `KEZ_FAULT=crash-before-ack` makes `listen`
@@ -217,6 +254,29 @@ fn show_message(ctx: &Ctx, account: &Account, m: &StoredMessage, sender: &Sender
     }
 }
 
+/// A sent copy from another device: "me → peer".
+fn show_filed(ctx: &Ctx, account: &Account, store: &Store, m: &StoredMessage) {
+    // The caller holds the store open (sled allows one opening per process).
+    let contact = store.contact_by_key(&m.to).ok().flatten();
+    let to = contact.as_ref().map(|c| c.handle.display(&account.domain)).unwrap_or_else(|| short_key(&m.to));
+    if ctx.json {
+        json_line(&json!({
+            "event": "sent",
+            "id": m.id,
+            "to": m.to,
+            "handle": contact.map(|c| c.handle),
+            "ts": m.ts,
+            "time": fmt_time(m.ts),
+            "kind": m.kind,
+            "text": m.text(),
+            "stream_seq": m.stream_seq,
+        }));
+        return;
+    }
+    let text = m.text().map(str::to_string).unwrap_or_else(|| format!("[{} message]", m.kind));
+    say!("[{}] me → {to} (from another device): {text}", fmt_time(m.ts));
+}
+
 fn report_rejected(ctx: &Ctx, seq: Option<u64>, code: &str, reason: &str) {
     let at = seq.map(|s| format!(" #{s}")).unwrap_or_default();
     eprintln!("kez-chat: rejected message{at}: {code}: {reason}");
@@ -231,45 +291,54 @@ async fn handle_delivery(
     account: &Account,
     id: &Identity,
     store: &Store,
-    msg: async_nats::jetstream::Message,
+    inbox: &Inbox,
+    d: Delivery,
 ) -> Result<bool> {
-    use async_nats::jetstream::AckKind;
-    let seq = msg.info().ok().map(|i| i.stream_sequence);
+    let seq = Some(d.stream_seq);
     let window = if account.inbox_max_age_ms == 0 { 30 * 24 * 3600 * 1000 } else { account.inbox_max_age_ms };
-    let outcome = match seq {
-        Some(seq) => chat::receive(store, id, &msg.payload, seq, window)?,
-        None => Received::Rejected {
-            code: kv_schemas::ErrorCode::InvalidRequest,
-            reason: "delivery without JetStream metadata".into(),
-        },
-    };
-    // A lost ack is harmless: the message is stored, so its redelivery is
-    // acknowledged silently. Warn and go on.
-    let ack_err = |e: async_nats::Error| {
-        eprintln!("kez-chat: warning: acknowledging failed ({e}); the broker will redeliver, which is handled");
-    };
-    match outcome {
+    let outcome = chat::receive(store, id, &d.payload, d.stream_seq, window)?;
+    let shown = match outcome {
         Received::Shown { message, sender } => {
             show_message(ctx, account, &message, &sender);
-            if crash_before_ack() {
-                std::process::exit(86);
+            true
+        }
+        Received::Filed { message } => {
+            show_filed(ctx, account, store, &message);
+            true
+        }
+        Received::Known => false,
+        Received::Dropped { from } => {
+            if ctx.json {
+                json_line(&json!({ "event": "dropped", "reason": "blocked", "from": from, "stream_seq": seq }));
             }
-            let _ = msg.double_ack().await.map_err(ack_err);
-            Ok(true)
+            false
         }
         Received::Redelivered => {
             if ctx.json {
                 json_line(&json!({ "event": "redelivered", "stream_seq": seq }));
             }
-            let _ = msg.double_ack().await.map_err(ack_err);
-            Ok(false)
+            false
         }
         Received::Rejected { code, reason } => {
             report_rejected(ctx, seq, code.as_str(), &reason);
-            let _ = msg.double_ack_with(AckKind::Term).await.map_err(ack_err);
-            Ok(false)
+            false
         }
+    };
+    if shown && crash_before_ack() {
+        std::process::exit(86);
     }
+    // A lost ack is harmless: the message is stored, so its redelivery is
+    // acknowledged silently. Warn and go on.
+    if let Err(e) = inbox.ack(&d).await {
+        eprintln!("kez-chat: warning: {e}; the broker will redeliver, which is handled");
+    }
+    Ok(shown)
+}
+
+/// Enrolls this device (creating its consumer on the server when it is new or was lost).
+pub async fn enroll(ctx: &Ctx, broker: &Broker) -> Result<kv_schemas::api::EnrollReply> {
+    let device = local_device(ctx)?;
+    Ok(broker.enroll(&device.name).await?)
 }
 
 /// A companion task of `listen`, started with the unlocked identity (e.g. the file provider).
@@ -292,11 +361,12 @@ pub async fn listen(ctx: &mut Ctx, args: ListenArgs, extra: Vec<ListenExtra>) ->
     let extra: Vec<BoxFuture<'static, Result<()>>> = extra.into_iter().map(|f| f(id.clone())).collect();
     let started = Instant::now();
     let broker = connect(ctx, &account, id.clone()).await?;
-    let inbox = broker.inbox().await?;
+    enroll(ctx, &broker).await?;
+    let mut inbox = broker.inbox().await?;
     if !ctx.json && !args.once {
         eprintln!("listening as {} (Ctrl-C to stop)", account.handle);
     }
-    let receive = receive_loop(ctx, &account, &id, &broker, &inbox, &args, timeout, started);
+    let receive = receive_loop(ctx, &account, &id, &broker, &mut inbox, &args, timeout, started);
     let extras = async move {
         if extra.is_empty() {
             futures::future::pending::<Result<()>>().await
@@ -320,12 +390,14 @@ async fn receive_loop(
     account: &Account,
     id: &Identity,
     broker: &Broker,
-    inbox: &kez_client::broker::Inbox,
+    inbox: &mut Inbox,
     args: &ListenArgs,
     timeout: Option<Duration>,
     started: Instant,
 ) -> Result<()> {
     let mut shown: u64 = 0;
+    // Set after enrolling again because the consumer was gone; cleared by the next good pull.
+    let mut reenrolled = false;
     loop {
         let remaining = timeout.map(|t| t.saturating_sub(started.elapsed()));
         if remaining == Some(Duration::ZERO) {
@@ -336,18 +408,31 @@ async fn receive_loop(
         }
         let want = args.count.map(|n| (n - shown).min(64) as usize).unwrap_or(64);
         let pulled = async {
-            let mut batch = inbox.fetch_waiting(want).await?;
+            let mut batch = inbox.pull(want, None).await?;
             if batch.is_empty() && !args.once {
-                let wait = remaining.unwrap_or(Duration::from_secs(5)).min(Duration::from_secs(5));
-                batch.extend(inbox.next(wait).await?);
+                let wait = remaining.unwrap_or(Duration::from_secs(30)).min(Duration::from_secs(30));
+                batch.extend(inbox.pull(1, Some(wait)).await?);
             }
             Ok::<_, ClientError>(batch)
         };
         let batch = match pulled.await {
-            Ok(b) => b,
+            Ok(b) => {
+                reenrolled = false;
+                b
+            }
+            // The consumer was deleted (removed device, or expired after a long absence):
+            // enrolling again re-creates it, or says the device was removed.
+            Err(ClientError::ConsumerGone) if !reenrolled => {
+                enroll(ctx, broker).await?;
+                reenrolled = true;
+                continue;
+            }
+            Err(ClientError::ConsumerGone) => {
+                bail!(ClientError::Broker("this device's inbox vanished again right after enrolling".into()))
+            }
             // The broker went away (restart, network): keep trying, like a chat client
             // should; --once and --timeout still end the run.
-            Err(e @ ClientError::Broker(_)) if !args.once => {
+            Err(e @ (ClientError::Broker(_) | ClientError::Timeout(_))) if !args.once => {
                 eprintln!("kez-chat: warning: {e}; retrying");
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 continue;
@@ -366,12 +451,13 @@ async fn receive_loop(
             continue;
         }
         let store = Store::open(&ctx.paths.db_dir())?;
-        for m in batch {
-            if handle_delivery(ctx, account, id, &store, m).await? {
+        for d in batch {
+            if handle_delivery(ctx, account, id, &store, inbox, d).await? {
                 shown += 1;
             }
         }
         drop(store);
+        inbox.flush().await?;
         if args.count.is_some_and(|n| shown >= n) {
             return Ok(());
         }

@@ -4,7 +4,7 @@ use anyhow::{Result, bail};
 use clap::Args;
 use kez_client::ClientError;
 use kez_client::account::Account;
-use kez_client::contacts::{self, Change, Contact};
+use kez_client::contacts::{self, Assessed, Change, Contact};
 use kez_client::store::Store;
 use kv_schemas::{Handle, safety};
 use serde_json::{Value, json};
@@ -183,14 +183,48 @@ fn store_has(ctx: &Ctx, handle: &Handle) -> Result<bool> {
     Ok(Store::open(&ctx.paths.db_dir())?.contact(handle)?.is_some())
 }
 
+/// `show`: what is known about a handle, re-checked against the server unless `--offline`.
+/// Changes nothing: a handle that is not a contact is shown but not pinned, and a key
+/// change is reported but not recorded (`add` and `send` record it).
 pub async fn show(ctx: &mut Ctx, args: ShowArgs) -> Result<()> {
     let account = Account::require(&ctx.paths)?;
     let handle = ctx.handle(&account, &args.handle)?;
-    let c = fetch_for_display(ctx, &account, &handle, args.offline).await?;
+    let stored = Store::open(&ctx.paths.db_dir())?.contact(&handle)?;
+    let not_contact = || ClientError::NotAContact(handle.display(&account.domain));
+    let (c, is_contact) = if args.offline {
+        (stored.ok_or_else(not_contact)?, true)
+    } else {
+        let api = ctx.api_for(&account, &handle)?;
+        match contacts::resolve(&api, &handle).await {
+            Ok(resolved) => match contacts::assess(stored, &resolved)? {
+                Assessed::New(c) => (c, false),
+                Assessed::Same(c) | Assessed::KeyChanged(c) => (c, true),
+            },
+            Err(e @ ClientError::ServerUnreachable { .. }) => {
+                let c = stored.ok_or(e)?;
+                eprintln!("kez-chat: warning: the server did not answer; showing what is stored");
+                (c, true)
+            }
+            Err(ClientError::HandleNotFound { .. }) if stored.is_some() => {
+                eprintln!("kez-chat: WARNING: the server no longer knows {handle}; showing what is stored");
+                (stored.ok_or_else(not_contact)?, true)
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
+    warn_key_change(&c);
     if ctx.json {
-        json_doc(&contact_json(&account, &c));
+        let mut v = contact_json(&account, &c);
+        v["contact"] = json!(is_contact);
+        json_doc(&v);
     } else {
         print_contact(&account, &c);
+        if !is_contact {
+            say!(
+                "  (not a contact: nothing was pinned; `kez-chat add {}` pins this key)",
+                c.handle.display(&account.domain)
+            );
+        }
     }
     Ok(())
 }

@@ -20,7 +20,7 @@ use anyhow::{Context as _, Result, bail};
 use clap::Args;
 use futures::future::BoxFuture;
 use kez_client::account::Account;
-use kez_client::chat::Outgoing;
+use kez_client::chat::{self, Outgoing};
 use kez_client::contacts::{Change, Contact};
 use kez_client::device::LocalDevice;
 use kez_client::files::config::NodeConfig;
@@ -31,11 +31,11 @@ use kez_client::files::node::{Provider, ServeEvent};
 use kez_client::files::{FilesError, Shares, share_file};
 use kez_client::store::{Store, StoredMessage};
 use kez_client::{ClientError, Identity};
-use kv_schemas::envelope::{self, Body};
+use kv_schemas::envelope::Body;
 use kv_schemas::files::{Entry, FileMeta, parse_entry};
 use kv_schemas::sigchain::{IrohRole, PinnedTail};
 use kv_schemas::subjects::DeviceId;
-use kv_schemas::{Handle, PublicKey, now_ms, safety};
+use kv_schemas::{Handle, PublicKey, safety};
 use serde_json::json;
 
 use crate::ctx::Ctx;
@@ -177,30 +177,11 @@ fn label_of(ctx: &Ctx, account: &Account, key: &PublicKey) -> String {
         .unwrap_or_else(|| short_key(key))
 }
 
-fn seal_offer(me: &Identity, to: &Contact, body: &Body) -> Result<Outgoing> {
+fn seal_offer(me: &Identity, to: &Contact, body: Body) -> Result<Outgoing> {
     if let Some(e) = to.key_changed_error() {
         bail!(e);
     }
-    let id: [u8; 16] = kv_schemas::random_bytes();
-    let ts = now_ms();
-    let envelope = envelope::seal_with(me.signing_key(), &to.key, body, ts, id, kv_schemas::random_bytes())
-        .map_err(ClientError::from)?;
-    let Body::FileShare { entry, node_id } = body else { bail!("not a file offer") };
-    Ok(Outgoing {
-        envelope,
-        subject: to.inbox_subject(),
-        record: StoredMessage {
-            from: me.public_key(),
-            to: to.key,
-            id: kv_schemas::encoding::b64_encode(&id),
-            ts,
-            stored_at: ts,
-            outgoing: true,
-            kind: "file_share".into(),
-            body: json!({ "entry": entry.to_value(), "node_id": node_id }),
-            stream_seq: None,
-        },
-    })
+    Ok(chat::seal(me, &to.key, body)?)
 }
 
 pub async fn share(ctx: &mut Ctx, args: ShareArgs) -> Result<()> {
@@ -242,13 +223,11 @@ pub async fn share(ctx: &mut Ctx, args: ShareArgs) -> Result<()> {
     let device = device_id(ctx)?;
     let endpoints = publish_endpoints(&directory, &id, &device, ctx.json).await?;
     let body = out.offer_body(&endpoints.key(IrohRole::Serve));
-    let msg = seal_offer(&id, &to, &body)?;
+    let msg = seal_offer(&id, &to, body)?;
     let broker = super::chat::connect(ctx, &account, id.clone()).await?;
-    let seq = broker.publish(&msg.subject, msg.envelope.clone()).await?;
+    let copied = super::chat::deliver(ctx, &broker, &id, &msg).await;
     broker.close().await;
-    let store = Store::open(&ctx.paths.db_dir())?;
-    store.insert_message(&msg.record)?;
-    drop(store);
+    let copied = copied?;
 
     let who = to.handle.display(&account.domain);
     if ctx.json {
@@ -260,7 +239,7 @@ pub async fn share(ctx: &mut Ctx, args: ShareArgs) -> Result<()> {
             "size": out.record.size,
             "blob": out.entry.blob,
             "message_id": msg.record.id,
-            "stream_seq": seq,
+            "copied_to_own_devices": copied,
             "manifest": published.as_ref().ok().map(|p| json!({"hash": p.hash, "seq": p.seq})),
         }));
     } else {
@@ -561,6 +540,23 @@ pub struct ProviderSetup {
     pub json: bool,
 }
 
+/// Whether `ip` is in a documentation range (RFC 5737, RFC 3849): placeholders, never a
+/// place anyone can reach this device.
+fn is_documentation(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            let o = v4.octets();
+            matches!((o[0], o[1], o[2]), (192, 0, 2) | (198, 51, 100) | (203, 0, 113))
+        }
+        std::net::IpAddr::V6(v6) => v6.segments()[..2] == [0x2001, 0x0db8],
+    }
+}
+
+/// The addresses worth printing: what the provider listens on, without placeholders.
+fn reachable_addrs(provider: &Provider) -> Vec<std::net::SocketAddr> {
+    provider.direct_addrs().into_iter().filter(|a| !is_documentation(a.ip())).collect()
+}
+
 /// Runs the provider until the future is dropped or fails; prints what happens.
 pub async fn run_provider(setup: ProviderSetup, id: Arc<Identity>) -> Result<()> {
     let ProviderSetup { files, server, device, handle, json } = setup;
@@ -575,14 +571,14 @@ pub async fn run_provider(setup: ProviderSetup, id: Arc<Identity>) -> Result<()>
             "event": "serving",
             "node_id": provider.id_hex(),
             "device": device,
-            "addrs": provider.direct_addrs(),
+            "addrs": reachable_addrs(&provider),
             "shares": n,
         }));
     } else {
         eprintln!(
             "serving {n} shared file(s) as {handle} — device {device}, node {} on {} (relays {})",
             provider.id_hex(),
-            provider.direct_addrs().iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+            reachable_addrs(&provider).iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
             if cfg.relay { "on" } else { "off" }
         );
         eprintln!("direct-address hint for others: KEZ_IROH_PEERS={}", provider.hint());
@@ -683,4 +679,19 @@ pub async fn serve(ctx: &mut Ctx, _args: ServeArgs) -> Result<()> {
         eprintln!("stopped serving");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_documentation;
+
+    #[test]
+    fn documentation_addresses_are_not_printed() {
+        for a in ["192.0.2.1", "198.51.100.7", "203.0.113.255", "2001:db8::1"] {
+            assert!(is_documentation(a.parse().expect("ip")), "{a}");
+        }
+        for a in ["127.0.0.1", "192.168.1.2", "10.0.0.1", "::1", "2001:470::1"] {
+            assert!(!is_documentation(a.parse().expect("ip")), "{a}");
+        }
+    }
 }

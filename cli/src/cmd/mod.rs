@@ -5,4 +5,5 @@
 pub mod account;
 pub mod chat;
 pub mod contacts;
+pub mod devices;
 pub mod files;

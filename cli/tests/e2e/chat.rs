@@ -21,6 +21,13 @@ fn two_users_chat_offline_delivery_in_order_exactly_once() {
     alice.register(true);
     bob.register(false);
 
+    // `show` only looks: a handle that is not a contact is shown, not pinned.
+    let shown = alice.ok(&["--json", "show", "@bob"]).json();
+    assert_eq!(shown["contact"], false);
+    assert_eq!(shown["handle"], "bob@kez.test");
+    assert!(alice.ok(&["--json", "contacts"]).json().as_array().unwrap().is_empty());
+    assert!(alice.ok(&["show", "bob"]).stdout.contains("not a contact"));
+
     // Contacts: both pin each other; the safety number is the same on both sides.
     let a = alice.ok(&["--json", "add", "@bob"]).json();
     assert_eq!(a["change"], "added");
@@ -90,8 +97,8 @@ fn two_users_chat_offline_delivery_in_order_exactly_once() {
     assert_eq!(r.code, 86, "the fault hook ends the process before the ack: {}", r.stderr);
     assert_eq!(texts(&r.inbox_events()), ["before the crash"]);
     // The next run gets the second message at once, then the redelivery of the
-    // first one (after the broker's ack wait), which it acknowledges silently.
-    let r = bob.ok(&["--json", "listen", "--timeout", "16"]);
+    // first one (after the consumer's ack wait of 30 s), which it acknowledges silently.
+    let r = bob.ok(&["--json", "listen", "--timeout", "40"]);
     let lines = r.inbox_events();
     assert_eq!(texts(&lines), ["after the crash"], "{}", r.stdout);
     assert_eq!(lines.iter().filter(|l| l["event"] == "redelivered").count(), 1, "{}", r.stdout);

@@ -31,7 +31,36 @@ fn errors_people_understand() {
     second.fails(&["register", "alice@other.example", "--yes-i-wrote-it-down"], 2);
     assert!(!second.home().join("account.json").exists() && !second.home().join("identity.json").exists());
 
-    // A wrong word in the backup check: nothing is registered.
+    // Without a terminal the backup dialogue cannot run: a clear refusal, not a hang.
+    let r = second.fails(&["register", "carol"], 2);
+    assert!(r.stderr.contains("--words-file PATH --skip-recall-check"), "{}", r.stderr);
+    assert!(!r.stderr.contains(" 1. "), "no words were shown: {}", r.stderr);
+    // --words-file alone still wants the recall check, which needs a terminal.
+    let words = second.home().join("words.txt");
+    let words_arg = words.to_str().unwrap();
+    second.fails(&["register", "carol", "--words-file", words_arg], 2);
+    // An existing file is never overwritten.
+    std::fs::write(&words, "keep me").unwrap();
+    second.fails(&["register", "carol", "--words-file", words_arg, "--skip-recall-check"], 2);
+    assert_eq!(std::fs::read_to_string(&words).unwrap(), "keep me");
+    std::fs::remove_file(&words).unwrap();
+    assert!(!second.home().join("account.json").exists());
+    let r = alice.fails(&["add", "carol"], 4);
+    assert!(r.stderr.contains("was not found"), "nothing registered: {}", r.stderr);
+    // The words file of a scripted registration is private.
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let scripted = User::new("dave", &stack);
+        let file = scripted.home().join("w.txt");
+        scripted.ok(&["register", "dave", "--words-file", file.to_str().unwrap(), "--skip-recall-check"]);
+        assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+        let words = std::fs::read_to_string(&file).unwrap();
+        assert_eq!(words.split_whitespace().count(), 24);
+        let r = scripted.run_with(&["mnemonic", "verify", "--mnemonic-stdin"], &words, &[]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+    }
+
+    // A wrong word in the backup check (at a terminal): nothing is registered.
     let (r, _) = second.register_dialogue("carol", true, false);
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("do not match"), "{}", r.stderr);

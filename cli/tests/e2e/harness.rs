@@ -168,12 +168,14 @@ impl Run {
             .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", self.stdout, self.stderr))
     }
 
-    /// The inbox events of `listen --json` (message, rejected, redelivered);
+    /// The inbox events of `listen --json` (message, sent, rejected, redelivered, dropped);
     /// other events (e.g. the file provider's) are skipped.
     pub fn inbox_events(&self) -> Vec<Value> {
         self.json_lines()
             .into_iter()
-            .filter(|v| matches!(v["event"].as_str(), Some("message" | "rejected" | "redelivered")))
+            .filter(|v| {
+                matches!(v["event"].as_str(), Some("message" | "sent" | "rejected" | "redelivered" | "dropped"))
+            })
             .collect()
     }
 
@@ -253,54 +255,78 @@ impl User {
         r
     }
 
-    /// `register <name>` through the real dialogue: reads the 24 words from
-    /// stderr and answers the three-word check like a person with paper would.
-    /// Returns the words.
-    pub fn register(&self, confirm_by_typing_yes: bool) -> String {
-        let (run, words) = self.register_dialogue(&self.name, confirm_by_typing_yes, true);
-        assert_eq!(run.code, 0, "register {} failed:\nstdout: {}\nstderr: {}", self.name, run.stdout, run.stderr);
-        words.join(" ")
+    /// `restore --mnemonic-stdin` into this (empty) data folder; a new device of the account.
+    pub fn restore(&self, words: &str, device_name: &str) {
+        let r = self.run_with(
+            &["--json", "restore", "--mnemonic-stdin", "--device-name", device_name],
+            &format!("{words}\n"),
+            &[],
+        );
+        assert_eq!(r.code, 0, "restore {} failed:\nstdout: {}\nstderr: {}", self.name, r.stdout, r.stderr);
     }
 
-    /// The registration dialogue; `answer_correctly = false` types a wrong word.
+    /// This data folder's device id (`device.json`).
+    pub fn device_id(&self) -> String {
+        let bytes = std::fs::read(self.home().join("device.json")).expect("device.json");
+        let v: Value = serde_json::from_slice(&bytes).expect("device.json is JSON");
+        v["id"].as_str().expect("device id").to_string()
+    }
+
+    /// `register <name>`. With `confirm_by_typing_yes` through the real dialogue at a
+    /// terminal (see [`User::register_dialogue`]); otherwise the way a script does it:
+    /// `--words-file` and `--skip-recall-check`. Returns the words.
+    pub fn register(&self, confirm_by_typing_yes: bool) -> String {
+        if confirm_by_typing_yes {
+            let (run, words) = self.register_dialogue(&self.name, true, true);
+            assert_eq!(run.code, 0, "register {} failed:\nstdout: {}\nstderr: {}", self.name, run.stdout, run.stderr);
+            return words.join(" ");
+        }
+        let file = self.home().join("words.txt");
+        let file_arg = file.to_str().expect("utf-8 path");
+        let r = self.run(&["--json", "register", &self.name, "--words-file", file_arg, "--skip-recall-check"]);
+        assert_eq!(r.code, 0, "register {} failed:\nstdout: {}\nstderr: {}", self.name, r.stdout, r.stderr);
+        let words = std::fs::read_to_string(&file).expect("the words file");
+        std::fs::remove_file(&file).expect("delete the words file");
+        words.trim().to_string()
+    }
+
+    /// The registration dialogue at a terminal (stdin is a pseudo-terminal, as for a
+    /// person): reads the 24 words from stderr and answers the three-word check like a
+    /// person with paper would; `answer_correctly = false` types a wrong word.
     pub fn register_dialogue(
         &self,
         handle: &str,
         confirm_by_typing_yes: bool,
         answer_correctly: bool,
     ) -> (Run, Vec<String>) {
+        use std::io::Read as _;
+        let pty = nix::pty::openpty(None, None).expect("openpty");
         let mut c = self.command();
         c.args(["--json", "register", handle]);
         if !confirm_by_typing_yes {
             c.arg("--yes-i-wrote-it-down");
         }
-        let mut child = c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
-        let mut stdin = child.stdin.take().expect("stdin");
-        let stderr = child.stderr.take().expect("stderr");
+        let mut child =
+            c.stdin(Stdio::from(pty.slave)).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+        let mut terminal = std::fs::File::from(pty.master);
+        let mut stderr = child.stderr.take().expect("stderr");
         let mut words: Vec<String> = Vec::new();
         let mut transcript = String::new();
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            transcript.push_str(&line);
-            transcript.push('\n');
-            // "   1. word       2. word …"
-            let tokens: Vec<&str> = line.split_whitespace().collect();
-            if tokens.len() >= 2
-                && tokens.len().is_multiple_of(2)
-                && tokens[0].ends_with('.')
-                && tokens[0][..tokens[0].len() - 1].parse::<usize>().is_ok()
-            {
-                for pair in tokens.chunks(2) {
-                    let n: usize = pair[0].trim_end_matches('.').parse().expect("word number");
-                    assert_eq!(n, words.len() + 1, "words are numbered in order: {line}");
-                    words.push(pair[1].to_string());
-                }
+        let mut line = String::new();
+        let mut byte = [0u8; 1];
+        // Prompts at a terminal end without a newline: read byte by byte and answer them.
+        while stderr.read(&mut byte).unwrap_or(0) == 1 {
+            let ch = byte[0] as char;
+            transcript.push(ch);
+            if ch != '\n' {
+                line.push(ch);
             }
-            if line.starts_with("Have you written down") {
-                writeln!(stdin, "yes").expect("answer");
-            }
-            if let Some(rest) = line.strip_prefix("Word #") {
-                let n: usize = rest.trim_end_matches(':').trim().parse().expect("position");
+            let text = line.as_str();
+            if text.starts_with("Have you written down") && text.ends_with(": ") {
+                writeln!(terminal, "yes").expect("answer");
+                line.clear();
+            } else if let Some(rest) = text.strip_prefix("Word #").filter(|r| r.ends_with(": ")) {
+                let n: usize = rest.trim_end_matches(": ").trim().parse().expect("position");
                 let right = words[n - 1].clone();
                 let answer = if answer_correctly {
                     right
@@ -309,11 +335,27 @@ impl User {
                 } else {
                     "zoo".into()
                 };
-                writeln!(stdin, "{answer}").expect("answer");
+                writeln!(terminal, "{answer}").expect("answer");
+                line.clear();
+            } else if ch == '\n' {
+                // "   1. word       2. word …"
+                let tokens: Vec<&str> = line.split_whitespace().collect();
+                if tokens.len() >= 2
+                    && tokens.len().is_multiple_of(2)
+                    && tokens[0].ends_with('.')
+                    && tokens[0][..tokens[0].len() - 1].parse::<usize>().is_ok()
+                {
+                    for pair in tokens.chunks(2) {
+                        let n: usize = pair[0].trim_end_matches('.').parse().expect("word number");
+                        assert_eq!(n, words.len() + 1, "words are numbered in order: {line}");
+                        words.push(pair[1].to_string());
+                    }
+                }
+                line.clear();
             }
         }
-        drop(stdin);
         let out = child.wait_with_output().expect("register ran");
+        drop(terminal);
         let mut run = Run::from(out);
         run.stderr = transcript;
         (run, words)

@@ -7,6 +7,9 @@
 //!   between storing and acknowledging shows nothing twice.
 //! - `restore`: the 24 words on a fresh data folder give the same identity,
 //!   which then receives what was sent meanwhile.
+//! - `devices`: three devices of one user get every message once, in order, and
+//!   what the others sent; removing one stops it; a wave-1 data folder upgrades;
+//!   blocking drops a sender's mail on every device.
 //! - `rejects`: tampered, wrongly signed, misaddressed and replayed envelopes
 //!   are rejected and reported, never shown; unknown senders are labelled.
 //! - `key_change`: a different key for a known handle blocks sending until re-trusted.
@@ -15,6 +18,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod chat;
+mod devices;
 mod errors;
 mod forge;
 mod harness;

@@ -1,5 +1,6 @@
 //! The broker's stored bytes reveal neither the text nor the sender: an
-//! operator with full access to the stream reads every stored message.
+//! operator with full access to the stream reads every stored message (the
+//! subjects carry the recipient and a keyed sender tag, never the sender's key).
 
 use kez_client::Identity;
 use kv_schemas::PublicKey;
@@ -31,13 +32,24 @@ async fn broker_stores_neither_plaintext_nor_sender_key() {
     ];
 
     let ops = stack.ops_client().await;
-    let js = async_nats::jetstream::new(ops);
+    // The stream lives in the INBOX account; the operator reaches its API through the import.
+    let js = async_nats::jetstream::with_prefix(ops, "$JS.INBOX.API");
     let mut stream = js.get_stream("KEZ_INBOX").await.expect("ops reads the inbox stream");
     let info = stream.info().await.unwrap().clone();
-    assert_eq!(info.state.messages, 2, "both messages are stored");
+    // Bob's two messages, and Alice's sealed copies of them in her own inbox (§6.1).
+    assert_eq!(info.state.messages, 4, "both messages and their sent copies are stored");
+    let mut for_bob = 0;
     for seq in info.state.first_sequence..=info.state.last_sequence {
         let m = stream.get_raw_message(seq).await.unwrap();
-        assert_eq!(m.subject.as_str(), format!("kez.inbox.{}", bob_key.hex()));
+        let subject = m.subject.as_str();
+        let tag = match subject.strip_prefix(&format!("kez.inbox.{}.", bob_key.hex())) {
+            Some(tag) => {
+                for_bob += 1;
+                tag
+            }
+            None => subject.strip_prefix(&format!("kez.inbox.{}.", alice_key.hex())).expect("stored for bob or alice"),
+        };
+        assert_eq!(tag.len(), 32, "a sender tag, not a key: {subject}");
         let mut bytes = m.payload.to_vec();
         for (name, values) in m.headers.iter() {
             bytes.extend_from_slice(name.to_string().as_bytes());
@@ -55,6 +67,7 @@ async fn broker_stores_neither_plaintext_nor_sender_key() {
             );
         }
     }
+    assert_eq!(for_bob, 2);
 
     // And it is a real message: Bob reads it.
     let r = bob.ok(&["listen", "--count", "2", "--timeout", "30"]);

@@ -231,13 +231,7 @@ async fn bad_requests_get_their_codes_and_change_nothing() {
     let e = m
         .call(
             svc::SIGCHAIN_APPEND,
-            build_link(
-                &stranger,
-                1,
-                None,
-                now_ms(),
-                &Op::AddEndpoint(Endpoint::iroh_wave1(&PublicKey::of(&stranger))),
-            ),
+            build_link(&stranger, 1, None, now_ms(), &Op::AddEndpoint(Endpoint::iroh_wave1(&PublicKey::of(&stranger)))),
         )
         .await
         .unwrap_err();
