@@ -25,14 +25,52 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, bail};
 use ed25519_dalek::SigningKey;
 use kez_client::files::config::NodeConfig;
-use kez_client::files::fetch::{FetchRequest, fetch};
+use kez_client::files::endpoints::{Chains, DeviceEndpoints, ensure_device_endpoints};
+use kez_client::files::fetch::{FetchRequest, Fetcher, Source, fetch};
 use kez_client::files::node::{Provider, bind_endpoint, open_store};
 use kez_client::files::{Shares, share_file};
 use kv_schemas::PublicKey;
+use kv_schemas::sigchain::IrohRole;
+use kv_schemas::subjects::DeviceId;
 use serde_json::{Value, json};
 
 const ALICE: [u8; 32] = [0xA1; 32];
 const BOB: [u8; 32] = [0xB0; 32];
+const ALICE_DEVICE: &str = "a1a1a1a1a1a1a1a1";
+const BOB_DEVICE: &str = "b0b0b0b0b0b0b0b0";
+
+/// Sigchains in files under `<files>/chains`, shared by the provider and fetcher processes
+/// (the bench has no server; the provider and fetcher verify what they read).
+struct FileChains(PathBuf);
+
+impl FileChains {
+    fn at(files: &Path) -> Self {
+        Self(files.join("chains"))
+    }
+    fn path(&self, key: &PublicKey) -> PathBuf {
+        self.0.join(format!("{}.json", key.hex()))
+    }
+}
+
+impl Chains for FileChains {
+    async fn chain(&self, key: &PublicKey) -> kez_client::files::Result<Vec<Value>> {
+        match std::fs::read(self.path(key)) {
+            Ok(b) => Ok(serde_json::from_slice(&b).unwrap_or_default()),
+            Err(_) => Ok(Vec::new()),
+        }
+    }
+    async fn append_link(&self, key: &PublicKey, link: Vec<u8>) -> kez_client::files::Result<()> {
+        let mut links = self.chain(key).await?;
+        links.push(serde_json::from_slice(&link).unwrap_or(Value::Null));
+        std::fs::create_dir_all(&self.0)?;
+        std::fs::write(self.path(key), serde_json::to_vec(&links).unwrap_or_default())?;
+        Ok(())
+    }
+}
+
+fn device(id: &str) -> Result<DeviceId> {
+    Ok(id.parse()?)
+}
 
 fn vm_hwm_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -58,7 +96,9 @@ async fn child_provider(kind: &str, files: &Path, port: u16) -> Result<()> {
     };
     match kind {
         "kez" => {
-            let (p, mut ev) = Provider::start(&ALICE, files, &cfg).await?;
+            let alice = SigningKey::from_bytes(&ALICE);
+            let (p, mut ev) =
+                Provider::start(&alice, &device(ALICE_DEVICE)?, files, &cfg, FileChains::at(files)).await?;
             tokio::spawn(async move { while ev.recv().await.is_some() {} });
             println!("ready");
             std::io::stdout().flush()?;
@@ -110,18 +150,25 @@ async fn child_fetch(kind: &str, files: &Path, port: u16, work: &Path) -> Result
         "kez" => {
             let mut cfg = NodeConfig::loopback();
             cfg.add_hint(*alice.as_bytes(), addr);
+            let serve =
+                DeviceEndpoints::derive(&SigningKey::from_bytes(&ALICE), &device(ALICE_DEVICE)?).key(IrohRole::Serve);
             let req = FetchRequest {
                 entry: entry.clone(),
                 owner: alice,
-                node_id: alice,
+                source: Source::Offer(serve),
+                owner_pin: None,
                 peer_label: "alice".into(),
                 target_dir: work.join("out"),
                 overwrite: true,
                 wait: None,
             };
             let bob = SigningKey::from_bytes(&BOB);
+            let chains = FileChains::at(files);
+            let bob_device = device(BOB_DEVICE)?;
+            let fetcher =
+                Fetcher { me: &bob, device: &bob_device, chains: &chains, files_dir: &work.join("files"), cfg: &cfg };
             let verify_at = std::cell::Cell::new(None);
-            let got = fetch(&bob, &work.join("files"), &cfg, &req, std::future::pending(), |e| {
+            let got = fetch(&fetcher, &req, std::future::pending(), |e| {
                 if e == kez_client::files::FetchEvent::Verifying {
                     verify_at.set(Some(Instant::now()));
                 }
@@ -269,6 +316,13 @@ fn main() -> Result<()> {
     let t = Instant::now();
     let bob = PublicKey::of(&SigningKey::from_bytes(&BOB));
     let shared = share_file(&SigningKey::from_bytes(&ALICE), &files, &src, &[bob])?;
+    // Both devices' endpoints on their (file-backed) chains, as the CLI does before serving.
+    let chains = FileChains::at(&files);
+    rt.block_on(async {
+        ensure_device_endpoints(&chains, &SigningKey::from_bytes(&ALICE), &device(ALICE_DEVICE)?).await?;
+        ensure_device_endpoints(&chains, &SigningKey::from_bytes(&BOB), &device(BOB_DEVICE)?).await?;
+        anyhow::Ok(())
+    })?;
     let share_s = t.elapsed().as_secs_f64();
     println!(
         "fetch_bench: {mib} MiB, 127.0.0.1, relays off; share (encrypt + hash) {share_s:.2} s = {:.0} MB/s",
