@@ -107,8 +107,7 @@ fn files_dir(ctx: &Ctx) -> PathBuf {
 
 /// This data folder's device id (`device.json`, created on first use, named after the host).
 fn device_id(ctx: &Ctx) -> Result<DeviceId> {
-    let host = std::env::var("HOSTNAME").ok().or_else(|| std::fs::read_to_string("/etc/hostname").ok());
-    Ok(LocalDevice::load_or_create(&ctx.paths, host.as_deref().unwrap_or_default().trim())?.id)
+    Ok(LocalDevice::load_or_create(&ctx.paths, &kez_client::device::default_name())?.id)
 }
 
 /// Publishes this device's two Iroh endpoints on the own sigchain if they are
