@@ -5,7 +5,7 @@
 //   KEZ_GATEWAY_URL=http://127.0.0.1:8080 node e2e/run.mjs   # uses a running stack (e.g. `./kez up`)
 //
 // Where the app comes from:
-//   - no URL given: `kez-server up` ($KEZ_SERVER_BIN, else ../target/{debug,release}/kez-server) is started
+//   - no URL given: `kez-server up` ($KEZ_SERVER_BIN, else $CARGO_TARGET_DIR or ../target, {debug,release}/kez-server) is started
 //     with a temporary data dir and free ports; the gateway serves web/dist (embedded when it was built)
 //     and /v1 on one origin. Stopped (SIGINT) at the end.
 //   - KEZ_GATEWAY_URL: the app is loaded from the gateway itself. With KEZ_E2E_SERVE_DIST=1 this script
@@ -36,6 +36,8 @@ const here = dirname(fileURLToPath(import.meta.url));
 const dist = resolve(here, '../dist');
 const shots = join(here, 'screenshots');
 const repo = resolve(here, '../..');
+// Cargo's output folder: $CARGO_TARGET_DIR when set (as `./kez` honours it), else <repo>/target.
+const targetDir = process.env.CARGO_TARGET_DIR ? resolve(process.env.CARGO_TARGET_DIR) : join(repo, 'target');
 let gateway = process.env.KEZ_GATEWAY_URL?.replace(/\/$/, '');
 const firstExisting = (...paths) => paths.find((p) => p && existsSync(p));
 const fixedWords = process.env.KEZ_E2E_WORDS ? JSON.parse(process.env.KEZ_E2E_WORDS) : null;
@@ -94,7 +96,7 @@ async function freePort() {
 
 /** Starts `kez-server up` on free ports with a throwaway data dir; resolves with its URL. */
 async function startStack() {
-  const bin = firstExisting(process.env.KEZ_SERVER_BIN, join(repo, 'target/debug/kez-server'), join(repo, 'target/release/kez-server'));
+  const bin = firstExisting(process.env.KEZ_SERVER_BIN, join(targetDir, 'debug/kez-server'), join(targetDir, 'release/kez-server'));
   if (!bin) throw new Error('no KEZ_GATEWAY_URL and no kez-server binary (cargo build -p kez-server, or set KEZ_SERVER_BIN)');
   const data = mkdtempSync(join(tmpdir(), 'kez-e2e-'));
   const [http, nats, ws, mon] = [await freePort(), await freePort(), await freePort(), await freePort()];
@@ -371,7 +373,7 @@ try {
   });
 
   const cliBin =
-    process.env.KEZ_E2E_NO_CLI === '1' || fixedWords ? null : firstExisting(process.env.KEZ_CLI_BIN, join(repo, 'target/debug/kez-chat'), join(repo, 'target/release/kez-chat'));
+    process.env.KEZ_E2E_NO_CLI === '1' || fixedWords ? null : firstExisting(process.env.KEZ_CLI_BIN, join(targetDir, 'debug/kez-chat'), join(targetDir, 'release/kez-chat'));
   if (cliBin) {
     const home = mkdtempSync(join(tmpdir(), 'kez-cli-'));
     const carolLocal = `carol-${suffix}`;
