@@ -276,7 +276,17 @@ async fn user_requests_map_service_errors_to_stable_codes() {
     assert_eq!(e.exit_code(), 3);
 
     fake_inbox_service(&server.url, id.public_key().hex()).await;
-    let e = broker.send(&peer, b"{}".to_vec()).await.unwrap_err();
+    // `flush` only writes the stand-in's SUB to the socket; under load the server may route the
+    // next send before it has processed it, so sends stay `unavailable` (as during a service
+    // restart) until the subscription is live.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let e = loop {
+        let e = broker.send(&peer, b"{}".to_vec()).await.unwrap_err();
+        if e.refusal_code() != Some(ErrorCode::Unavailable) || tokio::time::Instant::now() > deadline {
+            break e;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert_eq!(e.kind(), "inbox_full", "{e}");
     assert_eq!(e.exit_code(), 11);
     assert!(e.to_string().contains("inbox_full"), "{e}");
