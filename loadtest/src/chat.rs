@@ -250,7 +250,7 @@ async fn user_device(server: &NatsServer, ops: &async_nats::Client, i: usize) ->
 }
 
 /// The whole scenario.
-pub async fn chat(pairs: usize, messages: usize) -> Result<(PathRun, PathRun, CryptoRun)> {
+pub async fn chat(pairs: usize, messages: usize) -> Result<ChatRun> {
     let server = NatsServer::start().await.context("starting nats-server (run scripts/ensure-nats-server)")?;
     let mut settings = Settings::local(DOMAIN, "http://127.0.0.1");
     settings.sender_tag_key = Some(SenderTagKey::new(*server.secrets().sender_tag_key()));
@@ -281,40 +281,21 @@ pub async fn chat(pairs: usize, messages: usize) -> Result<(PathRun, PathRun, Cr
 
     // Raw: a stream in APP with one consumer per pair.
     let js = jetstream::new(ops.clone());
-    let _ = js.delete_stream("BENCH_RAW").await;
-    js.create_stream(stream::Config {
-        name: "BENCH_RAW".into(),
-        subjects: vec!["bench.raw.>".into()],
-        storage: stream::StorageType::File,
-        ..Default::default()
-    })
-    .await?;
-    let mut raw_pairs = Vec::new();
-    for i in 0..pairs {
-        let name = format!("raw{i}");
-        js.create_consumer_on_stream(
-            consumer::pull::Config {
-                durable_name: Some(name.clone()),
-                filter_subject: format!("bench.raw.{i}"),
-                ack_policy: consumer::AckPolicy::Explicit,
-                ..Default::default()
-            },
-            "BENCH_RAW",
-        )
-        .await?;
-        let sender = js.clone();
-        let subject = format!("bench.raw.{i}");
-        raw_pairs.push(Pair {
-            send: Box::new(move |b| {
-                let (sender, subject) = (sender.clone(), subject.clone());
-                Box::pin(async move {
-                    sender.publish(subject, b).await?.await?;
-                    Ok(())
-                })
-            }),
-            receiver: server.connect_ops().await?,
-            reply_prefix: "_INBOX.rawbench".into(),
-            next_subject: format!("$JS.API.CONSUMER.MSG.NEXT.BENCH_RAW.{name}"),
+    let raw_pairs = raw_stream_pairs(&server, &js, "BENCH_RAW", "bench.raw", pairs).await?;
+    // Relay hop: the same stream path behind a minimal request/reply relay in the same account, so
+    // the report tells the cost of any relay hop apart from the cost of ours.
+    let mut relay_pairs = raw_stream_pairs(&server, &js, "BENCH_HOP", "bench.hop", pairs).await?;
+    let relay_conn = server.connect_ops().await?;
+    let _relay = spawn_minimal_relay(relay_conn).await?;
+    let hop_client = server.connect_ops().await?;
+    for (i, pair) in relay_pairs.iter_mut().enumerate() {
+        let (client, subject) = (hop_client.clone(), format!("bench.relay.{i}"));
+        pair.send = Box::new(move |b| {
+            let (client, subject) = (client.clone(), subject.clone());
+            Box::pin(async move {
+                client.request(subject, b).await?;
+                Ok(())
+            })
         });
     }
     // kez: registered users through the relay and their device consumers.
@@ -342,14 +323,92 @@ pub async fn chat(pairs: usize, messages: usize) -> Result<(PathRun, PathRun, Cr
         });
     }
     let raw = run_path("raw JetStream publish+pull", raw_pairs, envelope.clone(), messages).await?;
+    let hop = run_path("minimal relay hop + pull", relay_pairs, envelope.clone(), messages).await?;
     let kez = run_path("kez relay → device pull", kez_pairs, envelope, messages).await?;
     let crypto = tokio::task::spawn_blocking(|| crypto(2000)).await?;
     drop(keep);
-    Ok((raw, kez, crypto))
+    Ok(ChatRun { raw, hop, kez, crypto })
 }
 
-pub fn print(pairs: usize, messages: usize, raw: &PathRun, kez: &PathRun, c: &CryptoRun, as_json: bool) {
+/// A plain stream in APP with one filtered pull consumer per pair; senders publish and await the
+/// PubAck.
+async fn raw_stream_pairs(
+    server: &NatsServer,
+    js: &jetstream::Context,
+    stream_name: &str,
+    prefix: &str,
+    pairs: usize,
+) -> Result<Vec<Pair>> {
+    let _ = js.delete_stream(stream_name).await;
+    js.create_stream(stream::Config {
+        name: stream_name.into(),
+        subjects: vec![format!("{prefix}.>")],
+        storage: stream::StorageType::File,
+        ..Default::default()
+    })
+    .await?;
+    let mut out = Vec::new();
+    for i in 0..pairs {
+        let name = format!("c{i}");
+        js.create_consumer_on_stream(
+            consumer::pull::Config {
+                durable_name: Some(name.clone()),
+                filter_subject: format!("{prefix}.{i}"),
+                ack_policy: consumer::AckPolicy::Explicit,
+                ..Default::default()
+            },
+            stream_name,
+        )
+        .await?;
+        let sender = js.clone();
+        let subject = format!("{prefix}.{i}");
+        out.push(Pair {
+            send: Box::new(move |b| {
+                let (sender, subject) = (sender.clone(), subject.clone());
+                Box::pin(async move {
+                    sender.publish(subject, b).await?.await?;
+                    Ok(())
+                })
+            }),
+            receiver: server.connect_ops().await?,
+            reply_prefix: format!("_INBOX.{}", stream_name.to_ascii_lowercase()),
+            next_subject: format!("$JS.API.CONSUMER.MSG.NEXT.{stream_name}.{name}"),
+        });
+    }
+    Ok(out)
+}
+
+/// `bench.relay.<i>` → publish on `bench.hop.<i>`, await the PubAck, answer: a relay that does
+/// nothing but the hop.
+async fn spawn_minimal_relay(conn: async_nats::Client) -> Result<tokio::task::JoinHandle<()>> {
+    let mut sub = conn.subscribe("bench.relay.*").await?;
+    conn.flush().await?;
+    Ok(tokio::spawn(async move {
+        while let Some(m) = sub.next().await {
+            let conn = conn.clone();
+            tokio::spawn(async move {
+                let Some(reply) = m.reply else { return };
+                let i = m.subject.as_str().rsplit('.').next().unwrap_or("0").to_owned();
+                if conn.request(format!("bench.hop.{i}"), m.payload).await.is_ok() {
+                    let _ = conn.publish(reply, Bytes::from_static(b"{}")).await;
+                }
+            });
+        }
+    }))
+}
+
+/// The numbers of one `chat` run.
+pub struct ChatRun {
+    pub raw: PathRun,
+    pub hop: PathRun,
+    pub kez: PathRun,
+    pub crypto: CryptoRun,
+}
+
+pub fn print(pairs: usize, messages: usize, run: &ChatRun, as_json: bool) {
+    let ChatRun { raw, hop, kez, crypto: c } = run;
     let ratio = kez.rate() / raw.rate();
+    let hop_ratio = hop.rate() / raw.rate();
     if as_json {
         let row = |r: &PathRun| {
             json!({"name": r.name, "messages": r.messages, "errors": r.errors, "msgs_per_s": r.rate(),
@@ -358,8 +417,8 @@ pub fn print(pairs: usize, messages: usize, raw: &PathRun, kez: &PathRun, c: &Cr
         };
         println!(
             "{}",
-            json!({"scenario": "chat", "pairs": pairs, "messages_per_pair": messages, "raw": row(raw), "kez": row(kez),
-                   "ratio": ratio, "crypto": {"seal_us": c.seal_us, "open_us": c.open_us,
+            json!({"scenario": "chat", "pairs": pairs, "messages_per_pair": messages, "raw": row(raw), "hop": row(hop),
+                   "kez": row(kez), "ratio": ratio, "hop_ratio": hop_ratio, "crypto": {"seal_us": c.seal_us, "open_us": c.open_us,
                    "seal_primitives_us": c.seal_primitives_us, "open_primitives_us": c.open_primitives_us,
                    "seal_ratio": c.seal_us / c.seal_primitives_us, "open_ratio": c.open_us / c.open_primitives_us}})
         );
@@ -370,7 +429,7 @@ pub fn print(pairs: usize, messages: usize, raw: &PathRun, kez: &PathRun, c: &Cr
         "{:<28} {:>9} {:>7} {:>9} {:>9} {:>9} {:>9}",
         "path", "msg/s", "errors", "ack p50", "ack p99", "e2e p50", "e2e p99"
     );
-    for r in [raw, kez] {
+    for r in [raw, hop, kez] {
         println!(
             "{:<28} {:>9.0} {:>7} {:>9.2?} {:>9.2?} {:>9.2?} {:>9.2?}",
             r.name,
@@ -382,7 +441,7 @@ pub fn print(pairs: usize, messages: usize, raw: &PathRun, kez: &PathRun, c: &Cr
             pct(&r.e2e, 0.99)
         );
     }
-    println!("\nserver path: {ratio:.2}× raw (target ≥ 0.8×)");
+    println!("\nserver path: {ratio:.2}× raw (target ≥ 0.8×); a minimal same-account relay hop: {hop_ratio:.2}× raw");
     println!(
         "client crypto: seal+sign {:.1} µs vs primitives {:.1} µs = {:.2}×; open+verify {:.1} µs vs {:.1} µs = {:.2}× (target ≤ 1.5×)",
         c.seal_us,

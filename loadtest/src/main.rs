@@ -76,8 +76,8 @@ async fn main() -> Result<()> {
     match Cli::parse().command {
         Cmd::Http { seconds, concurrency, users } => http(Duration::from_secs(seconds), concurrency, users).await,
         Cmd::Chat { pairs, messages, json } => {
-            let (raw, kez, crypto) = chat::chat(pairs, messages).await?;
-            chat::print(pairs, messages, &raw, &kez, &crypto, json);
+            let run = chat::chat(pairs, messages).await?;
+            chat::print(pairs, messages, &run, json);
             Ok(())
         }
     }
