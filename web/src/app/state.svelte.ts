@@ -9,7 +9,7 @@
  */
 import { api } from './api';
 import { DEFAULT_RETENTION_MS, MAX_NOTICES } from './constants';
-import { ApiError, type GatewayConfig, type UserRecord } from '../lib/api';
+import { ApiError, type GatewayConfig } from '../lib/api';
 import { KezError } from '../lib/errors';
 import { b64uDecode, b64uEncode } from '../lib/encoding';
 import { open, textBody } from '../lib/envelope';
@@ -32,90 +32,37 @@ import {
   type WalkResult,
 } from '../lib/sigchain';
 import { idbStore, type KV } from '../lib/storage';
+import { lengthProblem } from './messages';
+import { DEFAULT_SESSION_MS } from '../lib/session';
 import type { Transport, TransportStatus } from '../lib/transport';
 import { loadVaultRecord, saveVault, setVaultHandle, unlockVault, type VaultRecord } from '../lib/vault';
 import { entriesForMe, verifyManifest } from '../lib/manifest';
 import type { OpenedEntry } from '../lib/files';
 
-export type Phase = 'loading' | 'welcome' | 'locked' | 'needs_handle' | 'ready';
+import { endSession, resumeSession, startSession } from '../lib/session';
+import { Notifier } from './notify.svelte';
+import { Reconnector } from './reconnect';
+import {
+  DEVICE_KEY,
+  type BlockedSender,
+  type ChatMessage,
+  type Contact,
+  type Conversation,
+  type IdentityView,
+  type LocalDevice,
+  type Notice,
+  type Phase,
+  type SharedFileInfo,
+} from './types';
 
-export interface Contact {
-  hex: string;
-  key: string;
-  handle: string;
-  addedAt: number;
-  /** Last sigchain tail verified for this key (rollback/fork detection). */
-  pin: ChainPin | null;
-  checkedAt: number | null;
-  /** The user compared the safety number out of band. */
-  verified: boolean;
-  /** Set when the handle now resolves to another key: shown as a loud warning. */
-  keyChange: { newHex: string; seenAt: number } | null;
-  /** This record was replaced after a key change (kept so old messages keep a name). */
-  replacedBy: string | null;
-}
+export * from './types';
 
-export interface SharedFileInfo {
-  name: string;
-  size: number;
-  entryId: string;
-}
-
-export interface ChatMessage {
-  id: string;
-  dir: 'in' | 'out';
-  kind: 'text' | 'file_share';
-  text: string;
-  file?: SharedFileInfo | null;
-  ts: number;
-  at: number;
-  status: 'sending' | 'sent' | 'failed' | 'received';
-  error?: string;
-  /** Envelope bytes (b64url) kept until the relay stored them, for retry. */
-  outer?: string;
-  /** The sealed `sent` copy for the own inbox (§6.1), kept until stored; sent after `outer`. */
-  copy?: string;
-  /** Wave-1 records only (JetStream Nats-Msg-Id); ignored. */
-  msgId?: string;
-}
-
-/** This browser profile as a device (§6.1): chosen once, kept beside the vault. */
-export interface LocalDevice {
-  id: string;
-  name: string;
-}
-
-export interface BlockedSender {
-  hex: string;
-  at: number;
-}
-
-export const DEVICE_KEY = 'device';
-
-export interface Conversation {
-  hex: string;
-  messages: ChatMessage[];
-  unread: number;
-  lastAt: number;
-}
-
-export interface Notice {
-  at: number;
-  code: string;
-  message: string;
-}
-
-export interface IdentityView {
-  handle: string;
-  user: UserRecord;
-  hex: string;
-  walk: WalkResult;
-  /** Rollback/fork against our pin, if any. */
-  pinError: KezError | null;
-  contact: Contact | null;
-  /** The handle is pinned to a different key than the server now returns. */
-  keyChanged: Contact | null;
-}
+/** Where the last good /v1/config is kept (public data) so a reload during an outage still starts. */
+const CONFIG_KEY = 'config';
+/** The user's choice of how long to stay unlocked (not secret). */
+const SESSION_TTL_KEY = 'session-ttl';
+/** Send failures that mean "not reachable now": the message waits in the outbox instead of failing. */
+const TRANSIENT = new Set(['unavailable', 'timeout', 'network']);
 
 class AppState {
   phase = $state<Phase>('loading');
@@ -139,8 +86,15 @@ class AppState {
   deviceRemoved = $state(false);
   /** Senders this user blocked (kept locally; the server has no list to read back). */
   blocked = $state<Record<string, BlockedSender>>({});
+  /** When the stored session ends (the app locks itself then); null: locks when the page closes. */
+  sessionExpires = $state<number | null>(null);
+  /** How long an unlock keeps this browser unlocked (ms; 0 = until the page closes). */
+  sessionTtl = $state(DEFAULT_SESSION_MS);
+  readonly notifier = new Notifier();
 
   private store: KV = idbStore();
+  private lockTimer: ReturnType<typeof setTimeout> | null = null;
+  private reconnector = new Reconnector(() => this.connect());
   private box: LocalBox | null = null;
   private transport: Transport | null = null;
   private seen = new Map<string, number>();
@@ -171,18 +125,62 @@ class AppState {
 
   async init(): Promise<void> {
     this.phase = 'loading';
-    try {
-      this.config = await api.config();
-      this.configError = null;
-    } catch (e) {
-      this.configError = e instanceof KezError ? e.message : String(e);
-    }
+    await this.loadConfig();
+    this.sessionTtl = (await this.store.get<number>(SESSION_TTL_KEY).catch(() => undefined)) ?? DEFAULT_SESSION_MS;
     try {
       this.vault = await loadVaultRecord(this.store);
     } catch {
       this.vault = null;
     }
+    if (this.vault?.handle) {
+      // A live session from an earlier page load: unlocked without the passphrase until it expires.
+      const s = await resumeSession(this.store, this.vault.key).catch(() => null);
+      if (s) {
+        this.me = identityFromSeed(s.seed);
+        this.handle = this.vault.handle;
+        this.armLockTimer(s.expiresAt);
+        await this.enterApp();
+        return;
+      }
+    }
     this.phase = this.vault ? 'locked' : 'welcome';
+  }
+
+  /** /v1/config, else the copy from the last time it loaded (an outage must not stop the app from starting). */
+  private async loadConfig(): Promise<boolean> {
+    try {
+      this.config = await api.config();
+      this.configError = null;
+      void this.store.set(CONFIG_KEY, $state.snapshot(this.config)).catch(() => undefined);
+      return true;
+    } catch (e) {
+      this.configError = e instanceof KezError ? e.message : String(e);
+      this.config ??= (await this.store.get<GatewayConfig>(CONFIG_KEY).catch(() => undefined)) ?? null;
+      return false;
+    }
+  }
+
+  /** Remembers the choice; applies to the next unlock, and to this one when it is running now. */
+  async setSessionTtl(ms: number): Promise<void> {
+    this.sessionTtl = ms;
+    await this.store.set(SESSION_TTL_KEY, ms);
+    if (this.me) this.armLockTimer(await startSession(this.store, this.me.seed, this.me.key, ms));
+  }
+
+  private armLockTimer(expiresAt: number | null): void {
+    this.sessionExpires = expiresAt;
+    if (this.lockTimer) clearTimeout(this.lockTimer);
+    this.lockTimer = null;
+    if (expiresAt === null) return;
+    // Timers are throttled in background tabs: re-armed in steps, and checked again when the tab is shown.
+    const left = expiresAt - Date.now();
+    if (left <= 0) void this.lock();
+    else this.lockTimer = setTimeout(() => this.armLockTimer(expiresAt), Math.min(left, 60_000));
+  }
+
+  /** Locks when the session ran out while the tab was asleep. */
+  checkExpiry(): void {
+    if (this.phase === 'ready' && this.sessionExpires !== null && Date.now() >= this.sessionExpires) void this.lock();
   }
 
   requireConfig(): GatewayConfig {
@@ -201,6 +199,7 @@ class AppState {
   async saveNewSeed(seed: Uint8Array, passphrase: string): Promise<void> {
     this.vault = await saveVault(this.store, seed, passphrase, '');
     this.me = identityFromSeed(seed);
+    this.armLockTimer(await startSession(this.store, seed, this.me.key, this.sessionTtl));
   }
 
   /** POST /v1/register, then publish the endpoints and remember the handle. */
@@ -251,6 +250,7 @@ class AppState {
     const { seed, record } = await unlockVault(this.store, passphrase);
     this.vault = record;
     this.me = identityFromSeed(seed);
+    this.armLockTimer(await startSession(this.store, this.me.seed, this.me.key, this.sessionTtl));
     if (!record.handle) {
       // Creation stopped before the handle was registered; the key may have been registered anyway.
       const found = await this.findHandleByKey(this.me.hex);
@@ -303,6 +303,7 @@ class AppState {
     await saveVault(this.store, seed, passphrase, handle ?? '');
     this.vault = await loadVaultRecord(this.store);
     this.me = id;
+    this.armLockTimer(await startSession(this.store, seed, id.key, this.sessionTtl));
     if (!handle) {
       this.phase = 'needs_handle';
       return 'needs_handle';
@@ -317,9 +318,22 @@ class AppState {
     this.box = new LocalBox(me.seed, this.store);
     await this.loadLocal();
     this.phase = 'ready';
-    void this.ensureEndpoints().catch((e) => this.addNotice('endpoints', e));
+    this.endpointsDone = false;
     void this.connect();
     void this.recheckContacts();
+  }
+
+  /** Our chain's endpoints are checked once per unlock, when the server is reachable; a failure is tried again at the next connect. */
+  private endpointsDone = false;
+  private async ensureEndpointsOnce(): Promise<void> {
+    if (this.endpointsDone) return;
+    try {
+      await this.ensureEndpoints();
+      this.endpointsDone = true;
+      this.clearNotices('endpoints');
+    } catch (e) {
+      this.addNotice('endpoints', e);
+    }
   }
 
   /**
@@ -356,7 +370,10 @@ class AppState {
     if (t && this.device && !this.deviceRemoved) await t.removeDevice(this.device.id).catch(() => undefined);
     await t?.close().catch(() => undefined);
     this.transport = null;
+    this.reconnector.stop();
+    this.armLockTimer(null);
     await this.store.clear();
+    this.wipeKeys();
     this.device = null;
     this.deviceRemoved = false;
     this.blocked = {};
@@ -375,15 +392,30 @@ class AppState {
 
   /** Locks without deleting anything (the passphrase is needed again). */
   async lock(): Promise<void> {
+    if (this.phase !== 'ready') return;
+    this.phase = 'locked';
+    this.armLockTimer(null);
+    this.reconnector.stop();
+    await endSession(this.store).catch(() => undefined);
     await this.transport?.close().catch(() => undefined);
     this.transport = null;
-    this.me = null;
+    this.wipeKeys();
     this.box = null;
     this.contacts = {};
     this.convs = {};
     this.blocked = {};
+    this.notices = [];
+    this.seen.clear();
     this.connection = 'off';
-    this.phase = 'locked';
+    this.connectionDetail = '';
+  }
+
+  /** Overwrites the seed and the local-store key in memory (the objects may outlive this state). */
+  private wipeKeys(): void {
+    this.me?.seed.fill(0);
+    this.box?.wipe();
+    this.me = null;
+    this.box = null;
   }
 
   // ------------------------------------------------------------ local data
@@ -396,8 +428,8 @@ class AppState {
     for (const hex of list) {
       const c = await box.get<Conversation>(`conv:${hex}`);
       if (c) {
-        // Anything still "sending" from a previous session did not get an ack: show it as failed (retry keeps its msg id).
-        for (const m of c.messages) if (m.status === 'sending') Object.assign(m, { status: 'failed', error: 'not confirmed before the page was closed' });
+        // Anything still "sending" when the page closed did not get an ack: back to the outbox (same envelope, same id).
+        for (const m of c.messages) if (m.status === 'sending') m.status = 'queued';
         convs[hex] = c;
       }
     }
@@ -442,9 +474,12 @@ class AppState {
     void this.box?.put('notices', $state.snapshot(this.notices));
   }
 
-  clearNotices(): void {
-    this.notices = [];
-    void this.box?.put('notices', []);
+  /** Dismisses all notices, or those of one kind (e.g. once the condition behind them is over). */
+  clearNotices(code?: string): void {
+    const left = code ? this.notices.filter((n) => n.code !== code) : [];
+    if (left.length === this.notices.length) return;
+    this.notices = left;
+    void this.box?.put('notices', $state.snapshot(this.notices));
   }
 
   private conv(hex: string): Conversation {
@@ -536,7 +571,47 @@ class AppState {
       old.replacedBy = view.hex;
       old.keyChange = null;
     }
-    return this.addContact({ ...view, keyChanged: null });
+    const c = await this.addContact({ ...view, keyChanged: null });
+    if (old) await this.mergeThread(old.hex, view.hex, old.handle);
+    return c;
+  }
+
+  /** One thread per person: the old key's messages move to the new key's chat, after a notice line where the key changed. */
+  private async mergeThread(oldHex: string, newHex: string, handle: string): Promise<void> {
+    const from = this.convs[oldHex];
+    const to = this.conv(newHex);
+    const now = Date.now();
+    const moved = (from?.messages ?? []).map((m) => ({ ...m, oldKey: true }));
+    const notice: ChatMessage = {
+      id: `keychange-${now}`,
+      dir: 'in',
+      kind: 'notice',
+      text: `${handle} has a new key. You accepted it; messages above were with the previous key.`,
+      ts: now,
+      at: now,
+      status: 'received',
+    };
+    to.messages = [...moved, ...to.messages.filter((m) => !moved.some((x) => x.dir === m.dir && x.id === m.id)), notice].sort((a, b) => a.ts - b.ts);
+    to.unread += from?.unread ?? 0;
+    to.lastAt = Math.max(to.lastAt, from?.lastAt ?? 0, now);
+    if (from) {
+      delete this.convs[oldHex];
+      await this.box?.del(`conv:${oldHex}`);
+    }
+    await this.saveConv(newHex);
+  }
+
+  /**
+   * A message request accepted: the server's handle for this key is looked up and its chain verified in the browser;
+   * only when that handle's key is this very key does it become a contact (TOFU), so a sender cannot claim another's name.
+   */
+  async acceptRequest(hex: string): Promise<Contact> {
+    const handle = await this.findHandleByKey(hex);
+    if (!handle) throw new KezError('handle_not_found', 'this key has no handle on the server, so it cannot be added as a contact; you can still reply or block it');
+    const view = await this.lookup(handle);
+    if (view.hex !== hex) throw new KezError('invalid_key', `${handle} now belongs to another key than the one that wrote to you`);
+    if (view.pinError) throw view.pinError;
+    return this.addContact(view);
   }
 
   async setVerified(hex: string, verified: boolean): Promise<void> {
@@ -566,20 +641,24 @@ class AppState {
   // ------------------------------------------------------------ chat
 
   async connect(): Promise<void> {
-    const cfg = this.requireConfig();
+    if (this.phase !== 'ready' || this.deviceRemoved) return;
     const me = this.requireMe();
+    this.reconnector.stop();
     await this.transport?.close().catch(() => undefined);
     this.transport = null;
+    // An outage at page load left us with a cached config (or none): try the real one first.
+    if (this.configError && !(await this.loadConfig()) && !this.config) return this.retryLater('the server cannot be reached');
+    const cfg = this.requireConfig();
     if (location.protocol === 'https:' && cfg.nats_ws_url.startsWith('ws:')) {
       this.connection = 'disconnected';
       this.connectionDetail = 'the chat server address is not secure (ws://) but this page is https';
       return;
     }
-    if (this.deviceRemoved) return;
+    const token = ++this.connectToken;
     try {
       const device = await this.localDevice();
       const { connectTransport } = await import('../lib/transport');
-      this.transport = await connectTransport({
+      const t = await connectTransport({
         wsUrl: cfg.nats_ws_url,
         seed: me.seed,
         stream: cfg.inbox_stream,
@@ -587,24 +666,60 @@ class AppState {
         deviceName: device.name,
         onMessage: (m) => this.receive(m.data),
         onStatus: (s, detail) => {
-          if (this.deviceRemoved) return;
-          this.connection = s;
-          this.connectionDetail = detail ?? '';
+          // A transport we already replaced or closed (lock, reconnect) has nothing to say.
+          if (this.deviceRemoved || token !== this.connectToken || this.phase !== 'ready') return;
+          this.setConnection(s, detail);
         },
         onStopped: (e) => this.markRemoved(e),
         // A permissions violation means this client used a subject it may not: a bug, so an error (the e2e run fails on it).
         onServerError: (m) => (/permissions? violation/i.test(m) ? console.error : console.warn)(`chat server: ${m}`),
       });
-      void this.flushPending();
+      if (token !== this.connectToken || this.phase !== 'ready') {
+        await t.close().catch(() => undefined);
+        return;
+      }
+      this.transport = t;
+      this.setConnection('connected');
     } catch (e) {
+      if (token !== this.connectToken) return;
       if (e instanceof KezError && e.code === 'device_removed') return this.markRemoved(e);
-      this.connection = 'disconnected';
-      this.connectionDetail =
-        e instanceof KezError && e.code === 'device_limit'
-          ? 'This account already has the most devices it may have. Remove one in Settings on another device, then reconnect.'
-          : e instanceof KezError
-            ? e.message
-            : String(e);
+      if (e instanceof KezError && e.code === 'device_limit') {
+        this.connection = 'closed';
+        this.connectionDetail = 'This account already has the most devices it may have. Remove one in Settings on another device, then reconnect.';
+        return;
+      }
+      this.retryLater(e instanceof KezError && e.message && !/:\s*$/.test(e.message) ? e.message : 'the chat server cannot be reached');
+    }
+  }
+
+  private connectToken = 0;
+
+  /** Not connected now: say so in plain words and try again with backoff. */
+  private retryLater(why: string): void {
+    if (this.phase !== 'ready' || this.deviceRemoved) return;
+    this.reconnector.schedule();
+    this.connection = 'reconnecting';
+    this.connectionDetail = `${why.charAt(0).toUpperCase()}${why.slice(1)}. Trying again by itself; messages you write wait in the outbox.`;
+  }
+
+  /** "Reconnect now" (and the browser's online event): no waiting for the backoff. */
+  reconnectNow(): void {
+    if (this.phase === 'ready' && !this.deviceRemoved) this.reconnector.now();
+  }
+
+  private setConnection(s: TransportStatus, detail?: string): void {
+    // nats.js keeps retrying after a drop: for the user that is one state, "Reconnecting…".
+    this.connection = s === 'disconnected' ? 'reconnecting' : s;
+    this.connectionDetail = s === 'connected' ? '' : (detail ?? (s === 'disconnected' || s === 'reconnecting' ? 'The connection to the chat server dropped. Reconnecting by itself; messages you write wait in the outbox.' : ''));
+    if (s === 'connected') {
+      this.reconnector.succeeded();
+      // Healthy again: errors about being unreachable are stale now.
+      this.clearNotices('sent_copy');
+      void this.ensureEndpointsOnce();
+      void this.flushPending();
+    } else if (s === 'closed') {
+      this.transport = null;
+      this.retryLater(detail || 'the connection to the chat server closed');
     }
   }
 
@@ -615,11 +730,32 @@ class AppState {
     this.connectionDetail = 'This device was removed from your account and no longer receives messages.';
   }
 
-  /** Messages (and sent copies) that were not stored before: hand them to the relay again. */
+  /**
+   * The outbox: messages queued while offline, and sent copies not stored yet, go to the relay again, oldest first.
+   * Each keeps the envelope sealed at first (same id), so a resend after a lost ack is dropped by the receiver as seen.
+   */
+  private flushing = false;
   private async flushPending(): Promise<void> {
-    for (const [hex, c] of Object.entries(this.convs)) {
-      for (const m of c.messages) if (m.dir === 'out' && m.status === 'sent' && m.copy) await this.deliver(hex, m.id);
+    if (this.flushing) return;
+    this.flushing = true;
+    try {
+      const due = Object.entries(this.convs)
+        .flatMap(([hex, c]) => c.messages.filter((m) => m.dir === 'out' && (m.status === 'queued' || (m.status === 'sent' && m.copy))).map((m) => ({ hex, id: m.id, ts: m.ts })))
+        .sort((a, b) => a.ts - b.ts);
+      for (const d of due) {
+        if (this.connection !== 'connected') break;
+        await this.deliver(d.hex, d.id);
+      }
+    } finally {
+      this.flushing = false;
     }
+  }
+
+  /** How many messages wait in the outbox. */
+  get outboxSize(): number {
+    let n = 0;
+    for (const c of Object.values(this.convs)) for (const m of c.messages) if (m.status === 'queued') n++;
+    return n;
   }
 
   /** Opens one inbox message and stores the result; resolves only after storing (then the transport acks). */
@@ -643,17 +779,38 @@ class AppState {
     const fromHex = opened.from.slice('ed25519:'.length);
     // Blocked after this was stored (or held on a device that was offline): acked and dropped.
     if (this.blocked[fromHex]) return;
-    const f = fileMessage(opened, me.key, (conv, dir, id) => !!this.convs[conv]?.messages.some((m) => m.dir === dir && m.id === id));
+    const f = fileMessage(opened, me.key, (conv, dir, id) => !!this.convs[this.threadOf(conv)]?.messages.some((m) => m.dir === dir && m.id === id));
     this.seen.set(`${opened.from}/${opened.id}`, opened.ts);
     if (f) {
-      const c = this.conv(f.conv);
-      c.messages.push(this.chatMessage(f, me.seed));
+      const thread = this.threadOf(f.conv);
+      const c = this.conv(thread);
+      const m = this.chatMessage(f, me.seed);
+      if (thread !== f.conv) m.oldKey = true;
+      c.messages.push(m);
       c.messages.sort((a, b) => a.ts - b.ts);
       c.lastAt = Math.max(c.lastAt, f.ts);
-      if (f.dir === 'in' && (this.activeConv !== f.conv || document.visibilityState === 'hidden')) c.unread++;
-      await this.saveConv(f.conv);
+      const looking = this.activeConv === thread && document.visibilityState === 'visible';
+      if (f.dir === 'in' && !looking) c.unread++;
+      await this.saveConv(thread);
+      if (f.dir === 'in') {
+        const name = this.nameFor(thread);
+        this.notifier.incoming(
+          name ?? 'Message request',
+          name ? m.text : 'Someone who is not in your contacts wrote to you.',
+          `kez-${thread}`,
+          looking && document.hasFocus(),
+          () => (location.hash = `#/chat/${thread}`),
+        );
+      }
     }
     await this.saveSeen();
+  }
+
+  /** The conversation a key's messages go to: a key replaced after an accepted key change shares its successor's thread. */
+  threadOf(hex: string): string {
+    let h = hex;
+    for (let i = 0; i < 8 && this.contacts[h]?.replacedBy; i++) h = this.contacts[h]!.replacedBy!;
+    return h;
   }
 
   private chatMessage(f: Filing, mySeed: Uint8Array): ChatMessage {
@@ -677,6 +834,8 @@ class AppState {
 
   async sendText(hex: string, text: string): Promise<void> {
     const me = this.requireMe();
+    const tooLong = lengthProblem(text);
+    if (tooLong) throw new KezError('invalid_request', tooLong);
     const pk = parseKeyHex(hex);
     const { message, copy } = sealWithCopy({ senderSeed: me.seed, peerPk: pk, kind: 'text', body: textBody(text), ts: Date.now() });
     const msg: ChatMessage = {
@@ -691,11 +850,12 @@ class AppState {
       copy: copy ? b64uEncode(copy.outer) : undefined,
     };
     const c = this.conv(hex);
+    if (this.connection !== 'connected') msg.status = 'queued';
     c.messages.push(msg);
     c.lastAt = msg.ts;
     // Our own copy comes back through the inbox as well; it is skipped by its id, never replayed into the chat.
     await this.saveConv(hex);
-    await this.deliver(hex, msg.id);
+    if (msg.status === 'sending') await this.deliver(hex, msg.id);
   }
 
   async retry(hex: string, id: string): Promise<void> {
@@ -711,15 +871,19 @@ class AppState {
       m.status = 'sending';
       m.error = undefined;
       try {
-        if (!this.transport) throw new KezError('unavailable', this.deviceRemoved ? 'this device was removed from your account' : 'not connected to the chat server');
+        if (this.deviceRemoved) throw new KezError('device_removed', 'this device was removed from your account');
+        if (!this.transport) throw new KezError('unavailable', 'not connected to the chat server');
         await this.transport.send(hex, b64uDecode(m.outer));
         m.status = 'sent';
         m.outer = undefined;
         m.msgId = undefined;
       } catch (e) {
-        m.status = 'failed';
-        m.error = e instanceof KezError ? e.message : String(e);
+        // Unreachable now: wait in the outbox for the connection. Refused (full inbox, bad request…): the user decides.
+        const transient = e instanceof KezError ? TRANSIENT.has(e.code) : true;
+        m.status = transient ? 'queued' : 'failed';
+        m.error = transient ? undefined : e instanceof KezError ? e.message : String(e);
         await this.saveConv(hex);
+        if (transient && this.connection === 'connected') this.retryLater('sending did not get an answer');
         return;
       }
       await this.saveConv(hex);

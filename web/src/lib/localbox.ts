@@ -43,8 +43,17 @@ export class LocalBox {
     }
   }
 
+  /** Overwrites the key (at lock and logout); the box cannot be used after. */
+  wipe(): void {
+    this.key.fill(0);
+  }
+
   async put(name: string, value: unknown): Promise<void> {
     await this.store.set(this.prefix + name, this.seal(name, value));
+  }
+
+  async del(name: string): Promise<void> {
+    await this.store.del(this.prefix + name);
   }
 
   async get<T>(name: string): Promise<T | undefined> {
