@@ -94,7 +94,7 @@ async fn fallback(State(state): State<AppState>, method: Method, uri: Uri, heade
     if path == "/v1" || path.starts_with("/v1/") || path.starts_with("/.well-known/") {
         return ApiError::new(ErrorCode::NotFound, format!("no route for {method} {path}")).into_response();
     }
-    web::serve(&state.inner.assets, &method, &uri, &headers)
+    web::serve(&state.inner.assets, &method, &uri, &headers, &state.config().nats_ws_url_public)
 }
 
 /// A known path with a method it does not have. The error table has no 405

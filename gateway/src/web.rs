@@ -9,6 +9,13 @@
 //!   (client-side routes), or the placeholder page. Only extensions of static
 //!   files count (see `content_type`), so `/u/alice@kez.lat` is a client route;
 //! - anything else is `404 not_found` in the JSON error shape.
+//!
+//! Precompressed copies written by the web build (`x.js.br`, `x.js.gz`) are
+//! served in place of `x.js` when the request's `Accept-Encoding` allows
+//! (brotli first), with `Content-Encoding` and `Vary: Accept-Encoding`.
+//! Every response here carries the app's Content-Security-Policy: scripts,
+//! styles and workers from this origin only, connections to this origin and
+//! the NATS WebSocket origin, no plugins, no framing, no inline code.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -113,8 +120,37 @@ cd .. &amp;&amp; cargo build --release</pre>
 </html>
 "#;
 
-/// Serves a GET or HEAD outside `/v1` per the rules in the module docs.
-pub(crate) fn serve(assets: &WebAssets, method: &Method, uri: &Uri, headers: &HeaderMap) -> Response {
+/// Serves a GET or HEAD outside `/v1` per the rules in the module docs;
+/// `ws_url` is the public NATS WebSocket URL (allowed by the CSP).
+pub(crate) fn serve(assets: &WebAssets, method: &Method, uri: &Uri, headers: &HeaderMap, ws_url: &str) -> Response {
+    let mut response = serve_file(assets, method, uri, headers);
+    if let Ok(v) = HeaderValue::from_str(&csp(ws_url)) {
+        response.headers_mut().insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+    response
+}
+
+/// The Content-Security-Policy of the app. Only the origin of `ws_url` is
+/// allowed besides `'self'` (a URL that is not ws(s):// adds nothing).
+pub(crate) fn csp(ws_url: &str) -> String {
+    let ws = ws_url
+        .split_once("://")
+        .filter(|(scheme, _)| matches!(*scheme, "ws" | "wss"))
+        .map(|(scheme, rest)| (scheme, rest.split(['/', '?', '#']).next().unwrap_or("")))
+        // Only host[:port] characters: nothing that could end the directive or add a source.
+        .filter(|(_, host)| {
+            !host.is_empty() && host.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
+        })
+        .map(|(scheme, host)| format!(" {scheme}://{host}"))
+        .unwrap_or_default();
+    format!(
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; \
+         connect-src 'self'{ws}; worker-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'self'; \
+         frame-ancestors 'none'; object-src 'none'"
+    )
+}
+
+fn serve_file(assets: &WebAssets, method: &Method, uri: &Uri, headers: &HeaderMap) -> Response {
     if method != Method::GET && method != Method::HEAD {
         return ApiError::not_found("no such route").into_response();
     }
@@ -125,16 +161,16 @@ pub(crate) fn serve(assets: &WebAssets, method: &Method, uri: &Uri, headers: &He
 
     if !rel.is_empty()
         && rel != "index.html"
-        && let Some(data) = assets.get(rel)
+        && let Some(file) = assets.negotiate(rel, headers)
     {
         let cache = if rel.starts_with("assets/") { "public, max-age=31536000, immutable" } else { "no-cache" };
-        return file_response(data, content_type(rel).unwrap_or("application/octet-stream"), cache, headers);
+        return file_response(file, content_type(rel).unwrap_or("application/octet-stream"), cache, headers);
     }
 
     let last = rel.rsplit('/').next().unwrap_or("");
     if rel.is_empty() || rel == "index.html" || content_type(last).is_none() {
-        return match assets.get("index.html") {
-            Some(data) => file_response(data, "text/html; charset=utf-8", "no-cache", headers),
+        return match assets.negotiate("index.html", headers) {
+            Some(file) => file_response(file, "text/html; charset=utf-8", "no-cache", headers),
             None => {
                 let mut r = (StatusCode::OK, PLACEHOLDER).into_response();
                 r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
@@ -161,12 +197,59 @@ fn clean_path(path: &str) -> Option<&str> {
     Some(rel)
 }
 
-fn file_response(
-    (data, etag): (Bytes, String),
-    content_type: &'static str,
-    cache: &'static str,
-    req: &HeaderMap,
-) -> Response {
+/// One file as it will be sent: the bytes of the chosen encoding and that copy's ETag.
+struct Negotiated {
+    data: Bytes,
+    etag: String,
+    encoding: Option<&'static str>,
+    /// Precompressed copies exist, so caches must key on `Accept-Encoding`.
+    varies: bool,
+}
+
+/// The encodings the build writes, best first, with the file suffix of each.
+const ENCODINGS: [(&str, &str); 2] = [("br", ".br"), ("gzip", ".gz")];
+
+impl WebAssets {
+    /// `rel` in the best encoding the request accepts among the copies present.
+    fn negotiate(&self, rel: &str, req: &HeaderMap) -> Option<Negotiated> {
+        let (data, etag) = self.get(rel)?;
+        let mut varies = false;
+        for (coding, suffix) in ENCODINGS {
+            if let Some((data, etag)) = self.get(&format!("{rel}{suffix}")) {
+                varies = true;
+                if accepts(req, coding) {
+                    return Some(Negotiated { data, etag, encoding: Some(coding), varies });
+                }
+            }
+        }
+        Some(Negotiated { data, etag, encoding: None, varies })
+    }
+}
+
+/// Whether `Accept-Encoding` allows `coding` (listed by name or `*`, with a q-value above 0).
+fn accepts(req: &HeaderMap, coding: &str) -> bool {
+    let mut named = None;
+    let mut star = None;
+    for v in req.get_all(header::ACCEPT_ENCODING).iter().filter_map(|v| v.to_str().ok()) {
+        for item in v.split(',') {
+            let mut parts = item.split(';');
+            let name = parts.next().unwrap_or("").trim();
+            let q = parts
+                .filter_map(|p| p.trim().strip_prefix("q=").or_else(|| p.trim().strip_prefix("Q=")))
+                .find_map(|q| q.trim().parse::<f32>().ok())
+                .unwrap_or(1.0);
+            if name.eq_ignore_ascii_case(coding) {
+                named = Some(q > 0.0);
+            } else if name == "*" {
+                star = Some(q > 0.0);
+            }
+        }
+    }
+    named.or(star).unwrap_or(false)
+}
+
+fn file_response(file: Negotiated, content_type: &'static str, cache: &'static str, req: &HeaderMap) -> Response {
+    let Negotiated { data, etag, encoding, varies } = file;
     let matches = req
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
@@ -181,6 +264,12 @@ fn file_response(
         h.insert(header::ETAG, v);
     }
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    if let Some(coding) = encoding {
+        h.insert(header::CONTENT_ENCODING, HeaderValue::from_static(coding));
+    }
+    if varies {
+        h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    }
     response
 }
 
@@ -230,6 +319,38 @@ mod tests {
             ["/../etc/passwd", "/assets/../x", "/a//b", "//", "/a//", "/a/./b", "/a%2e%2e/b", "/a\\b", "relative"]
         {
             assert_eq!(clean_path(bad), None, "{bad}");
+        }
+    }
+
+    fn accept(v: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::ACCEPT_ENCODING, HeaderValue::from_str(v).unwrap());
+        h
+    }
+
+    #[test]
+    fn accept_encoding_with_q_values() {
+        assert!(accepts(&accept("gzip, deflate, br, zstd"), "br"));
+        assert!(accepts(&accept("gzip"), "gzip"));
+        assert!(!accepts(&accept("gzip"), "br"));
+        assert!(!accepts(&accept("br;q=0, gzip"), "br"));
+        assert!(accepts(&accept("br;q=0.5"), "br"));
+        assert!(accepts(&accept("*"), "br"));
+        assert!(!accepts(&accept("*, br;q=0"), "br"));
+        assert!(!accepts(&accept("identity"), "gzip"));
+        assert!(!accepts(&HeaderMap::new(), "gzip"));
+    }
+
+    #[test]
+    fn csp_allows_only_the_websocket_origin() {
+        let p = csp("ws://127.0.0.1:4223/path?x=1");
+        assert!(p.contains("connect-src 'self' ws://127.0.0.1:4223;"), "{p}");
+        assert!(p.contains("script-src 'self';"));
+        assert!(!p.contains("unsafe"));
+        assert!(p.contains("frame-ancestors 'none'"));
+        assert!(csp("wss://chat.example").contains("connect-src 'self' wss://chat.example;"));
+        for bad in ["", "http://x.example", "ws://", "ws://a.example; script-src *", "ws://a b"] {
+            assert!(csp(bad).contains("connect-src 'self';"), "{bad}");
         }
     }
 

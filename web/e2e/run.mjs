@@ -19,8 +19,9 @@
 //                        when present); KEZ_E2E_NO_CLI=1 skips them.
 //   CHROMIUM_BIN         default /usr/bin/chromium.   KEZ_E2E_HEADFUL=1 shows the browser.
 // Screenshots go to web/e2e/screenshots/. Every page shown is also checked with axe-core (WCAG 2 A/AA rules):
-// any violation fails the run. Exit code 0 only if every step passed, axe found nothing and no page logged an
-// unexpected console error. The last line is "e2e: N passed, N failed".
+// any violation fails the run. Every page reports Content-Security-Policy violations (securitypolicyviolation
+// events); any fails the run. Exit code 0 only if every step passed, axe and the CSP found nothing and no page
+// logged an unexpected console error. The last line is "e2e: N passed, N failed".
 import { chromium } from 'playwright-core';
 import http from 'node:http';
 import { spawn, execFile } from 'node:child_process';
@@ -117,9 +118,42 @@ async function startStack() {
       }
     }, 100);
   });
+  let proc = child;
+  const waitUp = (c, from) =>
+    new Promise((res, rej) => {
+      const t = setTimeout(() => rej(new Error(`kez-server did not come up in 90 s:\n${out.slice(from)}`)), 90_000);
+      c.on('exit', (code) => rej(new Error(`kez-server exited with ${code}:\n${out.slice(from)}`)));
+      const poll = setInterval(() => {
+        if (out.slice(from).includes('kez-chat is up.')) {
+          clearInterval(poll);
+          clearTimeout(t);
+          res();
+        }
+      }, 100);
+    });
+  const halt = async (c) => {
+    if (c.exitCode !== null) return;
+    const exited = new Promise((r) => c.on('exit', r));
+    c.kill('SIGINT');
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
+    if (c.exitCode === null) c.kill('SIGKILL');
+  };
   return {
     url: `http://127.0.0.1:${http}`,
+    /** A real outage: the whole server (gateway, NATS, services) stops; the data dir is kept. */
+    async down() {
+      await halt(proc);
+    },
+    /** Starts it again on the same ports with the same data. */
+    async up() {
+      const from = out.length;
+      proc = spawn(bin, args, { cwd: repo, stdio: ['ignore', 'pipe', 'pipe'] });
+      proc.stdout.on('data', (d) => (out += d));
+      proc.stderr.on('data', (d) => (out += d));
+      await waitUp(proc, from);
+    },
     async stop() {
+      const child = proc;
       if (child.exitCode === null) {
         const exited = new Promise((r) => child.on('exit', r));
         child.kill('SIGINT');
@@ -171,7 +205,8 @@ const axeSource = readFileSync(createRequire(import.meta.url).resolve('axe-core/
 const axeViolations = [];
 /** Runs axe-core on what the page shows now; violations are collected and fail the run at the end. */
 async function axe(page, name) {
-  if (!(await page.evaluate(() => 'axe' in window))) await page.addScriptTag({ content: axeSource });
+  // Evaluated through the DevTools protocol, not as an inline <script>: the app's CSP (rightly) refuses those.
+  if (!(await page.evaluate(() => 'axe' in window))) await page.evaluate(axeSource);
   const found = await page.evaluate(async () => {
     const r = await window.axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] } });
     return r.violations.map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.map((n) => n.target.join(' ')).slice(0, 3).join(', ')}`);
@@ -186,12 +221,15 @@ async function shot(page, name) {
 // Chromium logs every 4xx fetch as a console error; these lookups are expected to 404 sometimes.
 const EXPECTED_404 = /\/v1\/(u|keys|sigchains|manifests)\//;
 const openPages = new Map();
+let outage = false;
 function watch(page, who) {
   openPages.set(who, page);
   page.on('console', (m) => {
     if (m.type() !== 'error') return;
     const where = m.location()?.url ?? '';
     if (/status of 404/.test(m.text()) && EXPECTED_404.test(where)) return;
+    // While the server is down on purpose, failed requests and sockets are expected.
+    if (outage && /ERR_CONNECTION_REFUSED|ERR_CONNECTION_RESET|ERR_FAILED|WebSocket connection to|Failed to load resource/.test(m.text())) return;
     consoleErrors.push(`${who}: ${m.text()} ${where}`);
   });
   page.on('pageerror', (e) => consoleErrors.push(`${who}: uncaught ${e.message}`));
@@ -243,7 +281,10 @@ async function restoreAccount(page, base, words, local) {
 }
 
 async function waitConnected(page) {
-  await page.getByRole('status').filter({ hasText: /^\s*Connected\s*$/ }).waitFor({ timeout: 20_000 });
+  await waitConnectedWithin(page, 20_000);
+}
+async function waitConnectedWithin(page, timeout) {
+  await page.getByRole('status').filter({ hasText: /^\s*Connected\s*$/ }).waitFor({ timeout });
 }
 
 async function addContact(page, handle) {
@@ -257,17 +298,34 @@ async function addContact(page, handle) {
 
 async function send(page, text) {
   await page.getByLabel(/^Message to/).fill(text);
-  await page.getByRole('button', { name: 'Send' }).click();
-  await page.getByRole('log').getByText(text).waitFor();
-  await page.getByRole('log').locator('li', { hasText: text }).getByText(/· Sent/).waitFor({ timeout: 15_000 });
+  await page.getByRole('button', { name: 'Send', exact: true }).click();
+  await page.getByRole('log').getByText(text).first().waitFor();
+  await page.getByRole('log').locator('li', { hasText: text }).getByText('Delivered').waitFor({ timeout: 15_000 });
 }
 
-async function unlock(page, base) {
-  await page.goto(base + '/#/');
-  await page.getByLabel('Passphrase').fill(PASS);
-  await page.getByRole('button', { name: 'Unlock' }).click();
-  await page.getByRole('heading', { name: 'Chats' }).waitFor({ timeout: 20_000 });
+/** The id of the focused element. */
+const focused = (page) => page.evaluate(() => document.activeElement?.id ?? '');
+
+/** Records notifications the app shows (headless Chromium displays none) and CSP violations. */
+async function instrument(ctx) {
+  await ctx.exposeBinding('__kezCsp', ({ page }, v) => cspViolations.push(`${page.url()}: ${v}`));
+  await ctx.addInitScript(() => {
+    document.addEventListener('securitypolicyviolation', (e) => window.__kezCsp(`${e.violatedDirective} blocked ${e.blockedURI || '(inline)'}`));
+    window.__notes = [];
+    const Real = window.Notification;
+    if (!Real) return;
+    class Recorded extends Real {
+      constructor(title, opts) {
+        super(title, opts);
+        window.__notes.push({ title, body: opts?.body ?? '' });
+      }
+    }
+    Object.defineProperty(Recorded, 'permission', { get: () => Real.permission });
+    Recorded.requestPermission = (...a) => Real.requestPermission(...a);
+    window.Notification = Recorded;
+  });
 }
+const cspViolations = [];
 
 // ------------------------------------------------------------------ run
 let server;
@@ -291,8 +349,11 @@ try {
     headless: !process.env.KEZ_E2E_HEADFUL,
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   });
-  const ctxA = await browser.newContext({ viewport: { width: 1100, height: 800 } });
-  const ctxB = await browser.newContext({ viewport: { width: 1100, height: 800 } });
+  // Both profiles may show notifications (bob turns them on when offered); the CSP header is the gateway's.
+  const ctxA = await browser.newContext({ viewport: { width: 1280, height: 800 }, permissions: ['notifications'] });
+  const ctxB = await browser.newContext({ viewport: { width: 1280, height: 800 }, permissions: ['notifications'] });
+  await instrument(ctxA);
+  await instrument(ctxB);
   const alice = await ctxA.newPage();
   const bob = await ctxB.newPage();
   watch(alice, 'alice');
@@ -354,22 +415,96 @@ try {
     await send(alice, 'hello bob, this is alice');
     await bob.getByRole('link', { name: /Chats/ }).getByText('1').waitFor({ timeout: 15_000 }); // unread badge
     await bob.getByText('Unknown sender').first().waitFor();
+    await bob.getByRole('heading', { name: 'Message requests' }).waitFor();
+    const title = await bob.title();
+    if (!title.startsWith('(1) ')) throw new Error(`the tab title does not show the unread count: ${title}`);
     await shot(bob, 'bob-unread-unknown-sender');
   });
 
-  await step('bob opens it: shown as unknown sender with fingerprint', async () => {
+  await step('notifications: offered after the first message, then shown for a chat not on screen', async () => {
+    await bob.getByRole('button', { name: 'Turn on notifications' }).click();
+    await bob.getByRole('button', { name: 'Turn on notifications' }).waitFor({ state: 'detached' });
+    await send(alice, 'a second one, for the notification');
+    await bob.waitForFunction(() => window.__notes.some((n) => n.body === 'Someone who is not in your contacts wrote to you.'), null, { timeout: 15_000 });
+    const notes = await bob.evaluate(() => window.__notes);
+    if (notes.some((n) => n.body.includes('for the notification'))) throw new Error('a message request leaked its text into a notification');
+  });
+
+  await step('bob opens the request: unknown sender with fingerprint, new-messages divider, day separator, composer focused', async () => {
     await bob.getByRole('link', { name: /Unknown sender/ }).click();
     await bob.getByRole('log').getByText('hello bob, this is alice').waitFor();
     await bob.getByText('This key is not in your contacts.').waitFor();
+    await bob.getByRole('button', { name: 'Accept' }).waitFor({ timeout: 15_000 }); // the server lists alice's handle for the key
+    await bob.locator('[data-new-divider]').getByText('New messages').waitFor();
+    await bob.locator('[data-day]').getByText('Today').waitFor();
+    if ((await focused(bob)) !== 'compose') throw new Error(`focus is on #${await focused(bob)}, not the composer`);
+    const title = await bob.title();
+    if (title.startsWith('(')) throw new Error(`read messages still counted in the title: ${title}`);
     await shot(bob, 'bob-chat-unknown');
   });
 
-  await step('bob adds alice and replies; alice sees it live', async () => {
-    await addContact(bob, aliceLocal);
-    await bob.getByRole('link', { name: 'Chat', exact: true }).click();
+  await step('new chat in place: bob looks alice up from the conversation list, adds her and replies; alice sees it live', async () => {
+    await bob.getByRole('button', { name: 'New chat' }).click();
+    if ((await focused(bob)) !== 'newchat') throw new Error('the handle field is not focused');
+    await bob.getByRole('textbox', { name: 'Handle' }).fill(aliceLocal);
+    await bob.getByRole('button', { name: 'Find' }).click();
+    await bob.getByText('✔ Sigchain verified in this browser.').waitFor({ timeout: 15_000 });
+    await shot(bob, 'bob-new-chat');
+    await bob.getByRole('button', { name: 'Add and start chat' }).click();
+    await bob.getByRole('heading', { name: aliceLocal }).waitFor();
+    await bob.getByRole('log').getByText('hello bob, this is alice').waitFor(); // the same thread as the request
     await send(bob, 'hi alice, bob here');
     await alice.getByRole('log').getByText('hi alice, bob here').waitFor({ timeout: 15_000 });
     await shot(alice, 'alice-chat');
+  });
+
+  await step('two panes on the desktop, one on a phone; the current page is marked', async () => {
+    for (const p of [alice, bob]) {
+      await p.getByRole('list', { name: 'Conversations' }).waitFor();
+      await p.getByRole('log').waitFor();
+      const cur = await p.getByRole('navigation', { name: 'Main' }).locator('[aria-current="page"]').allTextContents();
+      if (cur.length !== 1 || !cur[0].includes('Chats')) throw new Error(`aria-current marks ${JSON.stringify(cur)}`);
+    }
+    await alice.setViewportSize({ width: 390, height: 844 });
+    await alice.getByRole('list', { name: 'Conversations' }).waitFor({ state: 'hidden' });
+    await alice.getByRole('log').waitFor();
+    await shot(alice, 'phone-chat');
+    await alice.getByRole('link', { name: '← Chats' }).click();
+    await alice.getByRole('list', { name: 'Conversations' }).waitFor();
+    await shot(alice, 'phone-chats');
+    await alice.setViewportSize({ width: 1280, height: 800 });
+    await alice.getByRole('link', { name: new RegExp(bobLocal) }).first().click();
+  });
+
+  await step('messages: safe links, read more, a length counter that refuses over-long text, search', async () => {
+    await send(alice, 'docs at https://example.org/guide?x=1. not a link: javascript:alert(1)');
+    const link = bob.getByRole('log').getByRole('link', { name: 'https://example.org/guide?x=1' });
+    await link.waitFor({ timeout: 15_000 });
+    if ((await link.getAttribute('rel')) !== 'noopener noreferrer nofollow') throw new Error('link without rel=noopener noreferrer');
+    if (await bob.getByRole('log').locator('a[href^="javascript"]').count()) throw new Error('a javascript: link was made clickable');
+    // over the protocol's limit: refused with the numbers, nothing cut
+    const big = 'x'.repeat(20_000);
+    await alice.getByLabel(/^Message to/).fill(big);
+    await alice.getByRole('alert').filter({ hasText: 'This message is 20,000 characters long; the limit is 16,384.' }).waitFor();
+    if (!(await alice.getByRole('button', { name: 'Send', exact: true }).isDisabled())) throw new Error('an over-long message can be sent');
+    if ((await alice.getByLabel(/^Message to/).inputValue()).length !== 20_000) throw new Error('the pasted text was cut');
+    await shot(alice, 'alice-too-long');
+    const long = 'A long story. '.repeat(300) + 'THE END';
+    await alice.getByLabel(/^Message to/).fill(long);
+    await alice.getByText('4,207 / 16,384 characters').waitFor();
+    await alice.getByRole('button', { name: 'Send', exact: true }).click();
+    const li = bob.getByRole('log').locator('li', { hasText: 'A long story. A long story.' }).last();
+    await li.getByRole('button', { name: 'Read more' }).waitFor({ timeout: 15_000 });
+    if (await li.getByText('THE END').count()) throw new Error('a long message is shown whole before "Read more"');
+    await li.getByRole('button', { name: 'Read more' }).click();
+    await li.getByText('THE END').waitFor();
+    await shot(bob, 'bob-links-read-more');
+    // local search over history
+    await bob.getByRole('searchbox', { name: 'Search messages' }).fill('GUIDE docs');
+    await bob.getByRole('status').filter({ hasText: '1 message found' }).waitFor();
+    await shot(bob, 'bob-search');
+    await bob.locator('[data-search-hit]').first().click();
+    await bob.getByRole('searchbox', { name: 'Search messages' }).fill('');
   });
 
   const cliBin =
@@ -389,9 +524,13 @@ try {
         await cli(cliBin, home, base, ['send', `@${aliceLocal}`, 'hello alice, from the CLI']);
         await alice.getByRole('link', { name: /Chats/ }).click();
         await alice.getByText('hello alice, from the CLI').waitFor({ timeout: 20_000 });
-        await addContact(alice, carolLocal);
-        await alice.getByRole('link', { name: 'Chat', exact: true }).click();
+        // a message request, accepted: the server's handle for the key is checked and pinned
+        await alice.getByRole('link', { name: /Unknown sender/ }).click();
         await alice.getByRole('log').getByText('hello alice, from the CLI').waitFor();
+        await alice.getByRole('button', { name: 'Accept' }).click({ timeout: 15_000 });
+        await alice.getByRole('status').filter({ hasText: 'Accepted:' }).waitFor({ timeout: 15_000 });
+        await alice.getByRole('heading', { name: carolLocal }).waitFor();
+        await shot(alice, 'alice-request-accepted');
         await send(alice, 'hi carol, the browser answers');
         const out = await cli(cliBin, home, base, ['listen', '--once']);
         if (!out.includes('hi carol, the browser answers')) throw new Error(`the CLI did not print the message:\n${out}`);
@@ -517,14 +656,30 @@ try {
     console.log(`skip CLI interop (${fixedWords ? 'fixed words' : 'no kez-chat binary; set KEZ_CLI_BIN'})`);
   }
 
-  await step('offline delivery: bob closes the app, alice writes, bob unlocks later', async () => {
+  let bob2;
+  await step('offline delivery, and a reload stays unlocked: bob closes the app, alice writes, bob opens it again without the passphrase', async () => {
     await bob.close();
     await alice.getByRole('link', { name: /Chats/ }).click();
     await alice.getByRole('link', { name: new RegExp(bobLocal) }).first().click();
     await send(alice, 'sent while you were offline');
-    const bob2 = await ctxB.newPage();
+    bob2 = await ctxB.newPage();
     watch(bob2, 'bob');
-    await unlock(bob2, base);
+    await bob2.goto(base + '/#/');
+    await bob2.getByRole('heading', { name: 'Chats' }).waitFor({ timeout: 20_000 });
+    // the session is in IndexedDB, and never in plain: no record holds a raw 32-byte seed
+    const kinds = await bob2.evaluate(
+      () =>
+        new Promise((res, rej) => {
+          const r = indexedDB.open('kez-chat');
+          r.onerror = () => rej(r.error);
+          r.onsuccess = () => {
+            const g = r.result.transaction('kv').objectStore('kv').get('session');
+            g.onsuccess = () => res({ key: g.result?.key?.constructor?.name, extractable: g.result?.key?.extractable, ct: g.result?.ct?.length });
+            g.onerror = () => rej(g.error);
+          };
+        }),
+    );
+    if (kinds.key !== 'CryptoKey' || kinds.extractable !== false || kinds.ct !== 48) throw new Error(`unexpected session record ${JSON.stringify(kinds)}`);
     await waitConnected(bob2);
     await bob2.getByText('sent while you were offline').waitFor({ timeout: 20_000 });
     await bob2.getByRole('link', { name: aliceLocal }).first().click();
@@ -532,6 +687,41 @@ try {
     await bob2.getByRole('log').getByText('hello bob, this is alice').waitFor();
     await bob2.getByRole('log').getByText('sent while you were offline').waitFor();
     await shot(bob2, 'bob-after-unlock');
+  });
+
+  if (stack) {
+    await step('outage: "Reconnecting…", the outbox holds a message, a reload shows the app; after the restart it is sent exactly once', async () => {
+      outage = true;
+      await stack.down();
+      await alice.getByRole('status').filter({ hasText: 'Reconnecting…' }).waitFor({ timeout: 30_000 });
+      await alice.getByLabel(/^Message to/).fill('written during the outage');
+      await alice.getByRole('button', { name: 'Send', exact: true }).click();
+      await alice.getByRole('log').locator('li', { hasText: 'written during the outage' }).getByText('Waiting to send').waitFor();
+      await alice.getByText('1 message in the outbox.').waitFor();
+      await shot(alice, 'alice-outage-outbox');
+      // a reload during the outage: the service worker's shell, still unlocked, retrying by itself
+      await bob2.reload();
+      await bob2.getByRole('heading', { name: 'Chats' }).waitFor({ timeout: 20_000 });
+      await bob2.getByRole('status').filter({ hasText: 'Reconnecting…' }).waitFor({ timeout: 20_000 });
+      await shot(bob2, 'bob-outage-reload');
+      await stack.up();
+      await alice.getByRole('log').locator('li', { hasText: 'written during the outage' }).getByText('Delivered').waitFor({ timeout: 90_000 });
+      await waitConnectedWithin(bob2, 90_000);
+      outage = false;
+      if (await alice.locator('[data-connection-detail]').count()) throw new Error('a stale connection error is still shown');
+      await bob2.getByRole('link', { name: aliceLocal }).first().click();
+      await bob2.getByRole('log').getByText('written during the outage').waitFor({ timeout: 30_000 });
+      await new Promise((r) => setTimeout(r, 3000));
+      const n = await bob2.getByRole('log').locator('li', { hasText: 'written during the outage' }).count();
+      if (n !== 1) throw new Error(`the outbox message arrived ${n} times`);
+    });
+  }
+
+  await step('lock on demand: the passphrase is asked, with focus in its field, also after a reload', async () => {
+    await alice.getByRole('button', { name: 'Lock', exact: true }).click();
+    await alice.getByRole('heading', { name: 'Unlock kez-chat' }).waitFor();
+    await alice.waitForFunction(() => document.activeElement?.id === 'pass');
+    await shot(alice, 'alice-locked');
   });
 
   await step('wrong passphrase is refused with a clear message', async () => {
@@ -598,9 +788,60 @@ try {
   });
 
   await step('narrow screen layout', async () => {
-    await a.setViewportSize({ width: 390, height: 800 });
+    await a.setViewportSize({ width: 390, height: 844 });
     await a.getByRole('link', { name: 'Contacts' }).click();
     await shot(a, 'alice-mobile-contacts');
+  });
+
+  await step('every screen on a phone (390×844), then in dark mode on the phone and the desktop', async () => {
+    const screens = async (p, tag) => {
+      await p.getByRole('link', { name: /Chats/ }).click();
+      await p.getByRole('heading', { name: 'Chats' }).waitFor();
+      await shot(p, `${tag}-chats`);
+      await p.getByRole('link', { name: aliceLocal }).first().click();
+      await p.getByRole('log').waitFor();
+      await shot(p, `${tag}-chat`);
+      await p.getByRole('link', { name: 'Identity and safety number' }).click();
+      await p.getByRole('heading', { name: 'Safety number' }).waitFor();
+      await shot(p, `${tag}-contact`);
+      for (const [name, heading] of [['Contacts', 'Contacts'], ['Identity', 'Your identity'], ['Settings', 'Settings']]) {
+        await p.getByRole('link', { name, exact: true }).click();
+        await p.getByRole('heading', { name: heading, exact: true }).waitFor();
+        await shot(p, `${tag}-${name.toLowerCase()}`);
+      }
+    };
+    await bob2.setViewportSize({ width: 390, height: 844 });
+    await screens(bob2, 'phone');
+    await bob2.getByLabel('Dark', { exact: true }).check();
+    if (!(await bob2.evaluate(() => document.documentElement.classList.contains('dark')))) throw new Error('dark mode not applied');
+    await screens(bob2, 'phone-dark');
+    await bob2.setViewportSize({ width: 1280, height: 800 });
+    await screens(bob2, 'desktop-dark');
+    await bob2.reload(); // the choice is kept
+    await bob2.getByRole('heading', { name: 'Settings' }).waitFor({ timeout: 20_000 });
+    if (!(await bob2.evaluate(() => document.documentElement.classList.contains('dark')))) throw new Error('dark mode not kept after a reload');
+    await bob2.getByLabel('Follow the system').check();
+    await bob2.emulateMedia({ colorScheme: 'dark' });
+    if (!(await bob2.evaluate(() => document.documentElement.classList.contains('dark')))) throw new Error('the system dark setting is not followed');
+    await bob2.emulateMedia({ colorScheme: 'light' });
+    if (await bob2.evaluate(() => document.documentElement.classList.contains('dark'))) throw new Error('the system light setting is not followed');
+  });
+
+  await step('served precompressed, under a strict Content-Security-Policy that the app never violated', async () => {
+    if (cspViolations.length) throw new Error(cspViolations.join('\n'));
+    if (server) return console.log('  (app served by this script: no gateway headers to check)');
+    const res = await fetch(base + '/', { headers: { 'accept-encoding': 'br' } });
+    const csp = res.headers.get('content-security-policy') ?? '';
+    if (!/script-src 'self';/.test(csp) || /unsafe/.test(csp)) throw new Error(`CSP missing or weak: ${csp}`);
+    const html = await res.text();
+    const js = html.match(/src="(\/assets\/[^"]+\.js)"/)?.[1];
+    if (!js) throw new Error('no script in index.html');
+    for (const [ae, enc] of [['br', 'br'], ['gzip', 'gzip']]) {
+      // node's fetch decodes the body; the header says what was sent
+      const r = await fetch(base + js, { headers: { 'accept-encoding': ae } });
+      if (r.headers.get('content-encoding') !== enc) throw new Error(`${js} with ${ae}: content-encoding ${r.headers.get('content-encoding')}`);
+    }
+    if (cspViolations.length) throw new Error(cspViolations.join('\n'));
   });
 
   await step('no unexpected console errors', async () => {

@@ -118,3 +118,68 @@ async fn embedded_assets_serve_the_build_or_the_placeholder() {
         assert!(html.contains("built without the web app"));
     }
 }
+
+#[tokio::test]
+async fn precompressed_copies_by_accept_encoding() {
+    let env = Env::start().await;
+    let assets = WebAssets::from_files([
+        ("index.html", INDEX),
+        ("index.html.gz", "gz-index"),
+        ("assets/index-AbC123.js", JS),
+        ("assets/index-AbC123.js.br", "br-js"),
+        ("assets/index-AbC123.js.gz", "gz-js"),
+        ("assets/plain-1.css", "body{}"),
+    ]);
+    let app = kez_gateway::app(AppState::with_assets(config(), env.nats.clone(), assets).unwrap());
+    let with = |path: &str, ae: Option<&str>| {
+        let mut req = get(path);
+        if let Some(ae) = ae {
+            req.headers_mut().insert("accept-encoding", ae.parse().unwrap());
+        }
+        req
+    };
+    let cases = [
+        (Some("gzip, deflate, br"), "br-js", Some("br")),
+        (Some("gzip"), "gz-js", Some("gzip")),
+        (Some("br;q=0, gzip;q=0.8"), "gz-js", Some("gzip")),
+        (Some("identity"), JS, None),
+        (None, JS, None),
+    ];
+    let mut etags = Vec::new();
+    for (ae, body, encoding) in cases {
+        let res = send(&app, with("/assets/index-AbC123.js", ae)).await;
+        assert_eq!(res.status, StatusCode::OK, "{ae:?}");
+        assert_eq!(res.body, body, "{ae:?}");
+        assert_eq!(res.header("content-encoding"), encoding, "{ae:?}");
+        assert_eq!(res.header("content-type"), Some("text/javascript; charset=utf-8"), "{ae:?}");
+        assert_eq!(res.header("vary"), Some("accept-encoding"), "{ae:?}");
+        etags.push(res.header("etag").unwrap().to_string());
+    }
+    // Each encoding is its own representation.
+    assert_ne!(etags[0], etags[1]);
+    assert_ne!(etags[1], etags[3]);
+    // The SPA fallback negotiates too; a file without copies does not vary.
+    let res = send(&app, with("/chat/alice", Some("gzip"))).await;
+    assert_eq!((res.body.as_ref(), res.header("content-encoding")), (&b"gz-index"[..], Some("gzip")));
+    let res = send(&app, with("/assets/plain-1.css", Some("br, gzip"))).await;
+    assert_eq!((res.header("content-encoding"), res.header("vary")), (None, None));
+    // Revalidation of the compressed copy.
+    let mut req = with("/assets/index-AbC123.js", Some("br"));
+    req.headers_mut().insert("if-none-match", etags[0].parse().unwrap());
+    assert_eq!(send(&app, req).await.status, StatusCode::NOT_MODIFIED);
+}
+
+#[tokio::test]
+async fn app_responses_carry_a_strict_csp() {
+    let env = Env::start().await;
+    let app = built_app(&env);
+    for path in ["/", "/chat/alice", "/assets/index-AbC123.js"] {
+        let res = send(&app, get(path)).await;
+        let csp = res.header("content-security-policy").unwrap_or_else(|| panic!("no CSP on {path}"));
+        assert!(csp.contains("script-src 'self';"), "{csp}");
+        assert!(csp.contains(&format!("connect-src 'self' {};", config().nats_ws_url_public)), "{csp}");
+        assert!(!csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"), "{csp}");
+    }
+    let res = send(&app, get("/v1/config")).await;
+    assert!(res.header("content-security-policy").is_none(), "the API is not a page");
+}

@@ -33,15 +33,14 @@ import {
 } from '../lib/sigchain';
 import { idbStore, type KV } from '../lib/storage';
 import { lengthProblem } from './messages';
-import { DEFAULT_SESSION_MS } from '../lib/session';
 import type { Transport, TransportStatus } from '../lib/transport';
 import { loadVaultRecord, saveVault, setVaultHandle, unlockVault, type VaultRecord } from '../lib/vault';
 import { entriesForMe, verifyManifest } from '../lib/manifest';
 import type { OpenedEntry } from '../lib/files';
 
-import { endSession, resumeSession, startSession } from '../lib/session';
+import { SessionClock } from './session.svelte';
 import { Notifier } from './notify.svelte';
-import { Reconnector } from './reconnect';
+import { ChatConnection, type ConnectionHooks } from './connection.svelte';
 import {
   DEVICE_KEY,
   type BlockedSender,
@@ -59,8 +58,6 @@ export * from './types';
 
 /** Where the last good /v1/config is kept (public data) so a reload during an outage still starts. */
 const CONFIG_KEY = 'config';
-/** The user's choice of how long to stay unlocked (not secret). */
-const SESSION_TTL_KEY = 'session-ttl';
 /** Send failures that mean "not reachable now": the message waits in the outbox instead of failing. */
 const TRANSIENT = new Set(['unavailable', 'timeout', 'network']);
 
@@ -71,8 +68,6 @@ class AppState {
   vault = $state.raw<VaultRecord | null>(null);
   me = $state.raw<Identity | null>(null);
   handle = $state('');
-  connection = $state<TransportStatus | 'off'>('off');
-  connectionDetail = $state('');
   contacts = $state<Record<string, Contact>>({});
   convs = $state<Record<string, Conversation>>({});
   notices = $state<Notice[]>([]);
@@ -82,21 +77,33 @@ class AppState {
   pendingHandle = $state('');
   /** This browser's device id and name. */
   device = $state.raw<LocalDevice | null>(null);
-  /** Set when the server says this device was removed: delivery stopped for good. */
-  deviceRemoved = $state(false);
   /** Senders this user blocked (kept locally; the server has no list to read back). */
   blocked = $state<Record<string, BlockedSender>>({});
-  /** When the stored session ends (the app locks itself then); null: locks when the page closes. */
-  sessionExpires = $state<number | null>(null);
-  /** How long an unlock keeps this browser unlocked (ms; 0 = until the page closes). */
-  sessionTtl = $state(DEFAULT_SESSION_MS);
   readonly notifier = new Notifier();
 
   private store: KV = idbStore();
-  private lockTimer: ReturnType<typeof setTimeout> | null = null;
-  private reconnector = new Reconnector(() => this.connect());
+  readonly session = new SessionClock(this.store, () => void this.lock());
+  readonly conn = new ChatConnection({
+    open: (cb) => this.openTransport(cb),
+    active: () => this.phase === 'ready',
+    onConnected: () => {
+      // Healthy again: errors about being unreachable are stale now.
+      this.clearNotices('sent_copy');
+      void this.ensureEndpointsOnce();
+      void this.flushPending();
+    },
+  });
+
+  get connection(): TransportStatus | 'off' {
+    return this.conn.status;
+  }
+  get connectionDetail(): string {
+    return this.conn.detail;
+  }
+  get deviceRemoved(): boolean {
+    return this.conn.deviceRemoved;
+  }
   private box: LocalBox | null = null;
-  private transport: Transport | null = null;
   private seen = new Map<string, number>();
 
   get retentionMs(): number {
@@ -126,7 +133,7 @@ class AppState {
   async init(): Promise<void> {
     this.phase = 'loading';
     await this.loadConfig();
-    this.sessionTtl = (await this.store.get<number>(SESSION_TTL_KEY).catch(() => undefined)) ?? DEFAULT_SESSION_MS;
+    await this.session.load();
     try {
       this.vault = await loadVaultRecord(this.store);
     } catch {
@@ -134,13 +141,18 @@ class AppState {
     }
     if (this.vault?.handle) {
       // A live session from an earlier page load: unlocked without the passphrase until it expires.
-      const s = await resumeSession(this.store, this.vault.key).catch(() => null);
-      if (s) {
-        this.me = identityFromSeed(s.seed);
+      const seed = await this.session.resume(this.vault.key);
+      if (seed) {
+        this.me = identityFromSeed(seed);
         this.handle = this.vault.handle;
-        this.armLockTimer(s.expiresAt);
-        await this.enterApp();
-        return;
+        try {
+          await this.enterApp();
+          return;
+        } catch {
+          // The local data does not open with this seed: forget the session, ask for the passphrase.
+          await this.session.end();
+          this.wipeKeys();
+        }
       }
     }
     this.phase = this.vault ? 'locked' : 'welcome';
@@ -160,27 +172,9 @@ class AppState {
     }
   }
 
-  /** Remembers the choice; applies to the next unlock, and to this one when it is running now. */
+  /** Remembers how long to stay unlocked; applies to the next unlock, and to this one when it is running now. */
   async setSessionTtl(ms: number): Promise<void> {
-    this.sessionTtl = ms;
-    await this.store.set(SESSION_TTL_KEY, ms);
-    if (this.me) this.armLockTimer(await startSession(this.store, this.me.seed, this.me.key, ms));
-  }
-
-  private armLockTimer(expiresAt: number | null): void {
-    this.sessionExpires = expiresAt;
-    if (this.lockTimer) clearTimeout(this.lockTimer);
-    this.lockTimer = null;
-    if (expiresAt === null) return;
-    // Timers are throttled in background tabs: re-armed in steps, and checked again when the tab is shown.
-    const left = expiresAt - Date.now();
-    if (left <= 0) void this.lock();
-    else this.lockTimer = setTimeout(() => this.armLockTimer(expiresAt), Math.min(left, 60_000));
-  }
-
-  /** Locks when the session ran out while the tab was asleep. */
-  checkExpiry(): void {
-    if (this.phase === 'ready' && this.sessionExpires !== null && Date.now() >= this.sessionExpires) void this.lock();
+    await this.session.setTtl(ms, this.me ? { seed: this.me.seed, pub: this.me.key } : null);
   }
 
   requireConfig(): GatewayConfig {
@@ -199,7 +193,7 @@ class AppState {
   async saveNewSeed(seed: Uint8Array, passphrase: string): Promise<void> {
     this.vault = await saveVault(this.store, seed, passphrase, '');
     this.me = identityFromSeed(seed);
-    this.armLockTimer(await startSession(this.store, seed, this.me.key, this.sessionTtl));
+    await this.session.start(seed, this.me.key);
   }
 
   /** POST /v1/register, then publish the endpoints and remember the handle. */
@@ -250,7 +244,7 @@ class AppState {
     const { seed, record } = await unlockVault(this.store, passphrase);
     this.vault = record;
     this.me = identityFromSeed(seed);
-    this.armLockTimer(await startSession(this.store, this.me.seed, this.me.key, this.sessionTtl));
+    await this.session.start(this.me.seed, this.me.key);
     if (!record.handle) {
       // Creation stopped before the handle was registered; the key may have been registered anyway.
       const found = await this.findHandleByKey(this.me.hex);
@@ -303,7 +297,7 @@ class AppState {
     await saveVault(this.store, seed, passphrase, handle ?? '');
     this.vault = await loadVaultRecord(this.store);
     this.me = id;
-    this.armLockTimer(await startSession(this.store, seed, id.key, this.sessionTtl));
+    await this.session.start(seed, id.key);
     if (!handle) {
       this.phase = 'needs_handle';
       return 'needs_handle';
@@ -366,16 +360,13 @@ class AppState {
   /** Log out: close the connection and clear everything this app stored in the browser. */
   async logout(): Promise<void> {
     // This browser stops being a device of the account: its consumer goes, and a later sign-in here picks a new id.
-    const t = this.transport;
+    const t = this.conn.transport;
     if (t && this.device && !this.deviceRemoved) await t.removeDevice(this.device.id).catch(() => undefined);
-    await t?.close().catch(() => undefined);
-    this.transport = null;
-    this.reconnector.stop();
-    this.armLockTimer(null);
+    await this.conn.reset(true);
+    await this.session.end();
     await this.store.clear();
     this.wipeKeys();
     this.device = null;
-    this.deviceRemoved = false;
     this.blocked = {};
     this.me = null;
     this.vault = null;
@@ -386,7 +377,6 @@ class AppState {
     this.notices = [];
     this.seen.clear();
     this.ownPin = null;
-    this.connection = 'off';
     this.phase = 'welcome';
   }
 
@@ -394,11 +384,8 @@ class AppState {
   async lock(): Promise<void> {
     if (this.phase !== 'ready') return;
     this.phase = 'locked';
-    this.armLockTimer(null);
-    this.reconnector.stop();
-    await endSession(this.store).catch(() => undefined);
-    await this.transport?.close().catch(() => undefined);
-    this.transport = null;
+    await this.session.end();
+    await this.conn.reset();
     this.wipeKeys();
     this.box = null;
     this.contacts = {};
@@ -406,8 +393,6 @@ class AppState {
     this.blocked = {};
     this.notices = [];
     this.seen.clear();
-    this.connection = 'off';
-    this.connectionDetail = '';
   }
 
   /** Overwrites the seed and the local-store key in memory (the objects may outlive this state). */
@@ -640,94 +625,36 @@ class AppState {
 
   // ------------------------------------------------------------ chat
 
-  async connect(): Promise<void> {
-    if (this.phase !== 'ready' || this.deviceRemoved) return;
+  connect(): Promise<void> {
+    return this.conn.connect();
+  }
+
+  reconnectNow(): void {
+    this.conn.reconnectNow();
+  }
+
+  private async openTransport(cb: Parameters<ConnectionHooks['open']>[0]): Promise<Transport> {
     const me = this.requireMe();
-    this.reconnector.stop();
-    await this.transport?.close().catch(() => undefined);
-    this.transport = null;
     // An outage at page load left us with a cached config (or none): try the real one first.
-    if (this.configError && !(await this.loadConfig()) && !this.config) return this.retryLater('the server cannot be reached');
+    if (this.configError && !(await this.loadConfig()) && !this.config) throw new KezError('unavailable', 'the server cannot be reached');
     const cfg = this.requireConfig();
     if (location.protocol === 'https:' && cfg.nats_ws_url.startsWith('ws:')) {
-      this.connection = 'disconnected';
-      this.connectionDetail = 'the chat server address is not secure (ws://) but this page is https';
-      return;
+      throw new KezError('insecure_context', 'the chat server address is not secure (ws://) but this page is https');
     }
-    const token = ++this.connectToken;
-    try {
-      const device = await this.localDevice();
-      const { connectTransport } = await import('../lib/transport');
-      const t = await connectTransport({
-        wsUrl: cfg.nats_ws_url,
-        seed: me.seed,
-        stream: cfg.inbox_stream,
-        deviceId: device.id,
-        deviceName: device.name,
-        onMessage: (m) => this.receive(m.data),
-        onStatus: (s, detail) => {
-          // A transport we already replaced or closed (lock, reconnect) has nothing to say.
-          if (this.deviceRemoved || token !== this.connectToken || this.phase !== 'ready') return;
-          this.setConnection(s, detail);
-        },
-        onStopped: (e) => this.markRemoved(e),
-        // A permissions violation means this client used a subject it may not: a bug, so an error (the e2e run fails on it).
-        onServerError: (m) => (/permissions? violation/i.test(m) ? console.error : console.warn)(`chat server: ${m}`),
-      });
-      if (token !== this.connectToken || this.phase !== 'ready') {
-        await t.close().catch(() => undefined);
-        return;
-      }
-      this.transport = t;
-      this.setConnection('connected');
-    } catch (e) {
-      if (token !== this.connectToken) return;
-      if (e instanceof KezError && e.code === 'device_removed') return this.markRemoved(e);
-      if (e instanceof KezError && e.code === 'device_limit') {
-        this.connection = 'closed';
-        this.connectionDetail = 'This account already has the most devices it may have. Remove one in Settings on another device, then reconnect.';
-        return;
-      }
-      this.retryLater(e instanceof KezError && e.message && !/:\s*$/.test(e.message) ? e.message : 'the chat server cannot be reached');
-    }
-  }
-
-  private connectToken = 0;
-
-  /** Not connected now: say so in plain words and try again with backoff. */
-  private retryLater(why: string): void {
-    if (this.phase !== 'ready' || this.deviceRemoved) return;
-    this.reconnector.schedule();
-    this.connection = 'reconnecting';
-    this.connectionDetail = `${why.charAt(0).toUpperCase()}${why.slice(1)}. Trying again by itself; messages you write wait in the outbox.`;
-  }
-
-  /** "Reconnect now" (and the browser's online event): no waiting for the backoff. */
-  reconnectNow(): void {
-    if (this.phase === 'ready' && !this.deviceRemoved) this.reconnector.now();
-  }
-
-  private setConnection(s: TransportStatus, detail?: string): void {
-    // nats.js keeps retrying after a drop: for the user that is one state, "Reconnecting…".
-    this.connection = s === 'disconnected' ? 'reconnecting' : s;
-    this.connectionDetail = s === 'connected' ? '' : (detail ?? (s === 'disconnected' || s === 'reconnecting' ? 'The connection to the chat server dropped. Reconnecting by itself; messages you write wait in the outbox.' : ''));
-    if (s === 'connected') {
-      this.reconnector.succeeded();
-      // Healthy again: errors about being unreachable are stale now.
-      this.clearNotices('sent_copy');
-      void this.ensureEndpointsOnce();
-      void this.flushPending();
-    } else if (s === 'closed') {
-      this.transport = null;
-      this.retryLater(detail || 'the connection to the chat server closed');
-    }
-  }
-
-  private markRemoved(_e: KezError): void {
-    this.deviceRemoved = true;
-    this.transport = null;
-    this.connection = 'closed';
-    this.connectionDetail = 'This device was removed from your account and no longer receives messages.';
+    const device = await this.localDevice();
+    const { connectTransport } = await import('../lib/transport');
+    return connectTransport({
+      wsUrl: cfg.nats_ws_url,
+      seed: me.seed,
+      stream: cfg.inbox_stream,
+      deviceId: device.id,
+      deviceName: device.name,
+      onMessage: (m) => this.receive(m.data),
+      onStatus: cb.onStatus,
+      onStopped: cb.onStopped,
+      // A permissions violation means this client used a subject it may not: a bug, so an error (the e2e run fails on it).
+      onServerError: (m) => (/permissions? violation/i.test(m) ? console.error : console.warn)(`chat server: ${m}`),
+    });
   }
 
   /**
@@ -871,9 +798,7 @@ class AppState {
       m.status = 'sending';
       m.error = undefined;
       try {
-        if (this.deviceRemoved) throw new KezError('device_removed', 'this device was removed from your account');
-        if (!this.transport) throw new KezError('unavailable', 'not connected to the chat server');
-        await this.transport.send(hex, b64uDecode(m.outer));
+        await this.conn.require().send(hex, b64uDecode(m.outer));
         m.status = 'sent';
         m.outer = undefined;
         m.msgId = undefined;
@@ -883,14 +808,15 @@ class AppState {
         m.status = transient ? 'queued' : 'failed';
         m.error = transient ? undefined : e instanceof KezError ? e.message : String(e);
         await this.saveConv(hex);
-        if (transient && this.connection === 'connected') this.retryLater('sending did not get an answer');
+        if (transient && this.connection === 'connected') this.conn.retryLater('sending did not get an answer');
         return;
       }
       await this.saveConv(hex);
     }
-    if (m.copy && this.transport) {
+    const t = this.conn.transport;
+    if (m.copy && t) {
       try {
-        await this.transport.send(me.hex, b64uDecode(m.copy));
+        await t.send(me.hex, b64uDecode(m.copy));
         m.copy = undefined;
         await this.saveConv(hex);
       } catch (e) {
@@ -902,10 +828,8 @@ class AppState {
 
   // ------------------------------------------------------------ devices and blocking
 
-  private requireTransport() {
-    if (this.deviceRemoved) throw new KezError('device_removed', 'this device was removed from your account');
-    if (!this.transport) throw new KezError('unavailable', 'not connected to the chat server');
-    return this.transport;
+  private requireTransport(): Transport {
+    return this.conn.require();
   }
 
   async listDevices(): Promise<Device[]> {
@@ -924,7 +848,7 @@ class AppState {
   /** Removes a device; removing this one stops its delivery for good. */
   async removeDevice(id: string): Promise<void> {
     await this.requireTransport().removeDevice(id);
-    if (this.device && id === this.device.id) this.markRemoved(new KezError('device_removed', 'removed in settings'));
+    if (this.device && id === this.device.id) this.conn.markRemoved();
   }
 
   /** Refuses a sender at the server (held mail is dropped on every device) and drops what still arrives here. */
