@@ -303,6 +303,29 @@ async function send(page, text) {
   await page.getByRole('log').locator('li', { hasText: text }).getByText('Delivered').waitFor({ timeout: 15_000 });
 }
 
+/**
+ * Reads the app's IndexedDB store: with a key, what kind of session record it holds (key type, extractable,
+ * ciphertext length); with null, how many records there are.
+ */
+function kvStore(page, key) {
+  return page.evaluate(
+    (key) =>
+      new Promise((res, rej) => {
+        const r = indexedDB.open('kez-chat');
+        r.onerror = () => rej(r.error);
+        r.onsuccess = () => {
+          const db = r.result;
+          if (!db.objectStoreNames.contains('kv')) return res(key ? null : 0);
+          const store = db.transaction('kv').objectStore('kv');
+          const q = key ? store.get(key) : store.count();
+          q.onerror = () => rej(q.error);
+          q.onsuccess = () => res(key ? { key: q.result?.key?.constructor?.name, extractable: q.result?.key?.extractable, ct: q.result?.ct?.length } : q.result);
+        };
+      }),
+    key,
+  );
+}
+
 /** The id of the focused element. */
 const focused = (page) => page.evaluate(() => document.activeElement?.id ?? '');
 
@@ -667,18 +690,7 @@ try {
     await bob2.goto(base + '/#/');
     await bob2.getByRole('heading', { name: 'Chats' }).waitFor({ timeout: 20_000 });
     // the session is in IndexedDB, and never in plain: no record holds a raw 32-byte seed
-    const kinds = await bob2.evaluate(
-      () =>
-        new Promise((res, rej) => {
-          const r = indexedDB.open('kez-chat');
-          r.onerror = () => rej(r.error);
-          r.onsuccess = () => {
-            const g = r.result.transaction('kv').objectStore('kv').get('session');
-            g.onsuccess = () => res({ key: g.result?.key?.constructor?.name, extractable: g.result?.key?.extractable, ct: g.result?.ct?.length });
-            g.onerror = () => rej(g.error);
-          };
-        }),
-    );
+    const kinds = await kvStore(bob2, 'session');
     if (kinds.key !== 'CryptoKey' || kinds.extractable !== false || kinds.ct !== 48) throw new Error(`unexpected session record ${JSON.stringify(kinds)}`);
     await waitConnected(bob2);
     await bob2.getByText('sent while you were offline').waitFor({ timeout: 20_000 });
@@ -767,20 +779,7 @@ try {
     await a.getByRole('button', { name: 'Log out…' }).click();
     await a.getByRole('button', { name: 'Log out and delete local data' }).click();
     await a.getByRole('heading', { name: 'kez-chat' }).waitFor();
-    const left = await a.evaluate(
-      () =>
-        new Promise((res, rej) => {
-          const r = indexedDB.open('kez-chat');
-          r.onerror = () => rej(r.error);
-          r.onsuccess = () => {
-            const db = r.result;
-            if (!db.objectStoreNames.contains('kv')) return res(0);
-            const c = db.transaction('kv').objectStore('kv').count();
-            c.onsuccess = () => res(c.result);
-            c.onerror = () => rej(c.error);
-          };
-        }),
-    );
+    const left = await kvStore(a, null);
     await restoreAccount(a, base, aliceWords, aliceLocal);
     await waitConnected(a);
     await shot(a, 'alice-restored');
