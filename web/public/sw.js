@@ -4,11 +4,18 @@
 const CACHE = 'kez-shell-v1';
 const SHELL = '/';
 
-/** index.html and the hashed files it loads. */
+/** index.html, the hashed files it loads, and the chunks its scripts import later (the NATS transport). */
 async function cacheShell(res) {
   const cache = await caches.open(CACHE);
   const html = await res.clone().text();
   const assets = [...html.matchAll(/(?:src|href)="(\/assets\/[^"]+)"/g)].map((m) => m[1]);
+  for (const js of assets.filter((a) => a.endsWith('.js'))) {
+    const text = await fetch(js).then((r) => (r.ok ? r.text() : ''));
+    for (const m of text.matchAll(/["'`](?:\.\/|\/?assets\/)([\w.-]+\.(?:js|css))["'`]/g)) {
+      const a = `/assets/${m[1]}`;
+      if (!assets.includes(a)) assets.push(a);
+    }
+  }
   await Promise.all(assets.map((a) => cache.match(a).then((hit) => hit || cache.add(a))));
   await cache.put(SHELL, res);
   // Drop files of older builds.
@@ -52,7 +59,19 @@ self.addEventListener('fetch', (e) => {
     return;
   }
   if (url.pathname.startsWith('/assets/')) {
-    // Content-hashed: a cached copy is always right.
-    e.respondWith(caches.match(req).then((hit) => hit || fetch(req)));
+    // Content-hashed: a cached copy is always right; what is fetched is kept for the next outage.
+    e.respondWith(
+      caches.match(req).then(
+        (hit) =>
+          hit ||
+          fetch(req).then((res) => {
+            if (res.ok) {
+              const copy = res.clone();
+              e.waitUntil(caches.open(CACHE).then((c) => c.put(req, copy)));
+            }
+            return res;
+          }),
+      ),
+    );
   }
 });
