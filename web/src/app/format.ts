@@ -20,7 +20,7 @@ function sentence(m: string): string {
 const HINTS: Partial<Record<string, string>> = {
   handle_taken: 'Pick another name.',
   key_registered: 'This key already owns a handle; restore it instead.',
-  handle_reserved: 'That name is reserved; pick another.',
+  handle_reserved: 'Pick another.',
   rate_limited: 'Wait a moment and try again.',
   unavailable: 'The server is not reachable right now; try again shortly.',
   timeout: 'The server took too long; try again.',
