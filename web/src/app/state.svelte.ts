@@ -33,6 +33,7 @@ import {
 } from '../lib/sigchain';
 import { idbStore, type KV } from '../lib/storage';
 import { lengthProblem } from './messages';
+import { mergeThread } from './threads';
 import type { Transport, TransportStatus } from '../lib/transport';
 import { loadVaultRecord, saveVault, setVaultHandle, unlockVault, type VaultRecord } from '../lib/vault';
 import { entriesForMe, verifyManifest } from '../lib/manifest';
@@ -564,21 +565,7 @@ class AppState {
   /** One thread per person: the old key's messages move to the new key's chat, after a notice line where the key changed. */
   private async mergeThread(oldHex: string, newHex: string, handle: string): Promise<void> {
     const from = this.convs[oldHex];
-    const to = this.conv(newHex);
-    const now = Date.now();
-    const moved = (from?.messages ?? []).map((m) => ({ ...m, oldKey: true }));
-    const notice: ChatMessage = {
-      id: `keychange-${now}`,
-      dir: 'in',
-      kind: 'notice',
-      text: `${handle} has a new key. You accepted it; messages above were with the previous key.`,
-      ts: now,
-      at: now,
-      status: 'received',
-    };
-    to.messages = [...moved, ...to.messages.filter((m) => !moved.some((x) => x.dir === m.dir && x.id === m.id)), notice].sort((a, b) => a.ts - b.ts);
-    to.unread += from?.unread ?? 0;
-    to.lastAt = Math.max(to.lastAt, from?.lastAt ?? 0, now);
+    mergeThread(from, this.conv(newHex), handle);
     if (from) {
       delete this.convs[oldHex];
       await this.box?.del(`conv:${oldHex}`);
