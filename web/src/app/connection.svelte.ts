@@ -42,7 +42,10 @@ export class ChatConnection {
         onStatus: (s, detail) => {
           if (token === this.token && !this.deviceRemoved && this.hooks.active()) this.set(s, detail);
         },
-        onStopped: () => this.markRemoved(),
+        // Only the current transport's: a closed one (e.g. the device removed at logout) must not mark the next session.
+        onStopped: () => {
+          if (token === this.token) this.markRemoved();
+        },
       });
       if (token !== this.token || !this.hooks.active()) {
         await t.close().catch(() => undefined);

@@ -79,7 +79,9 @@ describe('ChatConnection', () => {
     await c.reset();
     active = false;
     cb!.onStatus('closed', 'late');
+    cb!.onStopped(new KezError('device_removed', 'removed at logout'));
     expect(c.status).toBe('off');
+    expect(c.deviceRemoved).toBe(false);
     expect(t.closed).toBe(true);
 
     active = true;

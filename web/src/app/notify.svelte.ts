@@ -59,7 +59,7 @@ export class Notifier {
   incoming(title: string, body: string, tag: string, looking: boolean, open: () => void): void {
     this.permission = perm();
     if (!this.active) {
-      if (!this.wanted && this.permission === 'default' && pref(ASKED) !== '1') this.offer = true;
+      if (!this.wanted && this.permission !== 'denied' && pref(ASKED) !== '1') this.offer = true;
       return;
     }
     if (looking) return;
