@@ -139,7 +139,8 @@ pub(crate) fn csp(ws_url: &str) -> String {
         .map(|(scheme, rest)| (scheme, rest.split(['/', '?', '#']).next().unwrap_or("")))
         // Only host[:port] characters: nothing that could end the directive or add a source.
         .filter(|(_, host)| {
-            !host.is_empty() && host.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
+            !host.is_empty()
+                && host.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
         })
         .map(|(scheme, host)| format!(" {scheme}://{host}"))
         .unwrap_or_default();
