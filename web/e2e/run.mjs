@@ -391,6 +391,7 @@ try {
     return h.slice(0, h.indexOf('@'));
   };
   let aliceWords = fixedWords?.alice;
+  const carolLocal = `carol-${suffix}`;
 
   await step('welcome page', async () => {
     await alice.goto(base + '/#/');
@@ -534,7 +535,6 @@ try {
     process.env.KEZ_E2E_NO_CLI === '1' || fixedWords ? null : firstExisting(process.env.KEZ_CLI_BIN, join(targetDir, 'debug/kez-chat'), join(targetDir, 'release/kez-chat'));
   if (cliBin) {
     const home = mkdtempSync(join(tmpdir(), 'kez-cli-'));
-    const carolLocal = `carol-${suffix}`;
     try {
       await step('CLI interop: a CLI user and the browser chat both ways', async () => {
         // carol is created in a third browser (so her words are known), then lives only in the CLI
@@ -826,6 +826,36 @@ try {
     await bob2.emulateMedia({ colorScheme: 'light' });
     await bob2.waitForFunction(() => !document.documentElement.classList.contains('dark'), null, { timeout: 5000 });
   });
+
+  if (globalThis.carolHex) {
+    await step('key change: the server now gives alice\'s handle another key; the new safety number before Accept, a confirmation before sending to the old key, one thread after', async () => {
+      // The server (here: a route in bob's browser) answers alice's handle with carol's real, verifiable record.
+      const carol = await (await fetch(`${base}/v1/u/${encodeURIComponent(`${carolLocal}@${domain}`)}`)).json();
+      const forged = JSON.stringify({ ...carol, handle: `${aliceLocal}@${domain}` });
+      await ctxB.route(new RegExp(`/v1/u/${aliceLocal}%40`), (r) => r.fulfill({ status: 200, contentType: 'application/json', body: forged }));
+      await bob2.getByRole('link', { name: /Chats/ }).click();
+      await bob2.reload(); // every unlock looks the pinned handles up again
+      await bob2.getByRole('alert').filter({ hasText: 'Key change:' }).waitFor({ timeout: 20_000 });
+      await bob2.getByRole('link', { name: `Review ${aliceLocal}@${domain}` }).click();
+      const warning = bob2.locator('[data-key-change]');
+      await warning.getByText(`${aliceLocal}@${domain} now has a different key.`).waitFor();
+      await warning.getByLabel('New safety number').getByText(/^\d{5}( \d{5}){11}$/).waitFor();
+      // sending still goes to the pinned key, but only after saying so
+      await bob2.getByLabel(/^Message to/).fill('to the key I pinned');
+      await bob2.getByRole('button', { name: 'Send', exact: true }).click();
+      await bob2.getByRole('button', { name: 'Send to the old key' }).waitFor();
+      await shot(bob2, 'bob-key-change');
+      await bob2.getByRole('button', { name: 'Cancel' }).click();
+      if (await bob2.getByRole('log').getByText('to the key I pinned').count()) throw new Error('sent to the old key without the confirmation');
+      await warning.getByRole('button', { name: 'Accept the new key' }).click();
+      await bob2.waitForURL(new RegExp(`#/chat/${globalThis.carolHex}$`));
+      // one thread: the history with the previous key is here, marked, with a notice where the key changed
+      await bob2.getByRole('log').locator('[data-notice]', { hasText: 'has a new key' }).waitFor();
+      await bob2.getByRole('log').locator('li', { hasText: 'hello bob, this is alice' }).getByText('From the previous key').waitFor();
+      await shot(bob2, 'bob-key-change-accepted');
+      await ctxB.unroute(new RegExp(`/v1/u/${aliceLocal}%40`));
+    });
+  }
 
   await step('served precompressed, under a strict Content-Security-Policy that the app never violated', async () => {
     if (cspViolations.length) throw new Error(cspViolations.join('\n'));
