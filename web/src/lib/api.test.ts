@@ -48,6 +48,16 @@ describe('api client', () => {
     const e = await expectCodeAsync(() => api.config(), 'network');
     expect(e).toBeInstanceOf(KezError);
   });
+  test('a server that never answers is KezError(timeout), not a wait without end', async () => {
+    // the fake honours the abort signal like fetch does, and otherwise never settles
+    const api = new Api(
+      '',
+      (_i, init) =>
+        new Promise((_res, rej) => init?.signal?.addEventListener('abort', () => rej(init.signal!.reason))),
+      50,
+    );
+    await expectCodeAsync(() => api.config(), 'timeout');
+  });
   test('malformed success answers are reported, not thrown raw', async () => {
     const api = new Api('', fake({ 'GET /v1/config': [200, '{"domain":1}'], 'GET /v1/healthz': [200, '{"a":1,"a":2}'] }));
     await expectCodeAsync(() => api.config(), 'internal');

@@ -94,13 +94,16 @@ export class Api {
   constructor(
     readonly base: string = '',
     private readonly fetchImpl: FetchLike = (i, init) => fetch(i, init),
+    /** A request the server does not answer in this time fails with `timeout` (no wait without end). */
+    private readonly timeoutMs = 20_000,
   ) {}
 
   private async raw(path: string, init?: RequestInit): Promise<{ status: number; body: Uint8Array }> {
     let res: Response;
     try {
-      res = await this.fetchImpl(this.base + path, init);
-    } catch {
+      res = await this.fetchImpl(this.base + path, { ...init, signal: init?.signal ?? AbortSignal.timeout(this.timeoutMs) });
+    } catch (e) {
+      if ((e as Error)?.name === 'TimeoutError') throw new KezError('timeout', 'the server did not answer in time');
       throw new KezError('network', 'the server could not be reached');
     }
     let body: Uint8Array;
