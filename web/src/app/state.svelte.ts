@@ -16,13 +16,12 @@ import { open, textBody } from '../lib/envelope';
 import { fileMessage, sealWithCopy, type Filing } from '../lib/sentcopy';
 import { checkDeviceId, defaultDeviceName, newDeviceId, type Device } from '../lib/device';
 import { parseEntry, openEntry } from '../lib/files';
-import { displayHandle, parseHandleInput } from '../lib/handle';
+import { parseHandleInput } from '../lib/handle';
 import { identityFromSeed, mnemonicToSeed, parseKeyHex, type Identity } from '../lib/keys';
 import { LocalBox } from '../lib/localbox';
 import { buildRegistration } from '../lib/register';
 import {
   buildLink,
-  checkExtends,
   natsEndpointBody,
   pinOf,
   walkChain,
@@ -33,6 +32,7 @@ import {
 } from '../lib/sigchain';
 import { idbStore, type KV } from '../lib/storage';
 import { lengthProblem } from './messages';
+import { ContactBook } from './contacts.svelte';
 import { mergeThread } from './threads';
 import type { Transport, TransportStatus } from '../lib/transport';
 import { loadVaultRecord, saveVault, setVaultHandle, unlockVault, type VaultRecord } from '../lib/vault';
@@ -69,11 +69,9 @@ class AppState {
   vault = $state.raw<VaultRecord | null>(null);
   me = $state.raw<Identity | null>(null);
   handle = $state('');
-  contacts = $state<Record<string, Contact>>({});
   convs = $state<Record<string, Conversation>>({});
   notices = $state<Notice[]>([]);
   activeConv = $state<string | null>(null);
-  ownPin = $state.raw<ChainPin | null>(null);
   /** Handle typed at restore that is not registered yet (prefills the "choose a handle" page). */
   pendingHandle = $state('');
   /** This browser's device id and name. */
@@ -117,16 +115,43 @@ class AppState {
     return n;
   }
 
+  readonly book = new ContactBook({
+    me: () => this.me,
+    config: () => this.requireConfig(),
+    domain: () => this.config?.domain ?? null,
+    box: () => this.box,
+    notice: (code, e) => this.addNotice(code, e),
+  });
+  get contacts(): Record<string, Contact> {
+    return this.book.all;
+  }
+  set contacts(v: Record<string, Contact>) {
+    this.book.all = v;
+  }
+  get ownPin(): ChainPin | null {
+    return this.book.ownPin;
+  }
+  set ownPin(v: ChainPin | null) {
+    this.book.ownPin = v;
+  }
   /** Display name for a key: the contact's handle, or null for an unknown sender. */
   nameFor(hex: string): string | null {
-    const c = this.contacts[hex];
-    if (!c) return null;
-    const name = this.config ? displayHandle(c.handle, this.config.domain) : c.handle;
-    return c.replacedBy ? `${name} (old key)` : name;
+    return this.book.nameFor(hex);
   }
-
-  contactByHandle(handle: string): Contact | null {
-    return Object.values(this.contacts).find((c) => c.handle === handle && !c.replacedBy) ?? null;
+  lookup(input: string): Promise<IdentityView> {
+    return this.book.lookup(input);
+  }
+  walkKey(hex: string): Promise<{ walk: WalkResult; pinError: KezError | null }> {
+    return this.book.walkKey(hex);
+  }
+  addContact(view: IdentityView): Promise<Contact> {
+    return this.book.add(view);
+  }
+  setVerified(hex: string, verified: boolean): Promise<void> {
+    return this.book.setVerified(hex, verified);
+  }
+  removeContact(hex: string): Promise<void> {
+    return this.book.remove(hex);
   }
 
   // ------------------------------------------------------------ startup
@@ -315,7 +340,7 @@ class AppState {
     this.phase = 'ready';
     this.endpointsDone = false;
     void this.connect();
-    void this.recheckContacts();
+    void this.book.recheck();
   }
 
   /** Our chain's endpoints are checked once per unlock, when the server is reachable; a failure is tried again at the next connect. */
@@ -328,33 +353,6 @@ class AppState {
       this.clearNotices('endpoints');
     } catch (e) {
       this.addNotice('endpoints', e);
-    }
-  }
-
-  /**
-   * TOFU follow-up at every unlock: each pinned handle is looked up again; a
-   * different key sets the loud key-change warning, and each chain must still
-   * extend the pinned tail (rollback/fork become notices).
-   */
-  async recheckContacts(): Promise<void> {
-    for (const c of Object.values(this.contacts)) {
-      if (c.replacedBy) continue;
-      try {
-        const user = await api.lookupHandle(c.handle);
-        const hex = user.primary.slice('ed25519:'.length);
-        if (hex !== c.hex && c.keyChange?.newHex !== hex) {
-          c.keyChange = { newHex: hex, seenAt: Date.now() };
-          await this.saveContacts();
-        }
-        const { walk, pinError } = await this.walkKey(c.hex);
-        if (walk.error) this.addNotice('chain', new KezError(walk.error.code, `${c.handle}: ${walk.error.message}`));
-        if (pinError) this.addNotice('chain', new KezError(pinError.code, `${c.handle}: ${pinError.message}`));
-      } catch (e) {
-        if (e instanceof ApiError && e.code === 'handle_not_found') {
-          this.addNotice('contact', new KezError('handle_not_found', `${c.handle} is no longer registered`));
-        }
-        // network trouble: try again at the next unlock
-      }
     }
   }
 
@@ -437,10 +435,6 @@ class AppState {
     return (this.device = d);
   }
 
-  private async saveContacts(): Promise<void> {
-    await this.box?.put('contacts', $state.snapshot(this.contacts));
-  }
-
   private async saveConv(hex: string): Promise<void> {
     const c = this.convs[hex];
     if (!c || !this.box) return;
@@ -483,73 +477,6 @@ class AppState {
 
   // ------------------------------------------------------------ identities and contacts
 
-  /** Looks up a handle, walks its sigchain in the browser and compares with what we pinned. */
-  async lookup(input: string): Promise<IdentityView> {
-    const cfg = this.requireConfig();
-    const handle = parseHandleInput(input, cfg.domain).full;
-    const user = await api.lookupHandle(handle);
-    if (user.handle !== handle) throw new KezError('invalid_request', 'the server answered for another handle');
-    const hex = user.primary.slice('ed25519:'.length);
-    const known = this.contactByHandle(handle);
-    const keyChanged = known && known.hex !== hex ? known : null;
-    if (keyChanged && (!keyChanged.keyChange || keyChanged.keyChange.newHex !== hex)) {
-      keyChanged.keyChange = { newHex: hex, seenAt: Date.now() };
-      await this.saveContacts();
-    }
-    const { walk, pinError } = await this.walkKey(hex);
-    return { handle, user, hex, walk, pinError, contact: this.contacts[hex] ?? null, keyChanged };
-  }
-
-  /** Fetches and verifies the chain of a key; refreshes our pin when it extends the old one. */
-  async walkKey(hex: string): Promise<{ walk: WalkResult; pinError: KezError | null }> {
-    parseKeyHex(hex);
-    const { links } = await api.sigchain(hex);
-    const walk = walkChain(`ed25519:${hex}`, links);
-    const me = this.me;
-    const contact = this.contacts[hex];
-    const pin = me && hex === me.hex ? this.ownPin : (contact?.pin ?? null);
-    let pinError: KezError | null = null;
-    if (!walk.error) {
-      try {
-        checkExtends(pin, walk.links.map((l) => l.link!));
-        const newPin = pinOf(walk.state);
-        if (me && hex === me.hex) {
-          this.ownPin = newPin;
-          void this.box?.put('ownpin', newPin);
-        } else if (contact) {
-          contact.pin = newPin;
-          contact.checkedAt = Date.now();
-          await this.saveContacts();
-        }
-      } catch (e) {
-        pinError = e instanceof KezError ? e : new KezError('chain_fork', String(e));
-      }
-    }
-    return { walk, pinError };
-  }
-
-  /** Trust on first use: pin the key (and chain tail) for this handle. */
-  async addContact(view: IdentityView): Promise<Contact> {
-    if (view.walk.error) throw view.walk.error;
-    if (view.keyChanged) throw new KezError('invalid_key', 'the key for this handle changed; review the warning first');
-    const existing = this.contacts[view.hex];
-    const c: Contact = existing ?? {
-      hex: view.hex,
-      key: view.user.primary,
-      handle: view.handle,
-      addedAt: Date.now(),
-      pin: pinOf(view.walk.state),
-      checkedAt: Date.now(),
-      verified: false,
-      keyChange: null,
-      replacedBy: null,
-    };
-    c.handle = view.handle;
-    this.contacts[view.hex] = c;
-    await this.saveContacts();
-    return this.contacts[view.hex]!;
-  }
-
   /** After a loud warning the user accepts the new key: the old record is kept but retired. */
   async acceptKeyChange(view: IdentityView): Promise<Contact> {
     const old = view.keyChanged;
@@ -584,18 +511,6 @@ class AppState {
     if (view.hex !== hex) throw new KezError('invalid_key', `${handle} now belongs to another key than the one that wrote to you`);
     if (view.pinError) throw view.pinError;
     return this.addContact(view);
-  }
-
-  async setVerified(hex: string, verified: boolean): Promise<void> {
-    const c = this.contacts[hex];
-    if (!c) return;
-    c.verified = verified;
-    await this.saveContacts();
-  }
-
-  async removeContact(hex: string): Promise<void> {
-    delete this.contacts[hex];
-    await this.saveContacts();
   }
 
   /** A contact's shared files that are wrapped for me (manifest checked against the chain). */
