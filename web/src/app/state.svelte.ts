@@ -13,9 +13,8 @@ import { ApiError, type GatewayConfig } from '../lib/api';
 import { KezError } from '../lib/errors';
 import { b64uDecode, b64uEncode } from '../lib/encoding';
 import { open, textBody } from '../lib/envelope';
-import { fileMessage, sealWithCopy, type Filing } from '../lib/sentcopy';
+import { fileMessage, sealWithCopy } from '../lib/sentcopy';
 import { checkDeviceId, defaultDeviceName, newDeviceId, type Device } from '../lib/device';
-import { parseEntry, openEntry } from '../lib/files';
 import { parseHandleInput } from '../lib/handle';
 import { identityFromSeed, mnemonicToSeed, parseKeyHex, type Identity } from '../lib/keys';
 import { LocalBox } from '../lib/localbox';
@@ -33,7 +32,7 @@ import {
 import { idbStore, type KV } from '../lib/storage';
 import { lengthProblem } from './messages';
 import { ContactBook } from './contacts.svelte';
-import { mergeThread } from './threads';
+import { mergeThread, toChatMessage } from './threads';
 import type { Transport, TransportStatus } from '../lib/transport';
 import { loadVaultRecord, saveVault, setVaultHandle, unlockVault, type VaultRecord } from '../lib/vault';
 import { entriesForMe, verifyManifest } from '../lib/manifest';
@@ -52,7 +51,6 @@ import {
   type LocalDevice,
   type Notice,
   type Phase,
-  type SharedFileInfo,
 } from './types';
 
 export * from './types';
@@ -613,7 +611,7 @@ class AppState {
     if (f) {
       const thread = this.threadOf(f.conv);
       const c = this.conv(thread);
-      const m = this.chatMessage(f, me.seed);
+      const m = toChatMessage(f, me.seed);
       if (thread !== f.conv) m.oldKey = true;
       c.messages.push(m);
       c.messages.sort((a, b) => a.ts - b.ts);
@@ -640,25 +638,6 @@ class AppState {
     let h = hex;
     for (let i = 0; i < 8 && this.contacts[h]?.replacedBy; i++) h = this.contacts[h]!.replacedBy!;
     return h;
-  }
-
-  private chatMessage(f: Filing, mySeed: Uint8Array): ChatMessage {
-    let text = '';
-    let file: SharedFileInfo | null = null;
-    const you = f.dir === 'out' ? 'You shared' : 'shared';
-    if (f.kind === 'text') {
-      text = f.body.text as string;
-    } else {
-      try {
-        // The entry is wrapped for its recipients; an outgoing copy opens only where the sender wrapped it for itself too.
-        const o = openEntry(parseEntry(f.body.entry!), mySeed, parseKeyHex(f.authorHex));
-        file = o ? { name: o.meta.name, size: o.meta.size, entryId: o.entry.id } : null;
-        text = o ? `${you} a file: ${o.meta.name}` : f.dir === 'out' ? 'You shared a file' : 'shared a file that is not wrapped for this key';
-      } catch (e) {
-        text = `${you} a file that could not be opened (${e instanceof KezError ? e.code : 'error'})`;
-      }
-    }
-    return { id: f.id, dir: f.dir, kind: f.kind, text, file, ts: f.ts, at: Date.now(), status: f.dir === 'out' ? 'sent' : 'received' };
   }
 
   async sendText(hex: string, text: string): Promise<void> {
