@@ -144,7 +144,8 @@ pub async fn start_with(
 ) -> Result<Service, async_nats::Error> {
     let tag_key = settings.sender_tag_key.clone().ok_or(StartError::NoTagKey)?;
     let inbox_js = jetstream::with_prefix(client.clone(), INBOX_API_PREFIX);
-    config.stream.max_bytes = clamp_to_account(&inbox_js, config.stream.max_bytes).await?;
+    config.stream.max_bytes =
+        clamp_to_account(&inbox_js, config.stream.max_bytes, settings.replication.replicas).await?;
     config.stream.validate().map_err(StartError::Config)?;
     stream::ensure(&inbox_js, &config.stream.stream_config(settings.replication)).await?;
 
@@ -203,12 +204,14 @@ pub async fn start_with(
 }
 
 /// The stream's `max_bytes` must fit the `INBOX` account's storage limit (the server refuses a
-/// stream that reserves more than the account has).
-async fn clamp_to_account(js: &jetstream::Context, wanted: u64) -> Result<u64, StartError> {
+/// stream that reserves more than the account has). In a cluster every replica counts against
+/// the limit, so R3 gets a third of it.
+async fn clamp_to_account(js: &jetstream::Context, wanted: u64, replicas: usize) -> Result<u64, StartError> {
     let account = js.query_account().await.map_err(|e| StartError::NoJetStream { detail: e.to_string() })?;
     let limits = &account.limits;
     let caps = [limits.max_storage, limits.storage_max_stream_bytes];
     let cap = caps.iter().flatten().filter(|c| **c > 0).map(|c| *c as u64).min();
+    let cap = cap.map(|c| c / replicas.max(1) as u64);
     match cap {
         Some(cap) if cap < wanted => {
             info!(wanted, cap, "inbox max_bytes lowered to the INBOX account's storage limit");

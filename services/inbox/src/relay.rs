@@ -13,6 +13,19 @@ use tracing::debug;
 
 use crate::{Inbox, jsapi, user_token};
 
+/// `Nats-Msg-Id` of a relayed message (PROTOCOL.md §9.3): hex SHA-256 of the inbox subject, a
+/// zero byte and the envelope bytes. A client that resends the same bytes after a lost answer
+/// gets the first copy's acknowledgement instead of a second stored copy (within the stream's
+/// duplicate window); a fresh envelope always has a fresh id (every envelope has a fresh `enc`).
+pub(crate) fn message_id(subject: &str, payload: &[u8]) -> String {
+    use sha2::{Digest as _, Sha256};
+    let mut h = Sha256::new();
+    h.update(subject.as_bytes());
+    h.update([0u8]);
+    h.update(payload);
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
 impl Inbox {
     /// Checks, in the order of §9.3, then stores the envelope bytes unchanged.
     pub(crate) async fn send(&self, subject: &str, payload: Bytes) -> Result<Bytes, KezError> {
@@ -38,7 +51,10 @@ impl Inbox {
             debug!("send dropped: blocked by the recipient");
             return svc::json_reply(&SendReply {});
         }
-        jsapi::publish(&self.client, tagged_inbox_subject(&recipient, &tag), None, payload, self.call_timeout).await?;
+        let subject = tagged_inbox_subject(&recipient, &tag);
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Nats-Msg-Id", message_id(&subject, &payload).as_str());
+        jsapi::publish(&self.client, subject, Some(headers), payload, self.call_timeout).await?;
         svc::json_reply(&SendReply {})
     }
 

@@ -35,7 +35,8 @@ pub struct InboxStreamConfig {
     pub max_msg_size: u32,
     /// Messages kept per subject, i.e. per (recipient, sender tag). Default 1 000.
     pub max_msgs_per_sender: u64,
-    /// `Nats-Msg-Id` de-duplication window; only the wave-1 migration sets message ids.
+    /// `Nats-Msg-Id` de-duplication window: a relayed message resent within it (a client retry
+    /// after a lost answer) is stored once; the wave-1 migration also sets message ids.
     /// Default 2 minutes (the server default).
     pub duplicate_window: Duration,
 }
@@ -112,8 +113,14 @@ pub(crate) async fn ensure(js: &jetstream::Context, config: &stream::Config) -> 
             // It exists (with other limits, or created by a worker racing us: the server then
             // answers "name exists" or counts our reservation twice). Update it in place;
             // immutable fields (storage, retention) fail here with a clear message.
-            if js.get_stream(INBOX_STREAM).await.is_err() {
+            let Ok(mut existing) = js.get_stream(INBOX_STREAM).await else {
                 return Err(StartError::InboxStream { detail: e.to_string() });
+            };
+            // Replicas only ever go up here (R1 → R3 when a single node becomes a cluster);
+            // scaling down is left to the operator.
+            let mut config = config.clone();
+            if let Ok(info) = existing.info().await {
+                config.num_replicas = config.num_replicas.max(info.config.num_replicas);
             }
             let info = js.update_stream(config.clone()).await.map_err(|e| StartError::InboxStream {
                 detail: format!("it exists with a different configuration and updating it failed: {e}"),

@@ -34,29 +34,92 @@ impl Default for Replication {
 }
 
 /// Opens the bucket, creating it when missing. Safe to race with other workers.
+///
+/// With replicas > 1 the bucket reads from its stream leader (direct get off): a direct get
+/// may be answered by a replica that has not applied the latest write yet, and the services
+/// rely on reading what they just wrote (a `create` that found the key taken reads the
+/// holder; the next append reads the chain's tail).
+///
+/// An existing bucket with fewer replicas than configured (an R1 bucket of a single node
+/// that now runs in a cluster) is scaled up in place: JetStream copies the data to the new
+/// replicas and keeps serving meanwhile. A bucket with more replicas is left alone (scaling
+/// down is an operator's decision). A failed scale-up is an error: running on fewer replicas
+/// than configured would silently lose the fault tolerance the operator asked for.
 pub async fn ensure_bucket(
     js: &jetstream::Context,
     spec: &BucketSpec,
     repl: Replication,
 ) -> Result<kv::Store, async_nats::Error> {
-    if let Ok(store) = js.get_key_value(spec.name).await {
-        return Ok(store);
+    // Workers starting together race to create the bucket; in a cluster the loser can find it
+    // neither creatable nor readable for a moment while its assignment spreads.
+    let mut attempt = 1;
+    loop {
+        match try_ensure_bucket(js, spec, repl).await {
+            Ok(store) => return Ok(store),
+            Err(e) if attempt < 5 => {
+                tracing::debug!(bucket = spec.name, "setting up the bucket: {e}; trying again");
+                tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
     }
-    let config = kv::Config {
-        bucket: spec.name.to_string(),
-        description: spec.description.to_string(),
-        history: spec.history,
-        max_value_size: spec.max_value_size,
-        max_age: spec.max_age,
-        storage: jetstream::stream::StorageType::File,
-        num_replicas: repl.replicas,
-        ..Default::default()
-    };
-    match js.create_key_value(config).await {
-        Ok(store) => Ok(store),
-        // Another worker created it between our get and create.
-        Err(first) => js.get_key_value(spec.name).await.map_err(|_| first.into()),
+}
+
+async fn try_ensure_bucket(
+    js: &jetstream::Context,
+    spec: &BucketSpec,
+    repl: Replication,
+) -> Result<kv::Store, async_nats::Error> {
+    if js.get_key_value(spec.name).await.is_err() {
+        let config = kv::Config {
+            bucket: spec.name.to_string(),
+            description: spec.description.to_string(),
+            history: spec.history,
+            max_value_size: spec.max_value_size,
+            max_age: spec.max_age,
+            storage: jetstream::stream::StorageType::File,
+            num_replicas: repl.replicas,
+            ..Default::default()
+        };
+        if let Err(first) = js.create_key_value(config).await {
+            // Another worker created it between our get and create.
+            js.get_key_value(spec.name).await.map_err(|_| first)?;
+        }
     }
+    ensure_replication(js, &format!("KV_{}", spec.name), repl).await?;
+    // Bound after the settings are final: the store picks direct or leader reads from them.
+    Ok(js.get_key_value(spec.name).await?)
+}
+
+/// Brings the existing stream `name` to `repl`: raises its replicas if lower, and turns
+/// direct get off when replicated (see [`ensure_bucket`]).
+pub async fn ensure_replication(
+    js: &jetstream::Context,
+    name: &str,
+    repl: Replication,
+) -> Result<(), async_nats::Error> {
+    let mut stream = js.get_stream(name).await?;
+    let mut config = stream.info().await?.config.clone();
+    let scale = config.num_replicas < repl.replicas;
+    let leader_reads = repl.replicas > 1 && config.allow_direct;
+    if !scale && !leader_reads {
+        return Ok(());
+    }
+    if scale {
+        tracing::warn!(
+            stream = name,
+            from = config.num_replicas,
+            to = repl.replicas,
+            "scaling up the stream's replicas"
+        );
+        config.num_replicas = repl.replicas;
+    }
+    config.allow_direct = config.allow_direct && !leader_reads;
+    js.update_stream(config)
+        .await
+        .map_err(|e| format!("updating {name} to {} replicas with leader reads failed: {e}", repl.replicas))?;
+    Ok(())
 }
 
 /// Maps a KV or JetStream failure to a stable code without leaking internals.

@@ -26,6 +26,11 @@ use serde::{Deserialize, Serialize};
 /// (a worker died between the two creates) and may be taken over.
 const STALE_CLAIM_MS: u64 = 30_000;
 
+/// Reads of a key that a `create` reported as existing, before giving up (see
+/// `Registry::existing_record`).
+const STALE_READ_RETRIES: usize = 20;
+const STALE_READ_PAUSE: Duration = Duration::from_millis(50);
+
 const HANDLES: BucketSpec = BucketSpec {
     name: BUCKET_HANDLES,
     description: "kez-chat handles: local part -> registration record",
@@ -125,7 +130,7 @@ impl Registry {
         match self.handles.create(handle.local(), value).await {
             Ok(_) => Ok(true),
             Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
-                let existing = self.record(handle.local()).await?;
+                let existing = self.existing_record(handle.local()).await?;
                 match existing {
                     Some(r) if r.key == *key => Ok(false),
                     _ => {
@@ -172,6 +177,20 @@ impl Registry {
             }
         }
         Err(err(ErrorCode::Unavailable, "the key claim is contended; try again"))
+    }
+
+    /// The record of a handle a `create` just found taken. KV reads may be served by a
+    /// replica that has not applied the write yet (direct get on R3), so "none" is read again
+    /// rather than believed: taking it for another key's handle would give our key claim
+    /// back and leave our own handle without its key record.
+    async fn existing_record(&self, local: &str) -> Result<Option<UserRecord>, KezError> {
+        for _ in 0..STALE_READ_RETRIES {
+            if let Some(r) = self.record(local).await? {
+                return Ok(Some(r));
+            }
+            tokio::time::sleep(STALE_READ_PAUSE).await;
+        }
+        Err(err(ErrorCode::Unavailable, "the handle record is not readable yet; try again"))
     }
 
     async fn record(&self, local: &str) -> Result<Option<UserRecord>, KezError> {

@@ -87,6 +87,13 @@ pub async fn start(client: &async_nats::Client, settings: &Settings) -> Result<S
     Ok(service)
 }
 
+/// The reply to `link` if the chain already holds exactly this link at its seqno.
+fn already_stored(current: &Verified, link: &Link) -> Option<AppendReply> {
+    let index = usize::try_from(link.seqno).ok()?.checked_sub(1)?;
+    let stored = current.links.get(index)?;
+    (stored.link_id == link.link_id).then(|| AppendReply { seqno: link.seqno, link_id: link.link_id.clone() })
+}
+
 impl Chains {
     async fn append(&self, payload: &[u8]) -> Result<AppendReply, KezError> {
         let link = parse_link(payload)?;
@@ -94,6 +101,10 @@ impl Chains {
             return Err(err(ErrorCode::StaleTimestamp, "link ctime is more than 5 minutes from the server's clock"));
         }
         let current = self.load(&link.chain).await?;
+        if let Some(reply) = already_stored(&current, &link) {
+            // A retry of an append whose answer was lost (PROTOCOL.md §5): same link, same answer.
+            return Ok(reply);
+        }
         if current.state.seqno == 0 {
             self.require_registered(&link.chain).await?;
         }
@@ -103,6 +114,22 @@ impl Chains {
             Ok(_) => {}
             Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
                 self.forget(&link.chain);
+                // The same link, stored by a concurrent copy of this request (a client retry
+                // racing its first attempt), is a success too.
+                // A replica may serve the read before it applied the write (direct get on
+                // R3): read "none" again instead of believing it.
+                let key = sigchain_kv_key(&link.chain, link.seqno);
+                let mut stored = None;
+                for _ in 0..20 {
+                    stored = self.store.get(&key).await.map_err(|e| unavailable("reading the link", e))?;
+                    if stored.is_some() {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                if stored.is_some_and(|b| b[..] == link.bytes[..]) {
+                    return Ok(AppendReply { seqno: link.seqno, link_id: link.link_id.clone() });
+                }
                 return Err(err(
                     ErrorCode::SeqnoConflict,
                     format!("link {} was appended by another request", link.seqno),
