@@ -82,4 +82,5 @@ impl FromStr for ServiceKind {
         })
     }
 }
+pub mod cluster;
 pub mod up;

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result, anyhow};
 use clap::{Args, Parser, Subcommand};
-use kez_gateway::{Gateway, GatewayConfig};
+use kez_gateway::{Gateway, GatewayConfig, RateLimit};
 use kez_server::ServiceKind;
 use kez_server::up::{Broker, BrokerOptions, connect_nkey};
 use kez_service_kit::kv::Replication;
@@ -66,9 +66,23 @@ struct Common {
     /// also the nats config, JetStream store and logs.
     #[arg(long, env = "KEZ_DATA_DIR", default_value = ".kez")]
     data_dir: PathBuf,
-    /// KV/stream replicas (1 on one broker, 3 in a cluster).
-    #[arg(long, env = "KEZ_REPLICAS", default_value_t = 1)]
-    replicas: usize,
+    /// Replicas of every KV bucket and of the inbox stream [default: 1; 3 with `up --cluster`].
+    /// Existing buckets and streams with fewer replicas are scaled up in place at start;
+    /// ones with more are left alone.
+    #[arg(long, env = "KEZ_REPLICAS")]
+    replicas: Option<usize>,
+    /// Gateway: registrations one client IP may make back to back.
+    #[arg(long, env = "KEZ_REGISTER_BURST", default_value_t = RateLimit::default().burst)]
+    register_burst: u32,
+    /// Gateway: registrations per minute and client IP, refilling the burst.
+    #[arg(long, env = "KEZ_REGISTER_PER_MINUTE", default_value_t = RateLimit::default().per_minute)]
+    register_per_minute: u32,
+}
+
+impl Common {
+    fn register_rate(&self) -> RateLimit {
+        RateLimit { burst: self.register_burst, per_minute: self.register_per_minute }
+    }
 }
 
 #[derive(Args)]
@@ -102,6 +116,21 @@ struct UpArgs {
     /// without starting anything.
     #[arg(long)]
     init_only: bool,
+    /// Run a cluster of this many nats-servers (at least 3) on this machine: routes on
+    /// loopback, one folder per node in --data-dir, R3 buckets and inbox stream, every
+    /// service and the gateway as separate supervised `kez-server run` processes. Node 1
+    /// uses --nats-port/--ws-port/--monitor-port, the others free ports.
+    #[arg(long, env = "KEZ_CLUSTER", default_value_t = 1)]
+    cluster: usize,
+    /// With --cluster --init-only: the route URL of every node (`nats-route://nats-1:6222,…`),
+    /// for nodes on separate hosts or containers. Node i then listens for routes on
+    /// --nats-host and the port of URL i, and every node uses --nats-port, --ws-port and
+    /// --monitor-port (deploy/docker-compose.cluster.yml).
+    #[arg(long, env = "KEZ_CLUSTER_ROUTES", value_delimiter = ',')]
+    cluster_routes: Vec<String>,
+    /// With --cluster: processes per service and of the auth-callout worker.
+    #[arg(long, env = "KEZ_WORKERS", default_value_t = 2)]
+    workers: usize,
 }
 
 #[derive(Args)]
@@ -112,7 +141,8 @@ struct RunArgs {
     /// auth-callout, gateway, or all.
     #[arg(long, env = "KEZ_SERVICES", default_value = "all", value_delimiter = ',')]
     services: Vec<String>,
-    /// NATS URL(s) of the broker or cluster.
+    /// NATS URL(s) of the broker or cluster, comma-separated (`nats://a:4222,nats://b:4222`):
+    /// every connection fails over between them and the nodes the cluster announces.
     #[arg(long, env = "KEZ_NATS_URL", default_value = "nats://127.0.0.1:4222", value_delimiter = ',')]
     nats_url: Vec<String>,
     /// Gateway listen address.
@@ -223,7 +253,7 @@ async fn start_components(
             conn.secrets.sys_password().expose().to_owned(),
         )
         .name("kez-auth-callout-events")
-        .connect(conn.urls.join(","))
+        .connect(conn.urls.clone())
         .await
         .map_err(|e| anyhow!("auth callout: connecting as the system user: {e}"))?;
         config.sys_conn = Some(sys);
@@ -302,19 +332,40 @@ fn repo_root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("."))
 }
 
-async fn up(args: UpArgs) -> Result<()> {
-    let host = args.nats_host.unwrap_or(args.http.ip()).to_string();
+/// The public base URL of `up` and the origins allowed to open NATS WebSockets.
+fn public_url_and_origins(args: &UpArgs) -> (String, Vec<String>) {
     let public_url = args.public_url.clone().unwrap_or_else(|| format!("http://{}", args.http));
     let mut origins = vec![public_url.trim_end_matches('/').to_string()];
     if args.http.ip().is_loopback() {
         origins.push(format!("http://localhost:{}", args.http.port()));
     }
+    (public_url, origins)
+}
+
+/// The NATS WebSocket URL browsers are told to use: the flag, else wss://<site>/nats behind an
+/// https public URL, else the listener.
+fn public_ws_url(args: &UpArgs, public_url: &str, listener: &str) -> String {
+    args.public_nats_ws_url.clone().unwrap_or_else(|| {
+        match public_url.strip_prefix("https://").and_then(|rest| rest.split('/').next()) {
+            Some(site) => format!("wss://{site}/nats"),
+            None => listener.to_owned(),
+        }
+    })
+}
+
+async fn up(args: UpArgs) -> Result<()> {
+    if args.cluster > 1 {
+        return up_cluster(args).await;
+    }
+    let host = args.nats_host.unwrap_or(args.http.ip()).to_string();
+    let (public_url, origins) = public_url_and_origins(&args);
     let opts = BrokerOptions {
         data_dir: args.common.data_dir.clone(),
         host: host.clone(),
         ports: Ports { client: args.nats_port, websocket: args.ws_port, monitor: args.monitor_port },
         allowed_origins: origins,
         root: repo_root(),
+        node: None,
     };
     if args.init_only {
         let prepared = kez_server::up::prepare(&opts)?;
@@ -325,18 +376,14 @@ async fn up(args: UpArgs) -> Result<()> {
     }
     let mut broker = Broker::start(&opts).await?;
     let mut settings = Settings::local(&args.common.domain, &public_url);
-    settings.replication = Replication { replicas: args.common.replicas };
+    settings.replication = Replication { replicas: args.common.replicas.unwrap_or(1) };
     let gateway = GatewayConfig {
         listen: args.http,
         domain: args.common.domain.clone(),
         public_url: public_url.clone(),
         nats_url_public: broker.client_url.clone(),
-        nats_ws_url_public: args.public_nats_ws_url.clone().unwrap_or_else(|| {
-            match public_url.strip_prefix("https://").and_then(|rest| rest.split('/').next()) {
-                Some(site) => format!("wss://{site}/nats"),
-                None => broker.ws_url.clone(),
-            }
-        }),
+        nats_ws_url_public: public_ws_url(&args, &public_url, &broker.ws_url),
+        register_rate: args.common.register_rate(),
         ..GatewayConfig::default()
     };
     let components = parse_components(&["all".to_string()])?;
@@ -374,13 +421,14 @@ async fn run(args: RunArgs) -> Result<()> {
         .with_context(|| format!("loading secrets from {}", args.common.data_dir.display()))?;
     let public_url = args.public_url.clone().unwrap_or_else(|| format!("http://{}", args.http));
     let mut settings = Settings::local(&args.common.domain, &public_url);
-    settings.replication = Replication { replicas: args.common.replicas };
+    settings.replication = Replication { replicas: args.common.replicas.unwrap_or(1) };
     let gateway = GatewayConfig {
         listen: args.http,
         domain: args.common.domain.clone(),
         public_url: public_url.clone(),
         nats_url_public: args.public_nats_url.clone().unwrap_or_else(|| args.nats_url[0].clone()),
         nats_ws_url_public: args.public_nats_ws_url.clone().unwrap_or_default(),
+        register_rate: args.common.register_rate(),
         ..GatewayConfig::default()
     };
     let conn = Connector { urls: args.nats_url.clone(), secrets: &secrets };
@@ -391,5 +439,283 @@ async fn run(args: RunArgs) -> Result<()> {
     }
     wait_for_signal().await;
     running.stop(tx).await;
+    Ok(())
+}
+
+/// `up --cluster N`: N supervised nats-servers, then every component as supervised
+/// `kez-server run` children against all of them (module `kez_server::cluster`).
+async fn up_cluster(args: UpArgs) -> Result<()> {
+    use kez_server::cluster::{ClusterState, NodeState, StateFile, Worker, WorkerState, http_status};
+    use kez_server::up::Node;
+    use kez_service_kit::natsconf::ClusterSpec;
+
+    let n = args.cluster;
+    if n < 3 {
+        anyhow::bail!("--cluster needs at least 3 nodes: JetStream needs a majority of the nodes to stay available");
+    }
+    let replicas = args.common.replicas.unwrap_or(3);
+    if replicas > n {
+        anyhow::bail!("--replicas {replicas} needs at least {replicas} nodes, --cluster is {n}");
+    }
+    let host = args.nats_host.unwrap_or(args.http.ip()).to_string();
+    let (public_url, origins) = public_url_and_origins(&args);
+    // Secrets first, once: the nodes start concurrently and must not race to create them.
+    let data_dir = kez_server::up::create_data_dir(&args.common.data_dir)?;
+    Secrets::load_or_create(&data_dir).context("loading the stack's secrets")?;
+    if !args.cluster_routes.is_empty() {
+        return init_cluster_elsewhere(&args, &data_dir, &origins);
+    }
+    // Node 1 takes the given ports, the others free ones; routes on loopback. Hold every
+    // listener until all are picked so no port is handed out twice.
+    let mut held = vec![];
+    let mut pick = |h: &str| -> Result<u16> {
+        let l = std::net::TcpListener::bind((h, 0)).with_context(|| format!("finding a free port on {h}"))?;
+        let port = l.local_addr()?.port();
+        held.push(l);
+        Ok(port)
+    };
+    let mut ports = vec![Ports { client: args.nats_port, websocket: args.ws_port, monitor: args.monitor_port }];
+    for _ in 1..n {
+        ports.push(Ports { client: pick(&host)?, websocket: pick(&host)?, monitor: pick("127.0.0.1")? });
+    }
+    let routes: Vec<u16> = (0..n).map(|_| pick("127.0.0.1")).collect::<Result<_>>()?;
+    drop(held);
+    let route_urls: Vec<String> = routes.iter().map(|p| format!("nats-route://127.0.0.1:{p}")).collect();
+    let opts: Vec<BrokerOptions> = (0..n)
+        .map(|i| BrokerOptions {
+            data_dir: data_dir.clone(),
+            host: host.clone(),
+            ports: ports[i],
+            allowed_origins: origins.clone(),
+            root: repo_root(),
+            node: Some(Node {
+                name: format!("kez-n{}", i + 1),
+                cluster: ClusterSpec {
+                    name: "kez-local".to_owned(),
+                    listen: format!("127.0.0.1:{}", routes[i]),
+                    routes: route_urls.clone(),
+                },
+            }),
+        })
+        .collect();
+    if args.init_only {
+        for o in &opts {
+            let prepared = kez_server::up::prepare(o)?;
+            say!("wrote {}", prepared.conf.display());
+        }
+        say!("wrote {}", Secrets::path_in(&data_dir).display());
+        say!("(route and client ports of nodes 2..{n} are picked anew by every `up --cluster`)");
+        return Ok(());
+    }
+
+    // A JetStream cluster is ready only once a majority runs: start every node at once.
+    let mut starting = tokio::task::JoinSet::new();
+    for (i, o) in opts.into_iter().enumerate() {
+        starting.spawn(async move { (i, Broker::start(&o).await) });
+    }
+    let mut brokers: Vec<Option<Broker>> = (0..n).map(|_| None).collect();
+    let mut first_error = None;
+    while let Some(joined) = starting.join_next().await {
+        match joined {
+            Ok((i, Ok(b))) => brokers[i] = Some(b),
+            Ok((i, Err(e))) => {
+                first_error = first_error.or(Some(e.context(format!("starting nats-server kez-n{}", i + 1))))
+            }
+            Err(e) => first_error = first_error.or(Some(anyhow!("a nats-server start task failed: {e}"))),
+        }
+    }
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+    let brokers: Vec<Broker> = brokers.into_iter().flatten().collect();
+    let nats_urls: Vec<String> = brokers.iter().map(|b| b.client_url.clone()).collect();
+
+    let nodes = brokers
+        .iter()
+        .zip(&routes)
+        .map(|(b, route)| NodeState {
+            name: b.name(),
+            pid: b.pid(),
+            client_url: b.client_url.clone(),
+            ws_url: b.ws_url.clone(),
+            monitor_url: format!("http://127.0.0.1:{}", b.ports().monitor),
+            route_url: format!("nats-route://127.0.0.1:{route}"),
+        })
+        .collect();
+    let exe = std::env::current_exe().context("finding the kez-server binary")?;
+    let log_dir = data_dir.join(kez_server::cluster::LOG_DIR);
+    kez_server::up::create_data_dir(&log_dir)?;
+    let common = |component: &str| -> Vec<std::ffi::OsString> {
+        let mut a: Vec<std::ffi::OsString> = vec!["run".into(), "--services".into(), component.into()];
+        a.extend(["--nats-url".into(), nats_urls.join(",").into(), "--replicas".into(), replicas.to_string().into()]);
+        a.extend(["--domain".into(), args.common.domain.clone().into(), "--data-dir".into(), data_dir.clone().into()]);
+        a.extend(["--register-burst".into(), args.common.register_burst.to_string().into()]);
+        a.extend(["--register-per-minute".into(), args.common.register_per_minute.to_string().into()]);
+        a
+    };
+    let mut plan: Vec<(String, Vec<std::ffi::OsString>)> = vec![];
+    // Dependencies first (the registry's buckets exist before the inbox looks keys up).
+    let components: Vec<String> =
+        ServiceKind::ALL.iter().map(|k| k.name().to_owned()).chain(["auth-callout".to_owned()]).collect();
+    for c in &components {
+        for w in 1..=args.workers.max(1) {
+            plan.push((format!("{c}-{w}"), common(c)));
+        }
+    }
+    let ws_public = public_ws_url(&args, &public_url, &brokers[0].ws_url);
+    let mut gw = common("gateway");
+    gw.extend(["--http".into(), args.http.to_string().into(), "--public-url".into(), public_url.clone().into()]);
+    gw.extend([
+        "--public-nats-url".into(),
+        nats_urls[0].clone().into(),
+        "--public-nats-ws-url".into(),
+        ws_public.into(),
+    ]);
+    plan.push(("gateway-1".to_owned(), gw));
+
+    let state = StateFile::new(
+        &data_dir,
+        ClusterState {
+            up_pid: std::process::id(),
+            replicas,
+            nats_urls: nats_urls.clone(),
+            gateway_url: format!("http://{}", args.http),
+            nodes,
+            workers: plan
+                .iter()
+                .map(|(name, a)| WorkerState {
+                    name: name.clone(),
+                    component: a[2].to_string_lossy().into_owned(),
+                    pid: None,
+                    restarts: 0,
+                    log: log_dir.join(format!("{name}.log")),
+                })
+                .collect(),
+        },
+    );
+    state.update(|_| {});
+    let mut workers = vec![];
+    for (i, (name, a)) in plan.into_iter().enumerate() {
+        workers.push(Worker::spawn(exe.clone(), a, log_dir.join(format!("{name}.log")), i, state.clone()));
+    }
+    let signal = wait_for_signal();
+    tokio::pin!(signal);
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while http_status(args.http, "/v1/healthz").await != Some(200) {
+        let interrupted = tokio::select! {
+            _ = &mut signal => true,
+            _ = tokio::time::sleep(Duration::from_millis(250)) => false,
+        };
+        if interrupted || std::time::Instant::now() > deadline {
+            stop_all(workers).await;
+            if interrupted {
+                return Ok(());
+            }
+            anyhow::bail!("the cluster did not become healthy in 120 s; see the logs in {}", log_dir.display());
+        }
+    }
+
+    let snap = state.snapshot();
+    say!("kez-chat is up: a cluster of {n} nats-servers, replicas {replicas}.");
+    say!("  web app and /v1 API:  http://{}/", args.http);
+    say!("  NATS (native):        {}", nats_urls.join(","));
+    say!("  NATS (WebSocket):     {}", brokers[0].ws_url);
+    say!("  domain:               {}", args.common.domain);
+    say!("  data:                 {}", data_dir.display());
+    say!("  what runs where ({}):", data_dir.join(kez_server::cluster::STATE_FILE).display());
+    for node in &snap.nodes {
+        say!(
+            "    nats-server {:<16} pid {:<8} {}  route {}  monitor {}",
+            node.name,
+            node.pid.map(|p| p.to_string()).unwrap_or_default(),
+            node.client_url,
+            node.route_url,
+            node.monitor_url
+        );
+    }
+    for w in &snap.workers {
+        say!("    {:<28} pid {:<8} log {}", w.name, w.pid.map(|p| p.to_string()).unwrap_or_default(), w.log.display());
+    }
+    say!("Press Ctrl-C to stop.");
+
+    let failed = loop {
+        tokio::select! {
+            _ = &mut signal => break None,
+            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+        }
+        // Keep cluster.json's node pids current (the supervisors restart crashed nodes).
+        let pids: Vec<Option<u32>> = brokers.iter().map(Broker::pid).collect();
+        if snap_pids(&state) != pids {
+            state.update(|s| s.nodes.iter_mut().zip(&pids).for_each(|(n, p)| n.pid = *p));
+        }
+        if let Some(b) = brokers.iter().find(|b| b.has_failed()) {
+            break Some(anyhow!(
+                "nats-server {} cannot be kept running; see {}",
+                b.name(),
+                data_dir.join(b.name()).display()
+            ));
+        }
+    };
+    say!("stopping…");
+    stop_all(workers).await;
+    drop(brokers);
+    state.remove();
+    say!("stopped.");
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// Stops every worker at once (each gets SIGTERM, then SIGKILL after a grace period).
+async fn stop_all(workers: Vec<kez_server::cluster::Worker>) {
+    let mut stopping = tokio::task::JoinSet::new();
+    for w in workers {
+        stopping.spawn(w.stop());
+    }
+    while stopping.join_next().await.is_some() {}
+}
+
+fn snap_pids(state: &kez_server::cluster::StateFile) -> Vec<Option<u32>> {
+    state.snapshot().nodes.iter().map(|n| n.pid).collect()
+}
+
+/// `up --init-only --cluster N --cluster-routes …`: one config per node, for nodes that run on
+/// separate hosts or containers (same ports on each, routes to the given URLs).
+fn init_cluster_elsewhere(args: &UpArgs, data_dir: &std::path::Path, origins: &[String]) -> Result<()> {
+    use kez_server::up::Node;
+    use kez_service_kit::natsconf::ClusterSpec;
+    let n = args.cluster;
+    if !args.init_only {
+        anyhow::bail!("--cluster-routes describes nodes on other hosts: use it with --init-only");
+    }
+    if args.cluster_routes.len() != n {
+        anyhow::bail!("--cluster-routes lists {} URLs, --cluster is {n}", args.cluster_routes.len());
+    }
+    let host = args.nats_host.unwrap_or(args.http.ip()).to_string();
+    for (i, route) in args.cluster_routes.iter().enumerate() {
+        let port = route
+            .rsplit_once(':')
+            .and_then(|(_, p)| p.trim_end_matches('/').parse::<u16>().ok())
+            .ok_or_else(|| anyhow!("route {route:?} has no port (nats-route://host:port)"))?;
+        let opts = BrokerOptions {
+            data_dir: data_dir.to_owned(),
+            host: host.clone(),
+            ports: Ports { client: args.nats_port, websocket: args.ws_port, monitor: args.monitor_port },
+            allowed_origins: origins.to_vec(),
+            root: repo_root(),
+            node: Some(Node {
+                name: format!("kez-n{}", i + 1),
+                cluster: ClusterSpec {
+                    name: "kez".to_owned(),
+                    listen: format!("{host}:{port}"),
+                    routes: args.cluster_routes.clone(),
+                },
+            }),
+        };
+        let prepared = kez_server::up::prepare(&opts)?;
+        say!("wrote {}", prepared.conf.display());
+    }
+    say!("wrote {}", Secrets::path_in(data_dir).display());
     Ok(())
 }

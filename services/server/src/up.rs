@@ -62,6 +62,29 @@ pub struct BrokerOptions {
     pub allowed_origins: Vec<String>,
     /// The repository root, to find `.venv/bin/nats-server`.
     pub root: PathBuf,
+    /// Set for one node of a local cluster (`up --cluster`): its name, its own folder inside
+    /// the data folder (config, store, logs, pid) and its routes. `None`: a single node whose
+    /// files sit directly in the data folder.
+    pub node: Option<Node>,
+}
+
+/// One node of a local cluster.
+#[derive(Debug, Clone)]
+pub struct Node {
+    /// `server_name`, unique in the cluster (JetStream places replicas by it).
+    pub name: String,
+    /// The `cluster {}` block: name, route listener, every node's route URL.
+    pub cluster: natsconf::ClusterSpec,
+}
+
+impl BrokerOptions {
+    /// Where this broker's config, store, pid and log live.
+    fn node_dir(&self, data_dir: &Path) -> PathBuf {
+        match &self.node {
+            Some(n) => data_dir.join(&n.name),
+            None => data_dir.to_owned(),
+        }
+    }
 }
 
 /// What [`prepare`] wrote.
@@ -72,6 +95,9 @@ pub struct Prepared {
     pub conf: PathBuf,
     /// Absolute path of the data folder.
     pub data_dir: PathBuf,
+    /// Absolute path of the folder of this node's config, store, pid and log (the data folder
+    /// itself for a single node).
+    pub node_dir: PathBuf,
 }
 
 /// Creates the data folder (0700), the secrets (0600) and `nats.conf` (0600) without
@@ -81,23 +107,25 @@ pub struct Prepared {
 pub fn prepare(opts: &BrokerOptions) -> Result<Prepared> {
     let data_dir = create_private_dir(&opts.data_dir)?;
     let (secrets, _) = Secrets::load_or_create(&data_dir).context("loading the stack's secrets")?;
+    let node_dir = create_private_dir(&opts.node_dir(&data_dir))?;
     let mut spec = stack_spec(
         &secrets,
-        "kez-local",
+        opts.node.as_ref().map_or("kez-local", |n| n.name.as_str()),
         &opts.host,
         opts.ports,
-        &data_dir.join("jetstream"),
+        &node_dir.join("jetstream"),
         opts.allowed_origins.clone(),
         &BTreeMap::new(),
     )
     .map_err(|e| anyhow!(e))?;
+    spec.cluster = opts.node.as_ref().map(|n| n.cluster.clone());
     // Monitoring has no authentication and lists every connection's key: loopback whatever
     // `--http` or `--nats-host` say.
     spec.monitor_host = MONITOR_HOST.to_owned();
     spec.validate().context("the generated nats config is invalid")?;
-    let conf = data_dir.join(CONF_FILE);
+    let conf = node_dir.join(CONF_FILE);
     write_private(&conf, natsconf::render(&spec).as_bytes())?;
-    Ok(Prepared { secrets, conf, data_dir })
+    Ok(Prepared { secrets, conf, data_dir, node_dir })
 }
 
 /// A supervised nats-server child: restarted when it exits, stopped (SIGTERM, then
@@ -139,14 +167,15 @@ impl Broker {
     pub async fn start(opts: &BrokerOptions) -> Result<Broker> {
         let bin = find_nats_server(&opts.root).map_err(|e| anyhow!(e))?;
         let data_dir = create_private_dir(&opts.data_dir)?;
-        stop_leftovers(&data_dir)?;
+        stop_leftovers(&opts.node_dir(&data_dir))?;
         let prepared = prepare(opts)?;
         let launcher = Launcher {
             bin,
             conf: prepared.conf,
-            data_dir: prepared.data_dir,
+            data_dir: prepared.node_dir,
             host: opts.host.clone(),
             ports: opts.ports,
+            name: opts.node.as_ref().map_or_else(|| "kez-local".to_owned(), |n| n.name.clone()),
             client_url: format!("nats://{}:{}", opts.host, opts.ports.client),
             secrets: prepared.secrets.clone(),
         };
@@ -174,6 +203,21 @@ impl Broker {
             Err(e) if e.is_cancelled() => std::future::pending().await,
             Err(e) => anyhow!("the nats-server supervisor crashed: {e}"),
         }
+    }
+
+    /// The node's `server_name`.
+    pub fn name(&self) -> String {
+        self.shared.launcher.name.clone()
+    }
+
+    /// The node's listener ports.
+    pub fn ports(&self) -> Ports {
+        self.shared.launcher.ports
+    }
+
+    /// Whether the supervisor gave up on this node ([`Broker::failed`] would resolve).
+    pub fn has_failed(&self) -> bool {
+        self.supervisor.is_finished()
     }
 
     /// Pid of the current nats-server child, if one runs.
@@ -328,6 +372,7 @@ struct Launcher {
     data_dir: PathBuf,
     host: String,
     ports: Ports,
+    name: String,
     client_url: String,
     secrets: Secrets,
 }
@@ -429,7 +474,7 @@ impl Launcher {
 
 /// Makes the child die with us and keeps it out of the terminal's process group.
 #[allow(unsafe_code)] // the crate's single exception, see Cargo.toml
-fn own_child(cmd: &mut Command) {
+pub(crate) fn own_child(cmd: &mut Command) {
     use std::os::unix::process::CommandExt as _;
     // Own group: a Ctrl-C in the terminal reaches `up` only, which stops the services
     // before the broker instead of both racing.
@@ -456,7 +501,7 @@ fn own_child(cmd: &mut Command) {
 }
 
 /// SIGTERM, then SIGKILL after [`STOP_GRACE`]; reaps the child.
-fn terminate(child: &mut Child) {
+pub(crate) fn terminate(child: &mut Child) {
     if let Ok(pid) = i32::try_from(child.id()) {
         let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
     }
@@ -575,7 +620,7 @@ fn remove_ports_files(data_dir: &Path) {
 
 /// Creates `dir` with mode 0700 (it holds secrets), tightens an existing one, and returns
 /// its absolute path (nats-server and `/proc` comparisons need absolute paths).
-fn create_private_dir(dir: &Path) -> Result<PathBuf> {
+pub(crate) fn create_private_dir(dir: &Path) -> Result<PathBuf> {
     use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
     fs::DirBuilder::new()
         .recursive(true)
@@ -592,7 +637,7 @@ fn create_private_dir(dir: &Path) -> Result<PathBuf> {
 }
 
 /// Opens the append-only log with mode 0600 (it names users' keys), tightening an old one.
-fn open_private_log(path: &Path) -> Result<fs::File> {
+pub(crate) fn open_private_log(path: &Path) -> Result<fs::File> {
     use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
     let log = fs::OpenOptions::new()
         .create(true)
@@ -610,13 +655,20 @@ fn log_tail(path: &Path, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
-/// Connects to `url` as the nkey user `key`.
+/// Creates a private (0700) folder and returns its absolute path.
+pub fn create_data_dir(dir: &Path) -> Result<PathBuf> {
+    create_private_dir(dir)
+}
+
+/// Connects to `url` as the nkey user `key`. `url` may be a comma-separated list (the nodes
+/// of a cluster): the client picks one and fails over to the others, including the ones the
+/// cluster announces.
 pub async fn connect_nkey(url: &str, key: &nkeys::KeyPair, name: &str) -> Result<async_nats::Client> {
     let seed = key.seed().map_err(|e| anyhow!("service key has no seed: {e}"))?;
     async_nats::ConnectOptions::with_nkey(seed)
         .name(name)
         .connection_timeout(Duration::from_secs(5))
-        .connect(url)
+        .connect(split_urls(url))
         .await
         .with_context(|| format!("connecting to {url} as {name}"))
 }
@@ -635,4 +687,9 @@ pub fn write_private(path: &Path, contents: &[u8]) -> Result<()> {
         .with_context(|| format!("writing {}", path.display()))?;
     tmp.persist(path).map_err(|e| anyhow!("writing {}: {}", path.display(), e.error))?;
     fs::File::open(dir).and_then(|d| d.sync_all()).with_context(|| format!("syncing {}", dir.display()))
+}
+
+/// The URLs of a comma-separated list (async-nats parses a plain string as one URL).
+pub fn split_urls(urls: &str) -> Vec<String> {
+    urls.split(',').map(str::trim).filter(|u| !u.is_empty()).map(str::to_owned).collect()
 }

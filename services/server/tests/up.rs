@@ -485,10 +485,57 @@ async fn backup_and_restore_round_trip() {
     stack.stop();
 }
 
-/// `docker compose config` (or the standalone `docker-compose`), where one is installed.
+/// `nats-server -t` on every config `--init-only --cluster 3` renders: for nodes on other
+/// hosts (the routes of deploy/docker-compose.cluster.yml) and for the local cluster of `up`.
 #[test]
-fn compose_file_is_valid_where_compose_exists() {
-    let file = repo().join("deploy/docker-compose.yml");
+fn init_only_cluster_renders_configs_nats_server_accepts() {
+    let compose = std::fs::read_to_string(repo().join("deploy/docker-compose.cluster.yml")).unwrap();
+    let routes = compose
+        .lines()
+        .map(|l| l.trim().trim_start_matches("- ").trim())
+        .find(|l| l.starts_with("nats-route://nats-1:"))
+        .expect("the cluster compose file names the routes")
+        .to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let ports = free_ports();
+    let elsewhere = ["--init-only", "--cluster", "3", "--nats-host", "0.0.0.0", "--cluster-routes", &routes];
+    let local = ["--init-only", "--cluster", "3"];
+    for (name, extra) in [("elsewhere", &elsewhere[..]), ("local", &local[..])] {
+        let data = dir.path().join(name);
+        let out = up_command(&data, &ports).args(extra).output().unwrap();
+        assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+        let mut issuers = vec![];
+        for node in ["kez-n1", "kez-n2", "kez-n3"] {
+            let conf = data.join(node).join("nats.conf");
+            let text = std::fs::read_to_string(&conf).unwrap();
+            assert!(text.contains(&format!("server_name: \"{node}\"")), "{text}");
+            assert!(text.contains("cluster {") && text.contains("routes: ["), "{text}");
+            assert_eq!(mode(&conf), 0o600);
+            issuers.extend(text.lines().filter(|l| l.trim().starts_with("issuer:")).map(str::to_owned));
+            let check =
+                Command::new(kez_testkit::nats_server_bin().unwrap()).arg("-t").arg("-c").arg(&conf).output().unwrap();
+            assert!(
+                check.status.success(),
+                "nats-server -t rejected {}: {}{}",
+                conf.display(),
+                String::from_utf8_lossy(&check.stdout),
+                String::from_utf8_lossy(&check.stderr)
+            );
+        }
+        if name == "elsewhere" {
+            let n2 = std::fs::read_to_string(data.join("kez-n2/nats.conf")).unwrap();
+            assert!(n2.contains("listen: \"0.0.0.0:6222\"") && n2.contains("nats-route://nats-3:6222"), "{n2}");
+        }
+        // One set of keys for every node: the same callout issuer everywhere.
+        assert_eq!(issuers.len(), 3);
+        assert!(issuers.iter().all(|i| *i == issuers[0]), "{issuers:?}");
+    }
+}
+
+/// `docker compose config` (or the standalone `docker-compose`) on both compose files, where
+/// one is installed.
+#[test]
+fn compose_files_are_valid_where_compose_exists() {
     let candidates: [&[&str]; 2] = [&["docker", "compose"], &["docker-compose"]];
     for argv in candidates {
         let works = Command::new(argv[0])
@@ -501,8 +548,12 @@ fn compose_file_is_valid_where_compose_exists() {
         if !works {
             continue;
         }
-        let out = Command::new(argv[0]).args(&argv[1..]).arg("-f").arg(&file).args(["config", "-q"]).output().unwrap();
-        assert!(out.status.success(), "{} config: {}", argv.join(" "), String::from_utf8_lossy(&out.stderr));
+        for file in ["deploy/docker-compose.yml", "deploy/docker-compose.cluster.yml"] {
+            let out =
+                Command::new(argv[0]).args(&argv[1..]).arg("-f").arg(repo().join(file)).args(["config", "-q"]).output();
+            let out = out.unwrap();
+            assert!(out.status.success(), "{} config {file}: {}", argv.join(" "), String::from_utf8_lossy(&out.stderr));
+        }
         return;
     }
     eprintln!("SKIP: neither `docker compose` nor `docker-compose` is installed");

@@ -37,6 +37,8 @@ use kez_service_kit::natsconf::{self, NatsConfSpec};
 use kez_service_kit::secrets::Secrets;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
+pub mod fault;
+
 pub use async_nats;
 pub use kez_service_kit::natsconf::Permissions;
 pub use kez_service_kit::secrets::ServiceUser;
