@@ -144,8 +144,8 @@ pub async fn register(
     passphrase: &str,
 ) -> Result<(Account, Option<ClientError>)> {
     ensure_no_account(paths)?;
-    let request = register::build(id.signing_key(), handle, now_ms(), kv_schemas::random_bytes());
-    api.register(handle, request).await?;
+    api.register_retrying(handle, || register::build(id.signing_key(), handle, now_ms(), kv_schemas::random_bytes()))
+        .await?;
     let mut account = new_account(api, config, id, handle.clone());
     paths.ensure_home()?;
     Keystore::new().save(&paths.key_file(), id, passphrase)?;

@@ -13,7 +13,7 @@ use kv_schemas::{ErrorCode, Handle, PublicKey};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::error::{ClientError, Result};
+use crate::error::{ClientError, Result, retry_unknown};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
@@ -203,15 +203,28 @@ impl Api {
         }
     }
 
-    /// `POST /v1/sigchains/ed25519/:hex/events` with the exact link bytes.
+    /// `POST /v1/sigchains/ed25519/:hex/events` with the exact link bytes; resent as they are
+    /// while the outcome is unknown (the server answers a stored link's retry like the first
+    /// attempt, PROTOCOL.md §5).
     pub async fn append_link(&self, key: &PublicKey, link: Vec<u8>) -> Result<kv_schemas::api::AppendReply> {
-        match self.post(&format!("/v1/sigchains/ed25519/{}/events", key.hex()), link).await? {
-            Ok(b) => self.parse("sigchain append", &b),
-            Err(f) => Err(ClientError::Server { code: f.code_text, message: f.message }),
-        }
+        let path = format!("/v1/sigchains/ed25519/{}/events", key.hex());
+        retry_unknown(|| async {
+            match self.post(&path, link.clone()).await? {
+                Ok(b) => self.parse("sigchain append", &b),
+                Err(f) => Err(ClientError::Server { code: f.code_text, message: f.message }),
+            }
+        })
+        .await
     }
 
-    /// `POST /v1/register` with the exact signed request bytes.
+    /// `POST /v1/register` with a request `build` signs anew for every attempt: while the
+    /// outcome is unknown it is resent with a fresh nonce (the first attempt's nonce may be
+    /// recorded already), and a registration that did land answers `created: false`.
+    pub async fn register_retrying(&self, handle: &Handle, build: impl Fn() -> Vec<u8>) -> Result<RegisterReply> {
+        retry_unknown(|| self.register(handle, build())).await
+    }
+
+    /// `POST /v1/register` with the exact signed request bytes, once.
     pub async fn register(&self, handle: &Handle, request: Vec<u8>) -> Result<RegisterReply> {
         match self.post("/v1/register", request).await? {
             Ok(b) => self.parse("/v1/register", &b),

@@ -269,9 +269,15 @@ impl Broker {
     /// Sends a sealed outer envelope to `recipient` through the relay (`kez.u.<me>.send.<to>`)
     /// and waits until it is stored. Refusals carry their stable code (`inbox_full`,
     /// `store_full`, `key_not_found`, `rate_limited`, …).
+    ///
+    /// While the outcome is unknown (no answer, `unavailable`) the same bytes are sent again:
+    /// the relay stores them once (PROTOCOL.md §9.3, §9.7).
     pub async fn send(&self, recipient: &PublicKey, envelope: Vec<u8>) -> Result<()> {
-        let reply =
-            self.request("sending the message", user_send_subject(&self.me, recipient), envelope.into()).await?;
+        let envelope = Bytes::from(envelope);
+        let reply = crate::error::retry_unknown(|| {
+            self.request("sending the message", user_send_subject(&self.me, recipient), envelope.clone())
+        })
+        .await?;
         // `{}`; later versions may add keys (§9.2), so any JSON object is accepted.
         match serde_json::from_slice::<serde_json::Value>(&reply) {
             Ok(serde_json::Value::Object(_)) => Ok(()),

@@ -175,6 +175,51 @@ pub enum ClientError {
     Timeout(String),
 }
 
+impl ClientError {
+    /// Whether a write that failed this way may nevertheless have been applied: no answer
+    /// came (unreachable, timed out) or the server said it could not tell (`unavailable`,
+    /// `timeout`, a proxy's 502/503/504). PROTOCOL.md §9.7: such a write is retried.
+    pub fn outcome_unknown(&self) -> bool {
+        let unknown_code = |c: &str| matches!(c, "unavailable" | "timeout" | "http_502" | "http_503" | "http_504");
+        match self {
+            ClientError::ServerUnreachable { .. } | ClientError::BrokerUnreachable { .. } | ClientError::Timeout(_) => {
+                true
+            }
+            ClientError::Server { code, .. } => unknown_code(code),
+            ClientError::Refused(e) => matches!(e.code, ErrorCode::Unavailable | ErrorCode::Timeout),
+            _ => false,
+        }
+    }
+}
+
+/// Attempts of one write whose outcome stays unknown (PROTOCOL.md §9.7). With the broker's
+/// 10 s request timeout all of them fit in the inbox stream's 2-minute duplicate window.
+pub const WRITE_ATTEMPTS: u32 = 5;
+
+/// Runs `attempt` until it succeeds, fails for a known reason, or [`WRITE_ATTEMPTS`] are
+/// used up, waiting 0.25 s, 0.5 s, 1 s, … between attempts. Only for writes that are
+/// idempotent when repeated (PROTOCOL.md §9.7): the same link bytes, the same envelope bytes,
+/// or a freshly signed registration of the same handle.
+pub async fn retry_unknown<T, F, Fut>(mut attempt: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let mut delay = std::time::Duration::from_millis(250);
+    let mut n = 1;
+    loop {
+        match attempt().await {
+            Err(e) if n < WRITE_ATTEMPTS && e.outcome_unknown() => {
+                tracing::debug!("outcome unknown ({e}); retrying (attempt {} of {WRITE_ATTEMPTS})", n + 1);
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(std::time::Duration::from_secs(4));
+                n += 1;
+            }
+            result => return result,
+        }
+    }
+}
+
 impl From<KezError> for ClientError {
     fn from(e: KezError) -> Self {
         match e.code {
