@@ -55,6 +55,20 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Fault injection on `kez-server up --cluster 3`: registrations, sigchain appends and chat
+    /// messages while kill -9 takes out a nats-server, service workers, the KV/stream leader
+    /// and the gateway in turn; then checks that nothing acknowledged was lost.
+    Fault {
+        /// `long` (about 4 minutes of load) or `short` (the test suite's).
+        #[arg(long, default_value = "long")]
+        profile: String,
+        /// The kez-server binary [default: next to this one].
+        #[arg(long)]
+        server_bin: Option<std::path::PathBuf>,
+        /// One JSON object instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Gateway routes against a bare axum handler and a bare axum→NATS hop.
     Http {
         /// Seconds per measured route (after a 1 s warm-up).
@@ -75,6 +89,7 @@ const DOMAIN: &str = "kez.bench";
 async fn main() -> Result<()> {
     match Cli::parse().command {
         Cmd::Http { seconds, concurrency, users } => http(Duration::from_secs(seconds), concurrency, users).await,
+        Cmd::Fault { profile, server_bin, json } => fault(&profile, server_bin, json).await,
         Cmd::Chat { pairs, messages, json } => {
             let run = chat::chat(pairs, messages).await?;
             chat::print(pairs, messages, &run, json);
@@ -277,5 +292,67 @@ async fn http(duration: Duration, concurrency: usize, users: usize) -> Result<()
         "\ntargets (docs/performance-targets.md): GET /v1/u ≥ 0.8× the hop baseline; register ≥ 0.25× the hop baseline"
     );
     drop(services);
+    Ok(())
+}
+
+async fn fault(profile: &str, server_bin: Option<std::path::PathBuf>, json: bool) -> Result<()> {
+    use kez_testkit::fault::{Profile, run};
+    let profile = match profile {
+        "long" => Profile::long(),
+        "short" => Profile::short(),
+        other => anyhow::bail!("unknown profile {other:?} (long or short)"),
+    };
+    let bin = match server_bin {
+        Some(b) => b,
+        None => std::env::current_exe()?.with_file_name("kez-server"),
+    };
+    anyhow::ensure!(
+        bin.is_file(),
+        "{} not found: build it (cargo build -p kez-server) or pass --server-bin",
+        bin.display()
+    );
+    let r = run(&bin, &profile).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        println!(
+            "\nkez-loadtest fault ({} profile, {:.0} s): kez-server up --cluster 3, kill -9 under load\n",
+            r.profile, r.seconds
+        );
+        println!("{:<16} {:>12} {:>10} {:>8}", "writes", "acknowledged", "retried", "lost");
+        for (name, a, t, l) in [
+            ("registrations", r.acknowledged.registrations, r.retried.registrations, r.lost.registrations),
+            ("sigchain links", r.acknowledged.links, r.retried.links, r.lost.links),
+            ("chat messages", r.acknowledged.messages, r.retried.messages, r.lost.messages),
+        ] {
+            println!("{name:<16} {a:>12} {t:>10} {l:>8}");
+        }
+        println!(
+            "\nretry attempts {}, envelopes stored twice {}, client-visible errors {}",
+            r.retry_attempts, r.duplicates, r.client_errors
+        );
+        println!(
+            "\n{:<28} {:>10}  longest stretch without an ack (ms): registration / link / message",
+            "fault", "back (ms)"
+        );
+        for f in &r.faults {
+            let u = |k: &str| f.unavailable_ms.get(k).copied().unwrap_or(0);
+            println!(
+                "{:<28} {:>10}  {} / {} / {}   killed {}",
+                f.fault,
+                f.restarted_after_ms,
+                u("registration"),
+                u("sigchain link"),
+                u("chat message"),
+                f.killed.join(", ")
+            );
+        }
+        if r.problems.is_empty() {
+            println!("\nall checks passed");
+        } else {
+            println!("\nPROBLEMS:\n  {}", r.problems.join("\n  "));
+        }
+    }
+    anyhow::ensure!(r.problems.is_empty(), "{} checks failed", r.problems.len());
     Ok(())
 }
