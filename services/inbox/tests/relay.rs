@@ -30,14 +30,28 @@ async fn relay_stores_and_every_device_pulls_it() {
     let envelope = alice.seal_to(&bob, "hello bob");
     assert_eq!(a.send(&bob.key, envelope.clone()).await.unwrap(), json!({}));
 
-    // Stored unchanged on the per-sender subject, without headers.
+    // Stored unchanged on the per-sender subject, with its message id as the only header.
     let tag = sender_tag(env.server.secrets().sender_tag_key(), &bob.key, &alice.key);
     assert_eq!(env.stored_on(&tagged_inbox_subject(&bob.key, &tag)).await, 1);
+    // A resend of the same bytes (a client retry after a lost answer, PROTOCOL.md §9.7) is
+    // answered like the first and stored once.
+    assert_eq!(a.send(&bob.key, envelope.clone()).await.unwrap(), json!({}));
+    assert_eq!(env.stored_on(&tagged_inbox_subject(&bob.key, &tag)).await, 1);
+    let msg_id = {
+        use sha2::Digest as _;
+        let mut h = sha2::Sha256::new();
+        h.update(tagged_inbox_subject(&bob.key, &tag).as_bytes());
+        h.update([0u8]);
+        h.update(&envelope);
+        h.finalize().iter().map(|b| format!("{b:02x}")).collect::<String>()
+    };
     for (conn, device) in [(&bob_phone, &phone), (&bob_laptop, &laptop)] {
         let pulled = conn.pull(device, 10, true).await;
         assert_eq!(pulled.payloads, vec![envelope.clone()], "{pulled:?}");
         assert_eq!(pulled.subjects, vec![tagged_inbox_subject(&bob.key, &tag)]);
-        assert!(pulled.headers[0].as_ref().is_none_or(|h| h.iter().next().is_none()), "no headers stored");
+        let headers = pulled.headers[0].as_ref().expect("the message id header");
+        assert_eq!(headers.iter().count(), 1, "{headers:?}");
+        assert_eq!(headers.get("Nats-Msg-Id").map(|v| v.as_str()), Some(msg_id.as_str()));
         let opened = open(&bob.signing, &pulled.payloads[0], kv_schemas::now_ms(), 30 * DAY_MS).unwrap();
         assert_eq!(opened.from, alice.key);
     }

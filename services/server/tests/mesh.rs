@@ -182,6 +182,25 @@ async fn concurrent_appends_of_one_seqno_have_one_winner() {
     assert_eq!(m.kv_keys(BUCKET_SIGCHAINS).await.len(), 2);
 }
 
+/// PROTOCOL.md §5, §9.7: a client that lost the answer resends the same link; it gets the
+/// first answer and the chain does not change. A different link at that seqno still conflicts.
+#[tokio::test]
+async fn a_resent_link_is_answered_like_the_first_and_stored_once() {
+    let m = mesh(1).await;
+    let dave = key(6);
+    let pk = PublicKey::of(&dave);
+    m.register(&dave, "dave").await.unwrap();
+    let link = build_link(&dave, 1, None, now_ms(), &Op::AddEndpoint(Endpoint::iroh_wave1(&pk)));
+    let first = m.call(svc::SIGCHAIN_APPEND, link.clone()).await.unwrap();
+    let again = m.call(svc::SIGCHAIN_APPEND, link).await.unwrap();
+    assert_eq!(first, again);
+    assert_eq!(m.kv_keys(BUCKET_SIGCHAINS).await.len(), 1);
+    let other = Op::AddClaim(Claim { service: "test".into(), account: "x".into(), proof: None });
+    let e = m.call(svc::SIGCHAIN_APPEND, build_link(&dave, 1, None, now_ms(), &other)).await.unwrap_err();
+    assert_eq!(e.code, ErrorCode::SeqnoConflict);
+    assert_eq!(m.kv_keys(BUCKET_SIGCHAINS).await.len(), 1);
+}
+
 #[tokio::test]
 async fn bad_requests_get_their_codes_and_change_nothing() {
     let m = mesh(1).await;

@@ -362,19 +362,20 @@ async fn writer(
     }
 }
 
-/// The running `up --cluster 3`.
-struct Cluster {
+/// A running `kez-server up --cluster 3` on free loopback ports; killed when dropped.
+pub struct Cluster {
     child: Child,
     data: PathBuf,
-    _dir: tempfile::TempDir,
+    log: PathBuf,
 }
 
 impl Cluster {
-    fn start(server_bin: &Path) -> Result<Cluster> {
-        let dir = tempfile::tempdir()?;
-        let data = dir.path().join("data");
+    /// Starts it with its data in `data` (kept after it stops) and waits until it is up.
+    pub fn start(server_bin: &Path, data: &Path, extra: &[&str]) -> Result<Cluster> {
+        let data = data.to_owned();
         let [http, nats, ws, mon] = super::free_ports::<4>()?;
-        let log = std::fs::File::create(dir.path().join("up.log"))?;
+        let log_path = data.with_extension("up.log");
+        let log = std::fs::File::create(&log_path)?;
         let mut child = Command::new(server_bin)
             .args(["up", "--cluster", "3", "--domain", DOMAIN])
             .arg("--data-dir")
@@ -383,6 +384,7 @@ impl Cluster {
             .args(["--nats-port", &nats.to_string(), "--ws-port", &ws.to_string()])
             .args(["--monitor-port", &mon.to_string()])
             .args(["--register-burst", "1000000", "--register-per-minute", "1000000"])
+            .args(extra)
             .env("NATS_SERVER_BIN", super::nats_server_bin()?)
             .env("RUST_LOG", "warn,kez_server=info")
             .stdin(Stdio::null())
@@ -400,16 +402,17 @@ impl Cluster {
                 }
             }
         });
-        let mut cluster = Cluster { child, data, _dir: dir };
+        let mut cluster = Cluster { child, data, log: log_path };
         if rx.recv_timeout(PATIENCE).is_err() {
-            let log = std::fs::read_to_string(cluster._dir.path().join("up.log")).unwrap_or_default();
+            let log = std::fs::read_to_string(&cluster.log).unwrap_or_default();
             cluster.kill();
             bail!("`kez-server up --cluster 3` did not come up; its log:\n{log}");
         }
         Ok(cluster)
     }
 
-    fn state(&self) -> Result<serde_json::Value> {
+    /// `<data>/cluster.json`: what runs where.
+    pub fn state(&self) -> Result<serde_json::Value> {
         let text = std::fs::read_to_string(self.data.join("cluster.json")).context("reading cluster.json")?;
         Ok(serde_json::from_str(&text)?)
     }
@@ -427,8 +430,20 @@ impl Cluster {
         let _ = self.child.wait();
     }
 
-    /// SIGTERM, as an operator stops it.
-    fn stop(mut self) {
+    /// The client URLs of its nats-servers.
+    pub fn nats_urls(&self) -> Result<Vec<String>> {
+        let state = self.state()?;
+        Ok(state["nats_urls"].as_array().into_iter().flatten().filter_map(|u| u.as_str().map(str::to_owned)).collect())
+    }
+
+    /// Connects as the ops user (everything in account APP).
+    pub async fn connect_ops(&self) -> Result<async_nats::Client> {
+        let (secrets, _) = Secrets::load_or_create(&self.data)?;
+        Ok(async_nats::ConnectOptions::with_nkey(secrets.ops().seed()?).connect(self.nats_urls()?).await?)
+    }
+
+    /// SIGTERM, as an operator stops it; waits until it exited.
+    pub fn stop(mut self) {
         let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -525,14 +540,13 @@ fn unavailability(acks: &[(Instant, Kind)], from: Instant, to: Instant) -> BTree
 /// Runs the whole scenario against `server_bin` (a `kez-server` binary).
 pub async fn run(server_bin: &Path, profile: &Profile) -> Result<Report> {
     let started = Instant::now();
-    let cluster = Cluster::start(server_bin)?;
+    let dir = tempfile::tempdir()?;
+    let cluster = Cluster::start(server_bin, &dir.path().join("data"), &[])?;
     let state = cluster.state()?;
-    let nats_urls: Vec<String> =
-        state["nats_urls"].as_array().into_iter().flatten().filter_map(|u| u.as_str().map(str::to_owned)).collect();
+    let nats_urls = cluster.nats_urls()?;
     let base = state["gateway_url"].as_str().unwrap_or_default().to_owned();
     let replicas = state["replicas"].as_u64().unwrap_or(3) as usize;
-    let (secrets, _) = Secrets::load_or_create(&cluster.data)?;
-    let ops = async_nats::ConnectOptions::with_nkey(secrets.ops().seed()?).connect(nats_urls.clone()).await?;
+    let ops = cluster.connect_ops().await?;
     let js = jetstream::new(ops.clone());
     let inbox_js = jetstream::with_prefix(ops.clone(), kez_service_kit::natsconf::INBOX_JS_API_PREFIX);
 
