@@ -14,6 +14,7 @@ use x25519_dalek::StaticSecret;
 use crate::encoding::{b64_decode_fixed, b64_encode};
 use crate::error::{ErrorCode, KezError, err};
 use crate::files::{Entry, parse_entry};
+use crate::group::GroupMessage;
 use crate::jcs::{Fields, canonicalize, parse_canonical};
 use crate::keys::{PublicKey, x25519_secret};
 use crate::sig::{Purpose, sign_object, verify_object};
@@ -50,6 +51,8 @@ pub enum Body {
         /// The original content (never itself a `Sent`).
         body: Box<Body>,
     },
+    /// A message to a group, or a change notice (PROTOCOL.md §6.2).
+    Group(GroupMessage),
 }
 
 impl Body {
@@ -59,6 +62,7 @@ impl Body {
             Body::Text(_) => "text",
             Body::FileShare { .. } => "file_share",
             Body::Sent { .. } => "sent",
+            Body::Group(_) => "group",
         }
     }
 
@@ -70,6 +74,7 @@ impl Body {
             Body::Sent { peer, id, body } => {
                 json!({ "peer": peer.to_string(), "id": id, "kind": body.kind(), "body": body.to_value() })
             }
+            Body::Group(g) => g.to_value(),
         }
     }
 
@@ -100,12 +105,13 @@ impl Body {
                 let id = f.str("id")?;
                 b64_decode_fixed::<16>(id, "id")?;
                 let kind = f.str("kind")?;
-                if kind == "sent" {
-                    return Err(err(ErrorCode::InvalidRequest, "a sent copy cannot contain another sent copy"));
+                if kind == "sent" || kind == "group" {
+                    return Err(err(ErrorCode::InvalidRequest, "a sent copy holds a direct text or file offer"));
                 }
                 let inner = Body::parse(kind, f.object("body")?)?;
                 Ok(Body::Sent { peer, id: id.into(), body: Box::new(inner) })
             }
+            "group" => Ok(Body::Group(GroupMessage::parse(body)?)),
             other => Err(err(ErrorCode::InvalidRequest, format!("unknown message kind {other:?}"))),
         }
     }

@@ -9,6 +9,7 @@ pub mod encoding;
 pub mod envelope;
 pub mod error;
 pub mod files;
+pub mod group;
 pub mod handle;
 pub mod jcs;
 pub mod keys;

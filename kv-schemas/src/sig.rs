@@ -20,6 +20,8 @@ pub enum Purpose {
     Manifest,
     /// The inner part of a chat envelope.
     Msg,
+    /// A group log link (PROTOCOL.md §6.2).
+    GroupLink,
 }
 
 impl Purpose {
@@ -30,6 +32,7 @@ impl Purpose {
             Purpose::SigchainLink => "sigchain.link",
             Purpose::Manifest => "manifest",
             Purpose::Msg => "msg",
+            Purpose::GroupLink => "group.link",
         }
     }
 
@@ -40,6 +43,7 @@ impl Purpose {
             Purpose::SigchainLink => "kez.sigchain.link",
             Purpose::Manifest => "kez.manifest",
             Purpose::Msg => "kez.msg",
+            Purpose::GroupLink => "kez.group.link",
         }
     }
 }

@@ -50,6 +50,7 @@ const FILES: &[&str] = &[
     "manifests.json",
     "safety.json",
     "iroh_endpoints.json",
+    "groups.json", // generated and checked by tests/group_vectors.rs
 ];
 
 const ALICE: [u8; 32] = [1; 32];
