@@ -365,7 +365,13 @@ impl GroupState {
         if !members.iter().any(|m| m.key == link.signer && m.role == Role::Admin) {
             return Err(change("create: the creator must be listed as an admin"));
         }
-        Ok(Self { group: link.group, seqno: 1, head: link.link_id.clone(), name: name.clone(), members: members.clone() })
+        Ok(Self {
+            group: link.group,
+            seqno: 1,
+            head: link.link_id.clone(),
+            name: name.clone(),
+            members: members.clone(),
+        })
     }
 
     /// The JSON object whose JCS form is hashed.
@@ -461,6 +467,9 @@ impl GroupState {
             }
             GroupOp::Rename { name } => {
                 need_admin()?;
+                if name == &self.name {
+                    return Err(change("the group already has this name"));
+                }
                 next.name = name.clone();
             }
         }
@@ -474,12 +483,6 @@ impl GroupState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupLog {
     links: Vec<GroupLink>,
-}
-
-/// One state reachable in a [`GroupLog`], with the links that apply to it.
-struct Node {
-    state: GroupState,
-    children: Vec<usize>,
 }
 
 impl GroupLog {
@@ -524,8 +527,8 @@ impl GroupLog {
         Ok(true)
     }
 
-    /// Every state reachable from the root, by hash.
-    fn tree(&self) -> HashMap<String, Node> {
+    /// Every state reachable from the root, by hash, with the indices of the links that apply to it.
+    fn tree(&self) -> HashMap<String, Vec<usize>> {
         let mut by_prev: HashMap<&str, Vec<usize>> = HashMap::new();
         for (i, l) in self.links.iter().enumerate().skip(1) {
             if let Some(p) = &l.prev {
@@ -544,7 +547,7 @@ impl GroupLog {
                     todo.push(next);
                 }
             }
-            out.insert(hash, Node { state, children });
+            out.insert(hash, children);
         }
         out
     }
@@ -557,7 +560,7 @@ impl GroupLog {
             candidates.iter().any(|&j| j != i && matches!(self.links[j].op, GroupOp::Remove { key } if key == signer))
         };
         let kept: Vec<usize> = candidates.iter().copied().filter(|&i| !removed_by_sibling(i)).collect();
-        let pool = if kept.is_empty() { candidates } else { &kept };
+        let pool = if kept.is_empty() { candidates } else { &kept[..] };
         pool.iter().copied().min_by(|&a, &b| self.links[a].link_id.cmp(&self.links[b].link_id))
     }
 
@@ -569,7 +572,7 @@ impl GroupLog {
         let Ok(mut state) = GroupState::genesis(&self.links[0]) else { return (links, states) };
         loop {
             let hash = state.hash();
-            let next = tree.get(&hash).and_then(|n| self.winner(&n.children));
+            let next = tree.get(&hash).and_then(|children| self.winner(children));
             states.push(state);
             let Some(i) = next else { break };
             let Some(last) = states.last() else { break };
@@ -802,10 +805,14 @@ mod tests {
         assert_eq!(x.lost().len(), 1);
         // A removal beats a concurrent change by the removed admin, whatever the ids.
         let rm = next(1, &s2, GroupOp::Remove { key: pk(2) });
-        x.insert(rm.clone()).unwrap();
-        y.insert(rm.clone()).unwrap();
-        assert_eq!(x.current().head, rm.link_id);
-        assert_eq!(y.current(), x.current());
+        for order in [[&b, &rm], [&rm, &b]] {
+            let mut z = GroupLog::new(x.root().clone()).unwrap();
+            z.insert(promote.clone()).unwrap();
+            for l in order {
+                z.insert(l.clone()).unwrap();
+            }
+            assert_eq!(z.current().head, rm.link_id);
+        }
     }
 
     #[test]

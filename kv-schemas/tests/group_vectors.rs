@@ -71,6 +71,11 @@ fn raw_link(signer_seed: u8, m: Value) -> Vec<u8> {
     canonicalize(&Value::Object(out))
 }
 
+/// A create body with alice alone, as admin.
+fn solo_body() -> Value {
+    json!({"name": "x", "members": [{"key": pk(ALICE).to_string(), "role": "admin"}]})
+}
+
 fn link_map(by: u8, seqno: u64, prev: Option<&str>, op: &str, body: Value) -> Value {
     json!({"type": "kez.group.link", "v": 1, "group": GID.to_string(), "seqno": seqno, "prev": prev,
            "signer": pk(by).to_string(), "ctime": NOW + seqno, "op": op, "body": body})
@@ -146,18 +151,42 @@ fn gen_invalid_logs() -> Vec<Value> {
     let with = |l: Vec<u8>| vec![c.clone(), l];
     cases.push(("add_by_non_admin", with(on(BOB, &s1, NOW, GroupOp::Add { key: pk(DAVE) })), "not_group_admin"));
     cases.push(("remove_by_non_admin", with(on(CAROL, &s1, NOW, GroupOp::Remove { key: pk(BOB) })), "not_group_admin"));
-    cases.push(("rename_by_non_admin", with(on(BOB, &s1, NOW, GroupOp::Rename { name: "mine".into() })), "not_group_admin"));
+    cases.push((
+        "rename_by_non_admin",
+        with(on(BOB, &s1, NOW, GroupOp::Rename { name: "mine".into() })),
+        "not_group_admin",
+    ));
     cases.push((
         "forged_signer",
         with(raw_link(CAROL, link_map(ALICE, 2, Some(&h1), "add", json!({"key": pk(DAVE).to_string()})))),
         "bad_signature",
     ));
-    cases.push(("wrong_prev", with(raw_link(ALICE, link_map(ALICE, 2, Some(&"ab".repeat(32)), "add", json!({"key": pk(DAVE).to_string()})))), "prev_mismatch"));
-    cases.push(("wrong_seqno", with(raw_link(ALICE, link_map(ALICE, 3, Some(&h1), "add", json!({"key": pk(DAVE).to_string()})))), "seqno_conflict"));
-    cases.push(("add_existing_member", with(on(ALICE, &s1, NOW, GroupOp::Add { key: pk(BOB) })), "invalid_group_change"));
-    cases.push(("remove_non_member", with(on(ALICE, &s1, NOW, GroupOp::Remove { key: pk(DAVE) })), "invalid_group_change"));
+    cases.push((
+        "wrong_prev",
+        with(raw_link(ALICE, link_map(ALICE, 2, Some(&"ab".repeat(32)), "add", json!({"key": pk(DAVE).to_string()})))),
+        "prev_mismatch",
+    ));
+    cases.push((
+        "wrong_seqno",
+        with(raw_link(ALICE, link_map(ALICE, 3, Some(&h1), "add", json!({"key": pk(DAVE).to_string()})))),
+        "seqno_conflict",
+    ));
+    cases.push((
+        "add_existing_member",
+        with(on(ALICE, &s1, NOW, GroupOp::Add { key: pk(BOB) })),
+        "invalid_group_change",
+    ));
+    cases.push((
+        "remove_non_member",
+        with(on(ALICE, &s1, NOW, GroupOp::Remove { key: pk(DAVE) })),
+        "invalid_group_change",
+    ));
     cases.push(("remove_self", with(on(ALICE, &s1, NOW, GroupOp::Remove { key: pk(ALICE) })), "invalid_group_change"));
-    cases.push(("promote_admin", with(on(ALICE, &s1, NOW, GroupOp::Promote { key: pk(ALICE) })), "invalid_group_change"));
+    cases.push((
+        "promote_admin",
+        with(on(ALICE, &s1, NOW, GroupOp::Promote { key: pk(ALICE) })),
+        "invalid_group_change",
+    ));
     cases.push(("last_admin_leaves_others_stay", with(on(ALICE, &s1, NOW, GroupOp::Leave)), "invalid_group_change"));
     cases.push(("leave_by_non_member", with(on(DAVE, &s1, NOW, GroupOp::Leave)), "not_group_member"));
     cases.push((
@@ -165,10 +194,32 @@ fn gen_invalid_logs() -> Vec<Value> {
         with(build_group_link(&sk(ALICE), &OTHER_GID, 2, Some(&h1), NOW, &GroupOp::Add { key: pk(DAVE) })),
         "invalid_group_change",
     ));
-    cases.push(("second_create", with(raw_link(ALICE, link_map(ALICE, 2, Some(&h1), "create", json!({"name": "x", "members": [{"key": pk(ALICE).to_string(), "role": "admin"}]})))), "invalid_group_change"));
-    cases.push(("unknown_op", with(raw_link(ALICE, link_map(ALICE, 2, Some(&h1), "ban", json!({"key": pk(BOB).to_string()})))), "invalid_group_change"));
-    cases.push(("extra_body_field", with(raw_link(ALICE, link_map(ALICE, 2, Some(&h1), "add", json!({"key": pk(DAVE).to_string(), "role": "admin"})))), "invalid_request"));
-    cases.push(("bad_member_key", with(raw_link(ALICE, link_map(ALICE, 2, Some(&h1), "add", json!({"key": format!("ed25519:{}", "00".repeat(32))})))), "invalid_key"));
+    cases.push((
+        "second_create",
+        with(raw_link(ALICE, link_map(ALICE, 2, Some(&h1), "create", solo_body()))),
+        "invalid_group_change",
+    ));
+    cases.push((
+        "unknown_op",
+        with(raw_link(ALICE, link_map(ALICE, 2, Some(&h1), "ban", json!({"key": pk(BOB).to_string()})))),
+        "invalid_group_change",
+    ));
+    cases.push((
+        "extra_body_field",
+        with(raw_link(
+            ALICE,
+            link_map(ALICE, 2, Some(&h1), "add", json!({"key": pk(DAVE).to_string(), "role": "admin"})),
+        )),
+        "invalid_request",
+    ));
+    cases.push((
+        "bad_member_key",
+        with(raw_link(
+            ALICE,
+            link_map(ALICE, 2, Some(&h1), "add", json!({"key": format!("ed25519:{}", "00".repeat(32))})),
+        )),
+        "invalid_key",
+    ));
     let mut extra = link_map(ALICE, 2, Some(&h1), "leave", json!({}));
     extra["x"] = json!(1);
     cases.push(("extra_link_field", with(raw_link(ALICE, extra)), "invalid_request"));
@@ -178,17 +229,55 @@ fn gen_invalid_logs() -> Vec<Value> {
     let good = on(ALICE, &s1, NOW, GroupOp::Rename { name: "ok".into() });
     let mut spaced = text(&good).replacen(",", ", ", 1).into_bytes();
     cases.push(("not_canonical", with(std::mem::take(&mut spaced)), "not_canonical"));
-    cases.push(("name_too_long", with(raw_link(ALICE, link_map(ALICE, 2, Some(&h1), "rename", json!({"name": "n".repeat(65)})))), "invalid_group_change"));
-    cases.push(("name_control_char", with(raw_link(ALICE, link_map(ALICE, 2, Some(&h1), "rename", json!({"name": "a\u{7}b"})))), "invalid_group_change"));
+    cases.push((
+        "rename_to_same_name",
+        with(on(ALICE, &s1, NOW, GroupOp::Rename { name: "friends".into() })),
+        "invalid_group_change",
+    ));
+    cases.push((
+        "name_too_long",
+        with(raw_link(ALICE, link_map(ALICE, 2, Some(&h1), "rename", json!({"name": "n".repeat(65)})))),
+        "invalid_group_change",
+    ));
+    cases.push((
+        "name_control_char",
+        with(raw_link(ALICE, link_map(ALICE, 2, Some(&h1), "rename", json!({"name": "a\u{7}b"})))),
+        "invalid_group_change",
+    ));
     // Link 0 itself.
-    let no_admin = raw_link(ALICE, link_map(ALICE, 1, None, "create", json!({"name": "x", "members": [{"key": pk(ALICE).to_string(), "role": "member"}]})));
+    let no_admin = raw_link(
+        ALICE,
+        link_map(
+            ALICE,
+            1,
+            None,
+            "create",
+            json!({"name": "x", "members": [{"key": pk(ALICE).to_string(), "role": "member"}]}),
+        ),
+    );
     cases.push(("create_creator_not_admin", vec![no_admin], "invalid_group_change"));
-    let mut unsorted: Vec<Value> = members(ALICE, &[BOB, CAROL]).iter().map(|m| json!({"key": m.key.to_string(), "role": m.role.as_str()})).collect();
+    let mut unsorted: Vec<Value> = members(ALICE, &[BOB, CAROL])
+        .iter()
+        .map(|m| json!({"key": m.key.to_string(), "role": m.role.as_str()}))
+        .collect();
     unsorted.reverse();
-    cases.push(("create_members_unsorted", vec![raw_link(ALICE, link_map(ALICE, 1, None, "create", json!({"name": "x", "members": unsorted})))], "invalid_group_change"));
-    let dup = json!([{"key": pk(ALICE).to_string(), "role": "admin"}, {"key": pk(ALICE).to_string(), "role": "member"}]);
-    cases.push(("create_duplicate_member", vec![raw_link(ALICE, link_map(ALICE, 1, None, "create", json!({"name": "x", "members": dup})))], "invalid_group_change"));
-    cases.push(("create_with_prev", vec![raw_link(ALICE, link_map(ALICE, 1, Some(&h1), "create", json!({"name": "x", "members": [{"key": pk(ALICE).to_string(), "role": "admin"}]})))], "invalid_group_change"));
+    cases.push((
+        "create_members_unsorted",
+        vec![raw_link(ALICE, link_map(ALICE, 1, None, "create", json!({"name": "x", "members": unsorted})))],
+        "invalid_group_change",
+    ));
+    let dup =
+        json!([{"key": pk(ALICE).to_string(), "role": "admin"}, {"key": pk(ALICE).to_string(), "role": "member"}]);
+    cases.push((
+        "create_duplicate_member",
+        vec![raw_link(ALICE, link_map(ALICE, 1, None, "create", json!({"name": "x", "members": dup})))],
+        "invalid_group_change",
+    ));
+    cases.push((
+        "create_with_prev",
+        vec![raw_link(ALICE, link_map(ALICE, 1, Some(&h1), "create", solo_body()))],
+        "invalid_group_change",
+    ));
     // 101 members at create; 100 then one more added.
     let many: Vec<u8> = (10u8..=110).collect();
     let big = |n: usize| {
@@ -197,9 +286,11 @@ fn gen_invalid_logs() -> Vec<Value> {
         m.sort_by_key(|m| m.key);
         m
     };
-    let c101 = build_group_link(&sk(ALICE), &GID, 1, None, NOW, &GroupOp::Create { name: "big".into(), members: big(100) });
+    let c101 =
+        build_group_link(&sk(ALICE), &GID, 1, None, NOW, &GroupOp::Create { name: "big".into(), members: big(100) });
     cases.push(("create_101_members", vec![c101], "group_full"));
-    let c100 = build_group_link(&sk(ALICE), &GID, 1, None, NOW, &GroupOp::Create { name: "big".into(), members: big(99) });
+    let c100 =
+        build_group_link(&sk(ALICE), &GID, 1, None, NOW, &GroupOp::Create { name: "big".into(), members: big(99) });
     let s100 = GroupState::genesis(&parsed(&c100)).unwrap();
     assert_eq!(s100.members.len(), 100);
     let add101 = on(ALICE, &s100, NOW, GroupOp::Add { key: pk(DAVE) });
@@ -231,12 +322,29 @@ fn gen_forks() -> Vec<Value> {
     let s3a = s2.apply(&parsed(&a_add)).unwrap();
     let a_rename = on(ALICE, &s3a, NOW + 4, GroupOp::Rename { name: "renamed".into() });
     // A link whose parent nobody has (kept, not applied).
-    let orphan = raw_link(ALICE, link_map(ALICE, 5, Some(&"cd".repeat(32)), "add", json!({"key": pk(DAVE).to_string()})));
+    let orphan =
+        raw_link(ALICE, link_map(ALICE, 5, Some(&"cd".repeat(32)), "add", json!({"key": pk(DAVE).to_string()})));
     let cases: Vec<(&str, Vec<Vec<u8>>, &str)> = vec![
-        ("two_admins_add", vec![c.clone(), p.clone(), a_add.clone(), b_add.clone()], "both add at the same state: the smaller link id wins"),
-        ("removal_beats_removed_admin", vec![c.clone(), p.clone(), a_rm.clone(), b_add.clone()], "alice removes bob while bob adds erin: the removal wins whatever the ids"),
-        ("mutual_removal", vec![c.clone(), p.clone(), a_rm, b_rm], "each removes the other: both are dropped by rule 1, so rule 2 decides"),
-        ("branch_with_descendant", vec![c.clone(), p.clone(), a_add, a_rename, b_add.clone()], "alice's add already has a child when bob's add arrives"),
+        (
+            "two_admins_add",
+            vec![c.clone(), p.clone(), a_add.clone(), b_add.clone()],
+            "both add at the same state: the smaller link id wins",
+        ),
+        (
+            "removal_beats_removed_admin",
+            vec![c.clone(), p.clone(), a_rm.clone(), b_add.clone()],
+            "alice removes bob while bob adds erin: the removal wins whatever the ids",
+        ),
+        (
+            "mutual_removal",
+            vec![c.clone(), p.clone(), a_rm, b_rm],
+            "each removes the other: both are dropped by rule 1, so rule 2 decides",
+        ),
+        (
+            "branch_with_descendant",
+            vec![c.clone(), p.clone(), a_add, a_rename, b_add.clone()],
+            "alice's add already has a child when bob's add arrives",
+        ),
         ("orphan_is_ignored", vec![c, p, b_add, orphan], "a link whose parent state is unknown changes nothing"),
     ];
     cases
@@ -270,7 +378,7 @@ fn gen_forks() -> Vec<Value> {
 
 fn gen_messages(life: &[Vec<u8>]) -> (Vec<Value>, Vec<Value>) {
     let links: Vec<Value> = life[..3].iter().map(|b| serde_json::from_slice(b).unwrap()).collect();
-    let states = replay(&life[..3].to_vec()).unwrap();
+    let states = replay(&life[..3]).unwrap();
     let head = states.last().unwrap().hash();
     let good = json!({"group": GID.to_string(), "state": head, "links": links, "text": "hello group"});
     let mut valid = vec![

@@ -12,7 +12,7 @@ import { b64uDecode, b64uEncode, bytesEqual, concatBytes, utf8 } from './encodin
 import { isValidPublicKey } from './keys';
 import { jcsBytes, obj, omit, type JsonObject, type JsonValue } from './jcs';
 
-export const PURPOSES = ['register', 'sigchain.link', 'manifest', 'msg'] as const;
+export const PURPOSES = ['register', 'sigchain.link', 'manifest', 'msg', 'group.link'] as const;
 export type Purpose = (typeof PURPOSES)[number];
 
 const Point = ed25519.Point;

@@ -44,6 +44,18 @@ import {
 import { entriesForMe, verifyManifest } from '../manifest';
 import { fingerprint, fingerprintBytes, safetyNumber } from '../safety';
 import { isSignableNonce, signNonce } from '../nonce';
+import {
+  applyGroupLink,
+  genesis as groupGenesis,
+  GroupLog,
+  parseGroupLinkBytes,
+  parseGroupMessage,
+  receiveGroupMessage,
+  stateHash as groupStateHash,
+  stateJson as groupStateJson,
+  type GroupLink,
+  type GroupState,
+} from '../groups';
 
 type Case = JsonObject;
 
@@ -522,6 +534,83 @@ function irohEndpointsJson(v: JsonValue): void {
   r.done();
 }
 
+function groupsJson(v: JsonValue): void {
+  const r = new Report('groups.json');
+  const parseAll = (links: string[]): GroupLink[] => links.map((b) => parseGroupLinkBytes(utf8(b)));
+  const logOf = (links: GroupLink[]): GroupLog | null => {
+    if (!links.length) return null;
+    const log = new GroupLog(links[0]!);
+    for (const l of links.slice(1)) log.insert(l);
+    return log;
+  };
+  for (const c of arr(v, 'logs')) {
+    r.check(`logs/${c.name}`, () => {
+      let s: GroupState | null = null;
+      for (const [i, l] of (c.links as Case[]).entries()) {
+        const link = parseGroupLinkBytes(utf8(str(l, 'bytes')));
+        eq(link.linkId, l.link_id, `link ${i} link_id`);
+        s = s === null ? groupGenesis(link) : applyGroupLink(s, link);
+        eq(groupStateHash(s), l.state_hash, `link ${i} state_hash`);
+      }
+      eq(groupStateJson(s!), c.state, 'state');
+      eq(groupStateHash(s!), c.state_hash, 'state_hash');
+      eq(groupStateJson(logOf(parseAll((c.links as Case[]).map((l) => str(l, 'bytes'))))!.current()), c.state, 'state as a tree');
+    });
+  }
+  for (const c of arr(v, 'invalid_logs')) {
+    r.check(`invalid_logs/${c.name}`, () => {
+      const links = c.links as string[];
+      const failsAt = num(c, 'fails_at');
+      let s: GroupState | null = null;
+      for (let i = 0; i < failsAt; i++) {
+        const l = parseGroupLinkBytes(utf8(links[i]!));
+        s = s === null ? groupGenesis(l) : applyGroupLink(s, l);
+      }
+      expectCode(() => {
+        const l = parseGroupLinkBytes(utf8(links[failsAt]!));
+        return s === null ? groupGenesis(l) : applyGroupLink(s, l);
+      }, str(c, 'error'));
+    });
+  }
+  for (const c of arr(v, 'forks')) {
+    r.check(`forks/${c.name}`, () => {
+      const links = parseAll(c.links as string[]);
+      for (const order of c.orders as number[][]) {
+        const log = logOf(order.map((i) => links[i]!))!;
+        eq(log.canonical().links.map((l) => l.linkId), c.canonical, `canonical, order ${order}`);
+        eq(groupStateJson(log.current()), c.state, `state, order ${order}`);
+        eq(groupStateHash(log.current()), c.state_hash, `state_hash, order ${order}`);
+        eq(log.lost().map((l) => l.linkId).sort(), c.lost, `lost, order ${order}`);
+      }
+    });
+  }
+  for (const c of arr(v, 'messages')) {
+    r.check(`messages/${c.name}`, () => {
+      const m = parseGroupMessage(c.body!);
+      eq(m.links.map((l) => l.obj), (c.body as Case).links, 'links');
+    });
+  }
+  for (const c of arr(v, 'invalid_messages')) {
+    r.check(`invalid_messages/${c.name}`, () => expectCode(() => parseGroupMessage(c.body!), str(c, 'error')));
+  }
+  for (const c of arr(v, 'verdicts')) {
+    r.check(`verdicts/${c.name}`, () => {
+      const run = () => {
+        const log = logOf(parseAll(c.known as string[]));
+        return receiveGroupMessage(log, parseGroupMessage(c.body!), str(c, 'from'), str(c, 'reader'));
+      };
+      if (typeof c.error === 'string') {
+        expectCode(run, c.error);
+      } else {
+        const out = run();
+        eq(out.verdict, c.verdict, 'verdict');
+        eq(groupStateHash(out.log.current()), c.state_hash, 'state_hash');
+      }
+    });
+  }
+  r.done();
+}
+
 export const handlers: Record<string, (v: JsonValue) => void> = {
   'keys.json': keysJson,
   'nonces.json': noncesJson,
@@ -536,4 +625,5 @@ export const handlers: Record<string, (v: JsonValue) => void> = {
   'manifests.json': manifestsJson,
   'safety.json': safetyJson,
   'iroh_endpoints.json': irohEndpointsJson,
+  'groups.json': groupsJson,
 };
