@@ -23,6 +23,8 @@ Getting started:
   kez-chat add @chris                look up, verify and pin a contact
   kez-chat send @chris \"hello\"       send an end-to-end encrypted message
   kez-chat listen                    show incoming messages as they arrive
+  kez-chat group create friends @chris @dana   an end-to-end encrypted group
+  kez-chat send '#friends' \"hi all\"  write to it
 
 Non-interactive use (scripts, tests):
   --passphrase-env VAR   read the passphrase from the environment variable VAR
@@ -42,7 +44,8 @@ Exit codes: 0 ok, 1 other error, 2 usage, 3 server or broker unreachable,
 4 not found, 5 a contact's key changed, 6 verification failed, 7 not registered,
 8 wrong passphrase, 9 timed out, 10 handle taken or reserved, 11 refused for
 now (recipient's inbox or server store full, sending too fast, 16 devices),
-12 this device was removed from the account.
+12 this device was removed from the account, 13 a group change or message
+you may not make (not an admin, not a member, group full).
 
 Environment: KEZ_HOME (data folder, default $XDG_DATA_HOME/kez-chat or
 ~/.local/share/kez-chat), KEZ_SERVER (home server URL).";
@@ -163,6 +166,17 @@ enum Command {
     ///
     /// Example: kez-chat history @chris --limit 20
     History(cmd::chat::HistoryArgs),
+    /// Groups: create one, add, remove and promote members, rename, leave, list, show.
+    ///
+    /// A group lives only on its members' devices: the server stores nothing about it and
+    /// sees only that you send one envelope to each member. Write to a group with
+    /// `send '#name' "text"`, read with `listen` and `history '#name'`. Without a
+    /// subcommand: `list`.
+    ///
+    /// Example: kez-chat group create friends @bob @carol
+    /// Example: kez-chat send '#friends' "hello all"
+    /// Example: kez-chat group remove '#friends' @carol
+    Group(cmd::groups::GroupArgs),
     /// List, rename and remove the devices of your account.
     ///
     /// Each data folder (this one, a restored laptop, a browser) is a device with its own
@@ -274,6 +288,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(a) => cmd::files::serve(&mut ctx, a).await,
         Command::History(a) => cmd::chat::history(&mut ctx, a).await,
         Command::Devices(a) => cmd::devices::devices(&mut ctx, a).await,
+        Command::Group(a) => cmd::groups::group(&mut ctx, a).await,
         Command::Block(a) => cmd::devices::block(&mut ctx, a).await,
         Command::Unblock(a) => cmd::devices::unblock(&mut ctx, a).await,
     }

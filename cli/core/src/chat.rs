@@ -21,11 +21,13 @@
 //! The caller acknowledges only after this returns, i.e. after the flush.
 
 use kv_schemas::envelope::{self, Body};
+use kv_schemas::group::GroupId;
 use kv_schemas::{ErrorCode, Handle, KezError, PublicKey, now_ms, safety};
 use serde::Serialize;
 
 use crate::contacts::Contact;
 use crate::error::{ClientError, Result};
+use crate::groups::{self, GroupStore, GroupUpdate};
 use crate::identity::Identity;
 use crate::store::{Filed, Insert, Store, StoredMessage};
 
@@ -72,8 +74,8 @@ pub fn seal_text(me: &Identity, to: &Contact, text: &str) -> Result<Outgoing> {
 
 /// Seals `body` (a text or a file offer) from `me` for `to`, with a fresh id.
 pub fn seal(me: &Identity, to: &PublicKey, body: Body) -> Result<Outgoing> {
-    if matches!(body, Body::Sent { .. }) {
-        return Err(ClientError::Usage("a sent copy is made with seal_sent_copy".into()));
+    if matches!(body, Body::Sent { .. } | Body::Group(_)) {
+        return Err(ClientError::Usage("sent copies and group messages have their own sealing functions".into()));
     }
     let id: [u8; 16] = kv_schemas::random_bytes();
     let ts = now_ms();
@@ -92,6 +94,8 @@ pub fn seal(me: &Identity, to: &PublicKey, body: Body) -> Result<Outgoing> {
             kind,
             body: value,
             stream_seq: None,
+            group: None,
+            flag: None,
         },
         body,
     })
@@ -158,6 +162,30 @@ pub enum Received {
     },
     /// Stored before (a redelivery after a crash): acknowledge, do not show.
     Redelivered,
+    /// A group message (PROTOCOL.md §6.2), stored in the group's history.
+    Group {
+        /// The stored record (`group` set; `flag` set when it is not the group's).
+        message: StoredMessage,
+        /// The group's current name.
+        name: String,
+        /// Who sent it.
+        sender: Sender,
+        /// `not_group_member` / `unknown_group_state`: show as flagged, never as the group's.
+        flag: Option<ErrorCode>,
+        /// What the carried links changed.
+        update: GroupUpdate,
+    },
+    /// A group change notice (a group message without text).
+    GroupChange {
+        /// The group.
+        group: GroupId,
+        /// Its current name.
+        name: String,
+        /// What changed.
+        update: GroupUpdate,
+        /// Set when the notice came from a non-member or under an unknown state.
+        flag: Option<ErrorCode>,
+    },
     /// Failed a check: report, then terminate at the broker.
     Rejected {
         /// The stable reason code (`decrypt_failed`, `wrong_recipient`, `bad_signature`, `replayed`, …).
@@ -175,14 +203,28 @@ fn rejected(e: KezError) -> Received {
     Received::Rejected { code: e.code, reason: e.message }
 }
 
-/// Processes one envelope from the own inbox (see the module docs).
-/// `stream_seq` is the broker's sequence of this delivery; `window_ms` the inbox retention.
-pub fn receive(store: &Store, me: &Identity, payload: &[u8], stream_seq: u64, window_ms: u64) -> Result<Received> {
+/// Processes one envelope from the own inbox (see the module docs); group messages go to
+/// [`groups::receive`]. `stream_seq` is the broker's sequence of this delivery; `window_ms`
+/// the inbox retention.
+pub fn receive(
+    store: &Store,
+    groups: &GroupStore,
+    me: &Identity,
+    payload: &[u8],
+    stream_seq: u64,
+    window_ms: u64,
+) -> Result<Received> {
     let now = now_ms();
     let opened = match envelope::open(me.signing_key(), payload, now, window_ms) {
         Ok(o) => o,
         Err(e) => return Ok(rejected(e)),
     };
+    if let Body::Group(msg) = &opened.body {
+        if store.is_blocked(&opened.from)? {
+            return Ok(Received::Dropped { from: opened.from });
+        }
+        return groups::receive(store, groups, me, &opened, msg, stream_seq);
+    }
     if let Body::Sent { peer, id, body } = &opened.body {
         // `open` accepted it, so it comes from the own key (PROTOCOL.md §6 step 8).
         let (kind, value) = body_value(body);
@@ -196,6 +238,8 @@ pub fn receive(store: &Store, me: &Identity, payload: &[u8], stream_seq: u64, wi
             kind,
             body: value,
             stream_seq: Some(stream_seq),
+            group: None,
+            flag: None,
         };
         return Ok(match store.file_sent_copy(&record, &opened.id, stream_seq)? {
             Filed::Stored => Received::Filed { message: record },
@@ -220,6 +264,8 @@ pub fn receive(store: &Store, me: &Identity, payload: &[u8], stream_seq: u64, wi
         kind,
         body,
         stream_seq: Some(stream_seq),
+        group: None,
+        flag: None,
     };
     match store.insert_message(&record)? {
         Insert::Stored => {}
@@ -257,6 +303,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(dir.path()).unwrap();
         (dir, s)
+    }
+
+    fn receive(store: &Store, me: &Identity, payload: &[u8], seq: u64, window: u64) -> Result<Received> {
+        let dir = tempfile::tempdir().unwrap();
+        super::receive(store, &GroupStore::new(&crate::config::Paths::at(dir.path())), me, payload, seq, window)
     }
 
     #[test]

@@ -91,6 +91,13 @@ pub enum ClientError {
     /// A received message failed one of the checks of PROTOCOL.md §6.
     #[error("message failed to verify ({}): {}", .0.code, .0.message)]
     VerifyFailed(KezError),
+    /// A group change or message this user may not make (PROTOCOL.md §6.2: not an admin,
+    /// not a member, the change breaks a rule, the group is full).
+    #[error("group: {}: {}", .0.code, .0.message)]
+    Group(KezError),
+    /// No group by that name or id on this device.
+    #[error("no group {0} on this device (see `kez-chat group list`)")]
+    NoGroup(String),
     /// No account in the data folder.
     #[error("no kez-chat account in {home} (run `kez-chat register <handle>` or `kez-chat restore`)")]
     NoAccount {
@@ -289,7 +296,8 @@ impl ClientError {
             }
             ServerUnreachable { .. } | BrokerUnreachable { .. } => 3,
             Refused(e) if e.code == ErrorCode::Unavailable => 3,
-            HandleNotFound { .. } | NotAContact(_) | NoInbox(_) => 4,
+            HandleNotFound { .. } | NotAContact(_) | NoInbox(_) | NoGroup(_) => 4,
+            Group(_) => 13,
             Refused(e) if matches!(e.code, ErrorCode::KeyNotFound | ErrorCode::DeviceNotFound) => 4,
             Refused(e) if e.code == ErrorCode::InvalidRequest => 2,
             Refused(e)
@@ -327,6 +335,8 @@ impl ClientError {
             ChainInvalid { .. } => "chain_invalid",
             NoInbox(_) => "no_inbox",
             NotAContact(_) => "not_a_contact",
+            Group(e) => e.code.as_str(),
+            NoGroup(_) => "group_not_found",
             VerifyFailed(_) => "verify_failed",
             NoAccount { .. } => "no_account",
             AccountExists { .. } => "account_exists",

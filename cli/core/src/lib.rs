@@ -19,6 +19,7 @@ pub mod config;
 pub mod contacts;
 pub mod device;
 pub mod error;
+pub mod groups;
 pub mod store;
 
 pub use error::ClientError;

@@ -26,6 +26,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use kv_schemas::group::GroupId;
 use kv_schemas::{Handle, PublicKey};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -58,6 +59,12 @@ pub struct StoredMessage {
     /// Stream sequence of the received envelope (to tell a redelivery from a replay).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stream_seq: Option<u64>,
+    /// The group of a group message (PROTOCOL.md §6.2); `None` for a direct message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<GroupId>,
+    /// Why a group message is not the group's (`not_group_member`, `unknown_group_state`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flag: Option<String>,
 }
 
 impl StoredMessage {
@@ -76,8 +83,28 @@ impl StoredMessage {
     }
 
     fn timeline_key(&self) -> Vec<u8> {
-        format!("{}:{:016x}:{}:{}", self.peer().hex(), self.ts, self.from.hex(), self.id).into_bytes()
+        format!(
+            "{}{:016x}:{}:{}",
+            conversation_prefix(self.group.as_ref(), self.peer()),
+            self.ts,
+            self.from.hex(),
+            self.id
+        )
+        .into_bytes()
     }
+}
+
+/// The timeline prefix of a conversation: the peer's key hex, or `g` and the group id hex (a
+/// `g` is never hex, so group conversations never parse as a peer in [`Store::conversations`]).
+fn conversation_prefix(group: Option<&GroupId>, peer: &PublicKey) -> String {
+    match group {
+        Some(g) => group_prefix(g),
+        None => format!("{}:", peer.hex()),
+    }
+}
+
+fn group_prefix(group: &GroupId) -> String {
+    format!("g{}:", kv_schemas::encoding::hex_encode(&group.0))
 }
 
 fn message_key(from: &PublicKey, id: &str) -> Vec<u8> {
@@ -282,7 +309,16 @@ impl Store {
 
     /// The conversation with `peer`, oldest first; at most the last `limit`.
     pub fn history(&self, peer: &PublicKey, limit: usize) -> Result<Vec<StoredMessage>> {
-        let prefix = format!("{}:", peer.hex());
+        self.timeline_of(&conversation_prefix(None, peer), limit)
+    }
+
+    /// The messages of a group (flagged ones included, marked), oldest first; at most the last `limit`.
+    pub fn group_history(&self, group: &GroupId, limit: usize) -> Result<Vec<StoredMessage>> {
+        // The peer is unused for a group prefix.
+        self.timeline_of(&group_prefix(group), limit)
+    }
+
+    fn timeline_of(&self, prefix: &str, limit: usize) -> Result<Vec<StoredMessage>> {
         let mut out = Vec::new();
         for item in self.timeline.scan_prefix(prefix.as_bytes()).rev() {
             if out.len() >= limit {
@@ -358,6 +394,8 @@ mod tests {
             outgoing: false,
             kind: "text".into(),
             body: serde_json::json!({"text": id}),
+            group: None,
+            flag: None,
             stream_seq: Some(ts),
         }
     }

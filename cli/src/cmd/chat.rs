@@ -26,8 +26,11 @@ use kez_client::broker::{Broker, Delivery, Inbox};
 use kez_client::chat::{self, Outgoing, Received, Sender};
 use kez_client::contacts::{Change, Contact};
 use kez_client::device::LocalDevice;
+use kez_client::groups::{self, GroupStore, GroupUpdate};
 use kez_client::store::{Store, StoredMessage};
 use kez_client::{ClientError, Identity};
+use kv_schemas::ErrorCode;
+use kv_schemas::group::GroupId;
 use kv_schemas::{PublicKey, safety};
 use serde_json::json;
 
@@ -38,7 +41,8 @@ use crate::say;
 
 #[derive(Args)]
 pub struct SendArgs {
-    /// The recipient: `chris`, `@chris` or `chris@other.org`.
+    /// The recipient: `chris`, `@chris` or `chris@other.org`, or a group: `#name` or
+    /// `group:<id>` (quote `#name` in a shell).
     handle: String,
     /// The message text; `-` reads it from standard input.
     text: String,
@@ -59,7 +63,7 @@ pub struct ListenArgs {
 
 #[derive(Args)]
 pub struct HistoryArgs {
-    /// The contact (or `ed25519:<hex>` for an unknown sender).
+    /// The contact (or `ed25519:<hex>` for an unknown sender), or a group: `#name` or `group:<id>`.
     handle: String,
     /// Show at most this many of the latest messages.
     #[arg(long, default_value_t = 50)]
@@ -114,7 +118,7 @@ async fn repair_endpoints(ctx: &Ctx, account: &mut Account, id: &Identity) {
 }
 
 /// The pinned contact for `handle`, re-checked against the server. First use pins it.
-async fn contact_for_send(ctx: &Ctx, account: &Account, handle: &kv_schemas::Handle) -> Result<Contact> {
+pub(crate) async fn contact_for_send(ctx: &Ctx, account: &Account, handle: &kv_schemas::Handle) -> Result<Contact> {
     match refresh(ctx, account, handle).await {
         Ok((c, Change::Added)) => {
             eprintln!(
@@ -140,23 +144,15 @@ async fn contact_for_send(ctx: &Ctx, account: &Account, handle: &kv_schemas::Han
 }
 
 pub async fn send(ctx: &mut Ctx, args: SendArgs) -> Result<()> {
+    let text = read_text(ctx, args.text)?;
+    if groups::is_group_reference(&args.handle) {
+        return crate::cmd::groups::send_text(ctx, &args.handle, &text).await;
+    }
     let (mut account, _) = ctx.account_with_config().await?;
     let handle = ctx.handle(&account, &args.handle)?;
     if handle == account.handle {
         bail!(ClientError::Usage("you cannot send messages to yourself".into()));
     }
-    let text = if args.text == "-" {
-        let mut t = ctx.input.rest()?;
-        if t.ends_with('\n') {
-            t.pop();
-            if t.ends_with('\r') {
-                t.pop();
-            }
-        }
-        t
-    } else {
-        args.text
-    };
     chat::check_text(&text)?;
     let contact = contact_for_send(ctx, &account, &handle).await?;
     if let Some(e) = contact.key_changed_error() {
@@ -182,6 +178,21 @@ pub async fn send(ctx: &mut Ctx, args: SendArgs) -> Result<()> {
         say!("sent to {} at {}", contact.handle.display(&account.domain), fmt_time(out.record.ts));
     }
     Ok(())
+}
+
+/// The message text: the argument, or standard input for `-` (one trailing newline dropped).
+fn read_text(ctx: &mut Ctx, arg: String) -> Result<String> {
+    if arg != "-" {
+        return Ok(arg);
+    }
+    let mut t = ctx.input.rest()?;
+    if t.ends_with('\n') {
+        t.pop();
+        if t.ends_with('\r') {
+            t.pop();
+        }
+    }
+    Ok(t)
 }
 
 /// Sends `out` through the relay, stores it in the history, then sends its sealed copy to
@@ -285,7 +296,8 @@ fn report_rejected(ctx: &Ctx, seq: Option<u64>, code: &str, reason: &str) {
     }
 }
 
-/// Processes one delivery; returns whether a message was shown.
+/// Processes one delivery; returns whether a message was shown, and the group whose lost
+/// changes this device re-applied (to be published once the store is closed).
 async fn handle_delivery(
     ctx: &Ctx,
     account: &Account,
@@ -293,11 +305,27 @@ async fn handle_delivery(
     store: &Store,
     inbox: &Inbox,
     d: Delivery,
-) -> Result<bool> {
+) -> Result<(bool, Option<GroupId>)> {
     let seq = Some(d.stream_seq);
     let window = if account.inbox_max_age_ms == 0 { 30 * 24 * 3600 * 1000 } else { account.inbox_max_age_ms };
-    let outcome = chat::receive(store, id, &d.payload, d.stream_seq, window)?;
+    let outcome = chat::receive(store, &GroupStore::new(&ctx.paths), id, &d.payload, d.stream_seq, window)?;
+    let mut republish = None;
     let shown = match outcome {
+        Received::Group { message, name, sender, flag, update } => {
+            if !update.reapplied.is_empty() {
+                republish = message.group;
+            }
+            show_group_update(ctx, account, store, &name, message.group.as_ref(), &update, None);
+            show_group_message(ctx, account, &message, &name, &sender, flag);
+            true
+        }
+        Received::GroupChange { group, name, update, flag } => {
+            if !update.reapplied.is_empty() {
+                republish = Some(group);
+            }
+            show_group_update(ctx, account, store, &name, Some(&group), &update, flag);
+            false
+        }
         Received::Shown { message, sender } => {
             show_message(ctx, account, &message, &sender);
             true
@@ -332,7 +360,88 @@ async fn handle_delivery(
     if let Err(e) = inbox.ack(&d).await {
         eprintln!("kez-chat: warning: {e}; the broker will redeliver, which is handled");
     }
-    Ok(shown)
+    Ok((shown, republish))
+}
+
+/// Notice lines for the changes a group message brought (`#friends: alice added dave`).
+fn show_group_update(
+    ctx: &Ctx,
+    account: &Account,
+    store: &Store,
+    name: &str,
+    group: Option<&GroupId>,
+    update: &GroupUpdate,
+    flag: Option<ErrorCode>,
+) {
+    if let Some(code) = flag {
+        eprintln!("kez-chat: a change notice for #{name} is not the group's ({code}); ignored");
+        if ctx.json {
+            json_line(&json!({ "event": "group_notice_flagged", "group": group, "name": name, "flag": code.as_str() }));
+        }
+        return;
+    }
+    if update.reorganised {
+        eprintln!("kez-chat: #{name}: two admins changed the group at once; the log was settled by the fork rule");
+    }
+    for l in update.new_links.iter().chain(&update.reapplied) {
+        let text = crate::cmd::groups::describe(store, account, l);
+        if ctx.json {
+            json_line(&json!({ "event": "group_change", "group": group, "name": name, "op": l.op.name(),
+                               "signer": l.signer, "link_id": l.link_id, "text": text }));
+        } else {
+            say!("#{name}: {text}");
+        }
+    }
+    if ctx.json && (update.new_links.is_empty() && update.reapplied.is_empty()) {
+        return;
+    }
+    if ctx.json
+        && let Some(g) = group
+        && let Ok(Some(log)) = GroupStore::new(&ctx.paths).load(g)
+    {
+        let st = log.current();
+        json_line(&json!({ "event": "group_state", "group": g, "name": st.name, "state": st.hash(),
+                           "members": st.members.len() }));
+    }
+}
+
+fn show_group_message(
+    ctx: &Ctx,
+    account: &Account,
+    m: &StoredMessage,
+    name: &str,
+    sender: &Sender,
+    flag: Option<ErrorCode>,
+) {
+    let who = match sender {
+        Sender::Contact { handle, .. } => handle.display(&account.domain),
+        Sender::Unknown { key, .. } if *key == account.key => "me".into(),
+        Sender::Unknown { key, fingerprint, .. } => format!("{} (fingerprint {fingerprint})", short_key(key)),
+    };
+    if ctx.json {
+        json_line(&json!({
+            "event": "group_message",
+            "group": m.group,
+            "name": name,
+            "id": m.id,
+            "from": m.from,
+            "handle": match sender { Sender::Contact { handle, .. } => Some(handle), _ => None },
+            "ts": m.ts,
+            "time": fmt_time(m.ts),
+            "text": m.text(),
+            "flag": flag.map(ErrorCode::as_str),
+            "stream_seq": m.stream_seq,
+        }));
+        return;
+    }
+    let text = m.text().unwrap_or_default();
+    match flag {
+        None => say!("[{}] #{name} {who}: {text}", fmt_time(m.ts)),
+        Some(code) => {
+            say!("[{}] NOT FROM #{name} ({code}) {who}: {text}", fmt_time(m.ts));
+            eprintln!("kez-chat: warning: the message above names #{name} but is not the group's ({code})");
+        }
+    }
 }
 
 /// Enrolls this device (creating its consumer on the server when it is new or was lost).
@@ -451,12 +560,18 @@ async fn receive_loop(
             continue;
         }
         let store = Store::open(&ctx.paths.db_dir())?;
+        let mut republish = vec![];
         for d in batch {
-            if handle_delivery(ctx, account, id, &store, inbox, d).await? {
+            let (was_shown, again) = handle_delivery(ctx, account, id, &store, inbox, d).await?;
+            if was_shown {
                 shown += 1;
             }
+            republish.extend(again.filter(|g| !republish.contains(g)));
         }
         drop(store);
+        for g in &republish {
+            crate::cmd::groups::publish_reapplied(ctx, broker, id, g).await;
+        }
         inbox.flush().await?;
         if args.count.is_some_and(|n| shown >= n) {
             return Ok(());
@@ -466,6 +581,9 @@ async fn receive_loop(
 
 pub async fn history(ctx: &mut Ctx, args: HistoryArgs) -> Result<()> {
     let account = Account::require(&ctx.paths)?;
+    if groups::is_group_reference(&args.handle) {
+        return group_history(ctx, &account, &args.handle, args.limit);
+    }
     let store = Store::open(&ctx.paths.db_dir())?;
     let (label, keys): (String, Vec<PublicKey>) = match args.handle.parse::<PublicKey>() {
         Ok(k) => (short_key(&k), vec![k]),
@@ -505,6 +623,43 @@ pub async fn history(ctx: &mut Ctx, args: HistoryArgs) -> Result<()> {
         let who = if m.outgoing { "me".to_string() } else { label.clone() };
         let text = m.text().map(str::to_string).unwrap_or_else(|| format!("[{} message]", m.kind));
         say!("[{}] {who}: {text}", fmt_time(m.ts));
+    }
+    Ok(())
+}
+
+/// `history #name`: the group's messages, flagged ones marked.
+fn group_history(ctx: &Ctx, account: &Account, reference: &str, limit: usize) -> Result<()> {
+    let log = GroupStore::new(&ctx.paths).resolve(reference)?;
+    let name = log.current().name;
+    let store = Store::open(&ctx.paths.db_dir())?;
+    let all = store.group_history(&log.group(), limit)?;
+    let who = |m: &StoredMessage| match store.contact_by_key(&m.from).ok().flatten() {
+        _ if m.from == account.key => "me".to_string(),
+        Some(c) => c.handle.display(&account.domain),
+        None => short_key(&m.from),
+    };
+    if ctx.json {
+        let items: Vec<_> = all
+            .iter()
+            .map(|m| {
+                json!({
+                    "id": m.id, "from": m.from, "handle": store.contact_by_key(&m.from).ok().flatten().map(|c| c.handle),
+                    "outgoing": m.outgoing, "ts": m.ts, "time": fmt_time(m.ts), "text": m.text(), "flag": m.flag,
+                })
+            })
+            .collect();
+        json_doc(&json!({ "group": log.group(), "name": name, "state": log.current().hash(), "messages": items }));
+        return Ok(());
+    }
+    if all.is_empty() {
+        say!("no messages in #{name} yet");
+    }
+    for m in &all {
+        let text = m.text().unwrap_or_default();
+        match &m.flag {
+            None => say!("[{}] {}: {text}", fmt_time(m.ts), who(m)),
+            Some(f) => say!("[{}] NOT FROM #{name} ({f}) {}: {text}", fmt_time(m.ts), who(m)),
+        }
     }
     Ok(())
 }

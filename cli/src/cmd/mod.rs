@@ -7,3 +7,4 @@ pub mod chat;
 pub mod contacts;
 pub mod devices;
 pub mod files;
+pub mod groups;

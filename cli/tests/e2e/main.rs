@@ -14,6 +14,8 @@
 //!   are rejected and reported, never shown; unknown senders are labelled.
 //! - `key_change`: a different key for a known handle blocks sending until re-trusted.
 //! - `privacy`: the broker's stored bytes contain neither text nor sender key.
+//! - `groups`: four users in a group: messages, removal, addition, concurrent admin
+//!   changes converging on one state hash, a forged change rejected.
 //! - `errors`: unreachable server, taken/reserved handle, unknown handle, failed backup check.
 #![allow(clippy::unwrap_used)]
 
@@ -21,6 +23,7 @@ mod chat;
 mod devices;
 mod errors;
 mod forge;
+mod groups;
 mod harness;
 mod key_change;
 mod privacy;
