@@ -107,6 +107,8 @@ async fn four_users_share_a_group_that_converges_and_rejects_forgeries() {
 
     // --- add dave: he gets the log and sees new messages.
     alice.ok(&["group", "add", &g, "@dave"]);
+    // A sender seals to the members of its own current state: bob learns of dave first.
+    listen(&bob);
     bob.ok(&["send", &g, "welcome dave"]);
     let lines = listen(&dave);
     assert!(group_texts(&lines).iter().any(|(_, t)| t == "welcome dave"), "{lines:?}");
