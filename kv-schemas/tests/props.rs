@@ -3,10 +3,10 @@
 //! Case counts are kept small so the suite stays quick in debug builds.
 #![allow(clippy::unwrap_used)]
 
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-use chacha20poly1305::{ChaCha20Poly1305, Nonce};
+#[path = "sealkit/mod.rs"]
+mod sealkit;
+
 use ed25519_dalek::SigningKey;
-use hkdf::Hkdf;
 use kv_schemas::encoding::{b64_decode, b64_encode, hex_decode};
 use kv_schemas::envelope::{self, Body};
 use kv_schemas::error::{ErrorCode, KezError};
@@ -18,7 +18,6 @@ use kv_schemas::sigchain::{Endpoint, Op, parse_link};
 use kv_schemas::{manifest, register};
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
-use sha2::Sha256;
 
 const NOW: u64 = 1_800_000_000_000;
 const DAY: u64 = 86_400_000;
@@ -122,20 +121,7 @@ fn all_parsers(bytes: &[u8]) {
 /// Seals arbitrary inner bytes for bob with a correct KEM key, to reach the
 /// inner-message parser.
 fn seal_inner_raw(eph: [u8; 32], inner: &[u8]) -> Vec<u8> {
-    let r = PublicKey::of(&bob());
-    let e = x25519_dalek::StaticSecret::from(eph);
-    let big_e = x25519_dalek::PublicKey::from(&e).to_bytes();
-    let x_r = r.x25519();
-    let ss = e.diffie_hellman(&x25519_dalek::PublicKey::from(x_r)).to_bytes();
-    let mut key = [0u8; 32];
-    let info = [b"kez-v1/msg".as_slice(), &[0], r.as_bytes()].concat();
-    Hkdf::<Sha256>::new(Some(&[big_e, x_r].concat()), &ss).expand(&info, &mut key).unwrap();
-    let mut padded = inner.to_vec();
-    padded.resize(inner.len().div_ceil(256) * 256, 0);
-    let ct = ChaCha20Poly1305::new((&key).into())
-        .encrypt(&Nonce::default(), Payload { msg: &padded, aad: b"kez-v1/msg\x00\x01" })
-        .unwrap();
-    canonicalize(&json!({"v": 1, "enc": b64_encode(&big_e), "ct": b64_encode(&ct)}))
+    sealkit::seal_inner_raw(eph, inner, &PublicKey::of(&bob()))
 }
 
 proptest! {
