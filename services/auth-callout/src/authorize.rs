@@ -425,6 +425,9 @@ fn object(v: Value) -> Map<String, Value> {
 }
 
 #[cfg(test)]
+mod fuzz;
+
+#[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
