@@ -97,10 +97,10 @@ async fn fallback(State(state): State<AppState>, method: Method, uri: Uri, heade
     web::serve(&state.inner.assets, &method, &uri, &headers, &state.config().nats_ws_url_public)
 }
 
-/// A known path with a method it does not have. The error table has no 405
-/// code, so this is `not_found` for that (method, path) pair.
+/// A known path with a method it does not have: 405 `method_not_allowed` (RFC 9110 §15.5.6;
+/// axum adds the `Allow` header listing the route's methods).
 pub(crate) async fn method_not_allowed(method: Method, uri: Uri) -> Response {
-    ApiError::new(ErrorCode::NotFound, format!("no route for {method} {}", uri.path())).into_response()
+    ApiError::new(ErrorCode::MethodNotAllowed, format!("{} does not take {method}", uri.path())).into_response()
 }
 
 /// Bounds the whole request (NATS hops included) by `request_timeout`.

@@ -76,6 +76,7 @@ error_codes! {
     NotGroupMember = (7005, "not_group_member", 403),
     GroupFork = (7006, "group_fork", 409),
     NotFound = (9404, "not_found", 404),
+    MethodNotAllowed = (9405, "method_not_allowed", 405),
     RateLimited = (9429, "rate_limited", 429),
     Internal = (9500, "internal", 500),
     Unavailable = (9503, "unavailable", 503),

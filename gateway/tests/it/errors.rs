@@ -90,9 +90,6 @@ async fn unknown_routes_are_404_not_found_json() {
         get("/v1/nope"),
         get("/v1/u"),
         get("/v1/sigchains/ed25519/x/y/z"),
-        post("/v1/config", ""),
-        request(Method::DELETE, "/v1/manifests", ""),
-        get("/v1/register"),
         get("/.well-known/host-meta"),
         post("/", ""),
     ] {
@@ -100,6 +97,25 @@ async fn unknown_routes_are_404_not_found_json() {
         let res = send(&app, req).await;
         assert_eq!(res.status, StatusCode::NOT_FOUND, "{what}");
         assert_eq!(res.error_code(), "not_found", "{what}");
+    }
+}
+
+#[tokio::test]
+async fn known_routes_refuse_other_methods_with_405_and_allow() {
+    let env = Env::start().await;
+    let app = env.app();
+    for (req, allow) in [
+        (post("/v1/config", ""), "GET,HEAD"),
+        (request(Method::DELETE, "/v1/manifests", ""), "PUT"),
+        (get("/v1/register"), "POST"),
+        (request(Method::TRACE, "/v1/healthz", ""), "GET,HEAD"),
+        (post("/.well-known/webfinger", ""), "GET,HEAD"),
+    ] {
+        let what = format!("{} {}", req.method(), req.uri());
+        let res = send(&app, req).await;
+        assert_eq!(res.status, StatusCode::METHOD_NOT_ALLOWED, "{what}");
+        assert_eq!(res.error_code(), "method_not_allowed", "{what}");
+        assert_eq!(res.header("allow"), Some(allow), "{what}");
     }
 }
 

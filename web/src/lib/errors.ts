@@ -46,6 +46,7 @@ export const WIRE_CODES = {
   not_group_member: [7005, 403],
   group_fork: [7006, 409],
   not_found: [9404, 404],
+  method_not_allowed: [9405, 405],
   rate_limited: [9429, 429],
   internal: [9500, 500],
   unavailable: [9503, 503],
