@@ -44,6 +44,16 @@ pub struct Stack {
 
 impl Stack {
     pub fn start() -> Stack {
+        Stack::start_with("warn", None)
+    }
+
+    /// As [`Stack::start`], with `RUST_LOG=filter` and everything the server logs (its
+    /// stderr, nats-server's output included) appended to the file `log`.
+    pub fn start_logging(filter: &str, log: &Path) -> Stack {
+        Stack::start_with(filter, Some(log))
+    }
+
+    fn start_with(filter: &str, log: Option<&Path>) -> Stack {
         let data = tempfile::tempdir().expect("temp dir");
         for attempt in 0..3 {
             let ports: Vec<u16> = (0..4).map(|_| kez_testkit::free_port().expect("free port")).collect();
@@ -56,10 +66,15 @@ impl Stack {
                 .args(["--ws-port", &ports[2].to_string()])
                 .args(["--monitor-port", &ports[3].to_string()])
                 .env("NATS_SERVER_BIN", kez_testkit::nats_server_bin().expect("nats-server"))
-                .env("RUST_LOG", "warn")
+                .env("RUST_LOG", filter)
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
-                .stderr(Stdio::inherit())
+                .stderr(match log {
+                    Some(p) => {
+                        Stdio::from(std::fs::OpenOptions::new().create(true).append(true).open(p).expect("log file"))
+                    }
+                    None => Stdio::inherit(),
+                })
                 .spawn()
                 .expect("spawn kez-server");
             let stdout = child.stdout.take().expect("stdout");

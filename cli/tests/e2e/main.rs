@@ -17,8 +17,12 @@
 //! - `groups`: four users in a group: messages, removal, addition, concurrent admin
 //!   changes converging on one state hash, a forged change rejected.
 //! - `errors`: unreachable server, taken/reserved handle, unknown handle, failed backup check.
+//! - `api_properties`: the `/v1` API under schemathesis, driven by its own `/v1/openapi.json`.
+//! - `secrets_in_logs`: a register/chat/files session logged at debug level leaks no seed,
+//!   mnemonic word run, passphrase or nkey seed.
 #![allow(clippy::unwrap_used)]
 
+mod api_properties;
 mod chat;
 mod devices;
 mod errors;
@@ -29,3 +33,4 @@ mod key_change;
 mod privacy;
 mod rejects;
 mod restore;
+mod secrets_in_logs;
