@@ -87,7 +87,10 @@ fn signed_requests(base: &str) {
         Op::AddEndpoint(Endpoint::Nats { subject: legacy_inbox_subject(&pk), url: "nats://127.0.0.1:4222".into() });
     let link1 = build_link(&alice, 1, None, now, &op);
     expect(http(base, "POST", &events, &[], &link1), 201, "append");
-    expect(http(base, "POST", &events, &[], &link1), 409, "seqno conflict");
+    // The same bytes again are answered like the first time (PROTOCOL.md §9.7); another link 1 conflicts.
+    expect(http(base, "POST", &events, &[], &link1), 201, "resent link");
+    let other1 = build_link(&alice, 1, None, now + 1, &op);
+    expect(http(base, "POST", &events, &[], &other1), 409, "seqno conflict");
     let stranger = PublicKey::of(&mallory);
     let foreign = build_link(&mallory, 1, None, now, &op);
     let path = format!("/v1/sigchains/ed25519/{}/events", stranger.hex());
