@@ -20,7 +20,8 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use ed25519_dalek::SigningKey;
-use kv_schemas::sigchain::{Endpoint, Op, SharedFiles, build_link, legacy_inbox_subject};
+use kv_schemas::sigchain::{Endpoint, Op, SharedFiles, build_link};
+use kv_schemas::subjects::legacy_inbox_subject;
 use kv_schemas::{Handle, PublicKey, manifest, now_ms, register};
 use serde_json::Value;
 
@@ -92,7 +93,11 @@ fn signed_requests(base: &str) {
     let other1 = build_link(&alice, 1, None, now + 1, &op);
     expect(http(base, "POST", &events, &[], &other1), 409, "seqno conflict");
     let stranger = PublicKey::of(&mallory);
-    let foreign = build_link(&mallory, 1, None, now, &op);
+    let theirs = Op::AddEndpoint(Endpoint::Nats {
+        subject: legacy_inbox_subject(&stranger),
+        url: "nats://127.0.0.1:4222".into(),
+    });
+    let foreign = build_link(&mallory, 1, None, now, &theirs);
     let path = format!("/v1/sigchains/ed25519/{}/events", stranger.hex());
     expect(http(base, "POST", &path, &[], &foreign), 404, "unregistered chain");
 
