@@ -191,13 +191,13 @@ async fn a_resent_link_is_answered_like_the_first_and_stored_once() {
     let dave = key(6);
     let pk = PublicKey::of(&dave);
     m.register(&dave, "dave").await.unwrap();
-    let link = build_link(&dave, 1, None, now_ms(), &Op::AddEndpoint(Endpoint::iroh_wave1(&pk)));
+    let link = build_link(&dave, 1, None, now_ms(), &Op::AddEndpoint(Endpoint::iroh_wave1(&pk))).unwrap();
     let first = m.call(svc::SIGCHAIN_APPEND, link.clone()).await.unwrap();
     let again = m.call(svc::SIGCHAIN_APPEND, link).await.unwrap();
     assert_eq!(first, again);
     assert_eq!(m.kv_keys(BUCKET_SIGCHAINS).await.len(), 1);
     let other = Op::AddClaim(Claim { service: "test".into(), account: "x".into(), proof: None });
-    let e = m.call(svc::SIGCHAIN_APPEND, build_link(&dave, 1, None, now_ms(), &other)).await.unwrap_err();
+    let e = m.call(svc::SIGCHAIN_APPEND, build_link(&dave, 1, None, now_ms(), &other).unwrap()).await.unwrap_err();
     assert_eq!(e.code, ErrorCode::SeqnoConflict);
     assert_eq!(m.kv_keys(BUCKET_SIGCHAINS).await.len(), 1);
 }
