@@ -43,11 +43,7 @@ fn target_dir() -> PathBuf {
 
 /// The kez-server binary of this build profile (built on demand).
 fn kez_server_bin() -> PathBuf {
-    if let Some(b) = std::env::var_os("KEZ_SERVER_BIN").filter(|b| !b.is_empty()) {
-        return PathBuf::from(b);
-    }
-    let bin = target_dir().join("kez-server");
-    if !bin.exists() {
+    if kez_testkit::kez_server_bin(&target_dir()).is_err() {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut cmd = Command::new(cargo);
         cmd.args(["build", "-p", "kez-server", "--bin", "kez-server"]);
@@ -57,53 +53,13 @@ fn kez_server_bin() -> PathBuf {
         let st = cmd.status().expect("cargo build kez-server");
         assert!(st.success(), "building kez-server failed");
     }
-    bin
+    kez_testkit::kez_server_bin(&target_dir()).unwrap()
 }
 
-struct Stack {
-    child: Child,
-    http: String,
-}
+type Stack = kez_testkit::StackProcess;
 
-impl Stack {
-    fn start(data: &Path) -> Stack {
-        let ports: Vec<u16> = (0..4).map(|_| kez_testkit::free_port().unwrap()).collect();
-        let mut child = Command::new(kez_server_bin())
-            .args(["up", "--domain", "kez.test"])
-            .arg("--data-dir")
-            .arg(data)
-            .args(["--http", &format!("127.0.0.1:{}", ports[0])])
-            .args(["--nats-port", &ports[1].to_string()])
-            .args(["--ws-port", &ports[2].to_string()])
-            .args(["--monitor-port", &ports[3].to_string()])
-            .env("NATS_SERVER_BIN", kez_testkit::nats_server_bin().expect("nats-server"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn kez-server");
-        let stdout = child.stdout.take().expect("stdout");
-        let deadline = Instant::now() + Duration::from_secs(90);
-        let mut http = None;
-        let mut lines = BufReader::new(stdout).lines();
-        for line in lines.by_ref() {
-            let line = line.expect("read stdout");
-            if let Some(url) = line.trim().strip_prefix("web app and /v1 API:") {
-                http = Some(url.trim().trim_end_matches('/').to_string());
-            }
-            if line.starts_with("Press Ctrl-C") || Instant::now() > deadline {
-                break;
-            }
-        }
-        std::thread::spawn(move || for _ in lines {});
-        Stack { child, http: http.expect("kez-server printed where to open it") }
-    }
-}
-
-impl Drop for Stack {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn start_stack(data: &Path) -> Stack {
+    Stack::start(&kez_testkit::StackOptions::new(kez_server_bin(), data).rust_log("warn")).unwrap()
 }
 
 struct User {
@@ -269,8 +225,8 @@ fn http_post(base: &str, path: &str, body: &[u8]) -> (u16, String) {
 /// Registers `name` with a fixed seed over /v1, then `restore`s it into a fresh home.
 fn make_user(stack: &Stack, root: &Path, name: &'static str, seed: u8, bind: &str) -> User {
     let sk = SigningKey::from_bytes(&[seed; 32]);
-    let reg = register::build(&sk, &Handle::new(name, "kez.test").unwrap(), now_ms(), [seed; 16]);
-    let (status, body) = http_post(&stack.http, "/v1/register", &reg);
+    let reg = register::build(&sk, &Handle::new(name, "kez.test").unwrap(), now_ms(), [seed; 16]).unwrap();
+    let (status, body) = http_post(stack.http(), "/v1/register", &reg);
     assert!(status == 201 || status == 200, "{body}");
     restore_home(stack, root.join(name), name, seed, bind)
 }
@@ -278,7 +234,7 @@ fn make_user(stack: &Stack, root: &Path, name: &'static str, seed: u8, bind: &st
 /// `restore`s the account of `seed` into the home `home` (another device of the user).
 fn restore_home(stack: &Stack, home: PathBuf, name: &'static str, seed: u8, bind: &str) -> User {
     let sk = SigningKey::from_bytes(&[seed; 32]);
-    let user = User { name, sk, home, server: stack.http.clone(), peers: String::new(), bind: bind.into() };
+    let user = User { name, sk, home, server: stack.http().to_string(), peers: String::new(), bind: bind.into() };
     let words = kez_client::identity::seed_to_mnemonic(&[seed; 32]);
     let mut child = user
         .cmd(&["--passphrase-env", "KEZ_PW", "restore", "--mnemonic-stdin"])
@@ -343,7 +299,7 @@ fn free_udp_port() -> u16 {
 #[test]
 fn share_fetch_browse_acl_offline_between_real_processes() {
     let tmp = tempfile::tempdir().unwrap();
-    let stack = Stack::start(&tmp.path().join("server"));
+    let stack = start_stack(&tmp.path().join("server"));
     let a_port = free_udp_port();
     let mut alice = make_user(&stack, tmp.path(), "alice", 61, &format!("127.0.0.1:{a_port}"));
     let mut bob = make_user(&stack, tmp.path(), "bob", 62, "127.0.0.1:0");
@@ -381,7 +337,7 @@ fn share_fetch_browse_acl_offline_between_real_processes() {
     // The offer named alice's serve endpoint, which is on her chain with bob's two endpoints on his.
     let a_serve = alice.endpoint(IrohRole::Serve);
     assert_ne!(a_serve, alice.pk(), "the endpoint id is not the identity key");
-    let a_eps = iroh_endpoints(&stack.http, &alice.pk());
+    let a_eps = iroh_endpoints(stack.http(), &alice.pk());
     assert!(a_eps.contains(&(a_serve.hex(), Some(alice.device().to_string()), Some("serve".into()))), "{a_eps:?}");
 
     // 2b. bob's `listen` (which serves bob's files) and `fetch` of the same home at the same time.
@@ -394,7 +350,7 @@ fn share_fetch_browse_acl_offline_between_real_processes() {
     stop(listen);
     let (b_serve, b_fetch) = (bob.endpoint(IrohRole::Serve).hex(), bob.endpoint(IrohRole::Fetch).hex());
     assert_ne!(b_serve, b_fetch, "distinct endpoint ids");
-    let b_eps = iroh_endpoints(&stack.http, &bob.pk());
+    let b_eps = iroh_endpoints(stack.http(), &bob.pk());
     let dev = Some(bob.device().to_string());
     assert!(b_eps.contains(&(b_serve, dev.clone(), Some("serve".into()))), "{b_eps:?}");
     assert!(b_eps.contains(&(b_fetch, dev, Some("fetch".into()))), "{b_eps:?}");

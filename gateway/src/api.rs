@@ -1,7 +1,9 @@
-//! The HTTP API: one handler per route, each forwarding to one NATS service
-//! subject (PROTOCOL.md §9) and mapping the reply. Handlers validate only what
-//! is cheap and shape-level (path keys, the link's `chain`); every rule of the
-//! protocol is enforced by the services.
+//! The HTTP API: one handler per route, each sending one request of the typed
+//! service contract (`kv_schemas::api::ServiceRequest`, PROTOCOL.md §9) and mapping
+//! the reply; `/v1/u/{handle}` is the one route that composes two (the registry
+//! record and the sigchain's endpoints). Handlers validate only what is cheap and
+//! shape-level (path keys, the link's `chain`); every rule of the protocol is
+//! enforced by the services.
 
 use axum::Router;
 use axum::body::Bytes;
@@ -10,12 +12,16 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post, put};
-use kv_schemas::api::{ByHash, ByKey, LookupHandle, UserView, WebfingerQuery};
-use kv_schemas::subjects::svc;
-use kv_schemas::{ErrorCode, Handle, PublicKey};
-use serde::Deserialize;
+use kv_schemas::api::{
+    AppendLink, ByHash, GetChain, GetChainState, LookupHandle, LookupKey, ManifestByOwner, PutManifest,
+    SignedRegistration, UserView, WebfingerQuery,
+};
+use kv_schemas::encoding::is_hash;
+use kv_schemas::{ErrorCode, Handle};
+use serde::{Deserialize, Serialize};
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 
+use crate::config::ConfigError;
 use crate::error::{ApiError, Body, KeyPath, Segment};
 use crate::state::AppState;
 
@@ -42,13 +48,13 @@ pub const API_ROUTES: &[(&str, &str)] = &[
 /// The hand-written OpenAPI 3.1 document (`servers` is filled in at startup).
 const OPENAPI: &str = include_str!("../openapi.json");
 
-/// The served OpenAPI document, with `servers` set to the public URL.
-pub(crate) fn openapi_document(public_url: &str) -> Bytes {
-    let Ok(mut doc) = serde_json::from_str::<serde_json::Value>(OPENAPI) else {
-        return Bytes::from_static(OPENAPI.as_bytes());
-    };
+/// The served OpenAPI document, with `servers` set to the public URL. A document that does
+/// not parse refuses to start the gateway rather than being served unchanged.
+pub(crate) fn openapi_document(public_url: &str) -> Result<Bytes, ConfigError> {
+    let refuse = |e: serde_json::Error| ConfigError { field: "openapi.json", reason: e.to_string() };
+    let mut doc = serde_json::from_str::<serde_json::Value>(OPENAPI).map_err(refuse)?;
     doc["servers"] = serde_json::json!([{ "url": public_url }]);
-    Bytes::from(serde_json::to_vec_pretty(&doc).unwrap_or_default())
+    serde_json::to_vec_pretty(&doc).map(Bytes::from).map_err(refuse)
 }
 
 /// Collects routes and remembers what was mounted, so the table above and
@@ -126,10 +132,11 @@ fn json(status: StatusCode, body: Bytes) -> Response {
     r
 }
 
-/// A service reply the gateway has to look into but cannot read: a bug or a
-/// version mismatch between gateway and service.
-fn bad_reply(service: &str) -> ApiError {
-    ApiError::new(ErrorCode::Internal, format!("unreadable reply from {service}"))
+/// A JSON answer from a typed reply.
+fn json_of<T: Serialize>(status: StatusCode, value: &T) -> Result<Response, ApiError> {
+    let body =
+        serde_json::to_vec(value).map_err(|_| ApiError::new(ErrorCode::Internal, "the reply could not be encoded"))?;
+    Ok(json(status, Bytes::from(body)))
 }
 
 // ---------------------------------------------------------------- operations
@@ -188,43 +195,24 @@ async fn register(
         state.inner.metrics.record_rate_limited();
         return Err(ApiError::new(ErrorCode::RateLimited, "too many registrations from this address").retry_after(secs));
     }
-    let reply = state.call(svc::REGISTRY_REGISTER, body).await?;
-    #[derive(Deserialize)]
-    struct Created {
-        created: bool,
-    }
-    let created: Created = serde_json::from_slice(&reply).map_err(|_| bad_reply("the registry"))?;
-    Ok(json(if created.created { StatusCode::CREATED } else { StatusCode::OK }, reply))
-}
-
-/// The parts of a registry record the gateway reads (extra fields allowed).
-#[derive(Deserialize)]
-struct Record {
-    handle: Handle,
-    key: PublicKey,
+    let reply = state.call(&SignedRegistration(body.to_vec())).await?;
+    json_of(if reply.created { StatusCode::CREATED } else { StatusCode::OK }, &reply)
 }
 
 /// `GET /v1/u/{handle}`: `alice`, `@alice` or `alice@<domain>` → `UserView`
-/// (the key, its sigchain URL and live endpoints). A handle of another domain
+/// (the key, its sigchain URL and live endpoints). The one composed route: the
+/// registry's record plus the sigchain service's endpoints. A handle of another domain
 /// is not found (no federation yet).
 async fn user(State(state): State<AppState>, Segment(input): Segment) -> Result<Response, ApiError> {
     let domain = &state.config().domain;
     let handle = Handle::parse_input(&input, domain)?;
+    // Cheap and shape-level, before any NATS round trip (the registry refuses it too).
     if handle.domain() != domain {
         return Err(ApiError::new(ErrorCode::HandleNotFound, format!("{handle} is not a handle of this server")));
     }
-    let reply = state.call_json(svc::REGISTRY_LOOKUP_HANDLE, &LookupHandle { handle }).await?;
-    let record: Record = serde_json::from_slice(&reply).map_err(|_| bad_reply("the registry"))?;
-
-    let endpoints = match state.call_json(svc::SIGCHAIN_STATE, &ByKey { key: record.key }).await {
-        Ok(bytes) => {
-            #[derive(Deserialize)]
-            struct Endpoints {
-                #[serde(default)]
-                endpoints: Vec<serde_json::Value>,
-            }
-            serde_json::from_slice::<Endpoints>(&bytes).map_err(|_| bad_reply("the sigchain service"))?.endpoints
-        }
+    let record = state.call(&LookupHandle { handle }).await?;
+    let endpoints = match state.call(&GetChainState { key: record.key }).await {
+        Ok(chain) => chain.endpoints,
         // Registered but nothing published yet.
         Err(e) if e.code() == ErrorCode::ChainNotFound => Vec::new(),
         Err(e) => return Err(e),
@@ -235,16 +223,13 @@ async fn user(State(state): State<AppState>, Segment(input): Segment) -> Result<
         primary: record.key,
         endpoints,
     };
-    let body =
-        serde_json::to_vec(&view).map_err(|_| ApiError::new(ErrorCode::Internal, "view could not be encoded"))?;
-    Ok(json(StatusCode::OK, Bytes::from(body)))
+    json_of(StatusCode::OK, &view)
 }
 
 /// `GET /v1/keys/ed25519/{hex}`: the registry record of a key (a client
 /// restoring from its mnemonic finds its handle this way).
 async fn lookup_key(State(state): State<AppState>, KeyPath(key): KeyPath) -> Result<Response, ApiError> {
-    let reply = state.call_json(svc::REGISTRY_LOOKUP_KEY, &ByKey { key }).await?;
-    Ok(json(StatusCode::OK, reply))
+    json_of(StatusCode::OK, &state.call(&LookupKey { key }).await?)
 }
 
 /// `GET /.well-known/webfinger?resource=acct:…&rel=…` (RFC 7033): the JRD
@@ -263,11 +248,11 @@ async fn webfinger(State(state): State<AppState>, RawQuery(query): RawQuery) -> 
         }
     }
     let resource = resource.filter(|r| !r.is_empty()).ok_or_else(|| bad("the resource parameter is required"))?;
-    let reply = state.call_json(svc::WEBFINGER_RESOLVE, &WebfingerQuery { resource, rel }).await.map_err(|e| {
+    let jrd = state.call(&WebfingerQuery { resource, rel }).await.map_err(|e| {
         // RFC 7033 §4.2: a malformed resource is a bad request, whichever rule it broke.
         if e.code().http_status() == 422 { ApiError::new(ErrorCode::InvalidRequest, "malformed resource") } else { e }
     })?;
-    let mut r = (StatusCode::OK, reply).into_response();
+    let mut r = json_of(StatusCode::OK, &jrd)?;
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/jrd+json"));
     Ok(r)
 }
@@ -276,12 +261,12 @@ async fn webfinger(State(state): State<AppState>, RawQuery(query): RawQuery) -> 
 
 /// `GET /v1/sigchains/ed25519/{hex}`: the whole chain (`{"key","links"}`).
 async fn chain_get(State(state): State<AppState>, KeyPath(key): KeyPath) -> Result<Response, ApiError> {
-    Ok(json(StatusCode::OK, state.call_json(svc::SIGCHAIN_GET, &ByKey { key }).await?))
+    json_of(StatusCode::OK, &state.call(&GetChain { key }).await?)
 }
 
 /// `GET /v1/sigchains/ed25519/{hex}/state`: the derived state.
 async fn chain_state(State(state): State<AppState>, KeyPath(key): KeyPath) -> Result<Response, ApiError> {
-    Ok(json(StatusCode::OK, state.call_json(svc::SIGCHAIN_STATE, &ByKey { key }).await?))
+    json_of(StatusCode::OK, &state.call(&GetChainState { key }).await?)
 }
 
 /// `POST /v1/sigchains/ed25519/{hex}/events`: appends one link (its exact
@@ -306,7 +291,7 @@ async fn chain_append(
     if link.chain.as_deref() != Some(key.to_string().as_str()) {
         return Err(ApiError::new(ErrorCode::InvalidLink, "the link's chain is not the key in the path"));
     }
-    Ok(json(StatusCode::CREATED, state.call(svc::SIGCHAIN_APPEND, body).await?))
+    json_of(StatusCode::CREATED, &state.call(&AppendLink(body.to_vec())).await?)
 }
 
 // ---------------------------------------------------------------- manifests
@@ -314,24 +299,14 @@ async fn chain_append(
 /// `PUT /v1/manifests`: stores a signed manifest (its exact bytes); 201 with
 /// `{"hash","owner","seq"}` and its `Location`.
 async fn manifest_put(State(state): State<AppState>, Body(body): Body) -> Result<Response, ApiError> {
-    let reply = state.call(svc::MANIFEST_PUT, body).await?;
-    #[derive(Deserialize)]
-    struct Stored {
-        hash: String,
-    }
-    let stored: Stored = serde_json::from_slice(&reply).map_err(|_| bad_reply("the manifest index"))?;
-    let mut r = json(StatusCode::CREATED, reply);
+    let stored = state.call(&PutManifest(body.to_vec())).await?;
+    let mut r = json_of(StatusCode::CREATED, &stored)?;
     if is_hash(&stored.hash)
         && let Ok(v) = HeaderValue::from_str(&format!("/v1/manifests/{}", stored.hash))
     {
         r.headers_mut().insert(header::LOCATION, v);
     }
     Ok(r)
-}
-
-/// 64 lowercase hex characters.
-fn is_hash(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
@@ -356,7 +331,7 @@ async fn manifest_get(
     let mut r = if if_none_match(&headers, &etag) {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        json(StatusCode::OK, state.call_json(svc::MANIFEST_GET, &ByHash { hash }).await?)
+        json(StatusCode::OK, Bytes::from(state.call(&ByHash { hash }).await?.0))
     };
     r.headers_mut().insert(header::CACHE_CONTROL, IMMUTABLE);
     if let Ok(v) = HeaderValue::from_str(&etag) {
@@ -373,12 +348,12 @@ async fn manifest_by_owner(
     KeyPath(key): KeyPath,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let bytes = state.call_json(svc::MANIFEST_BY_OWNER, &ByKey { key }).await?;
+    let bytes = state.call(&ManifestByOwner { key }).await?.0;
     let etag = format!("\"{}\"", kv_schemas::manifest::manifest_hash(&bytes));
     let mut r = if if_none_match(&headers, &etag) {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        json(StatusCode::OK, bytes)
+        json(StatusCode::OK, Bytes::from(bytes))
     };
     r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     if let Ok(v) = HeaderValue::from_str(&etag) {

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::http::StatusCode;
-use kv_schemas::api::InboxStatus;
-use kv_schemas::subjects::{service, svc};
+use kv_schemas::api::GetInboxStatus;
+use kv_schemas::subjects::service;
 use serde::Serialize;
 
 use crate::state::AppState;
@@ -71,7 +71,7 @@ async fn run(state: &AppState) -> (StatusCode, Bytes) {
         let subject = format!("$SRV.PING.{name}");
         // Pings go straight to the client: they are not service requests and must not count
         // as service errors in the metrics.
-        let result = kez_service_kit::svc::call(&state.inner.nats, &subject, Bytes::new(), timeout).await;
+        let result = kez_service_kit::svc::request_raw(&state.inner.nats, &subject, Bytes::new(), timeout).await;
         (*name, result.map(|_| "ok").unwrap_or_else(|e| e.code.as_str()))
     });
     let (services, inbox) = tokio::join!(futures::future::join_all(pings), inbox_state(state, connected, timeout));
@@ -85,7 +85,11 @@ async fn run(state: &AppState) -> (StatusCode, Bytes) {
         inbox,
     };
     let status = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, Bytes::from(serde_json::to_vec(&report).unwrap_or_default()))
+    match serde_json::to_vec(&report) {
+        Ok(body) => (status, Bytes::from(body)),
+        // Never answer an empty 200: a report that cannot be encoded is an unhealthy gateway.
+        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, Bytes::from_static(br#"{"status":"internal"}"#)),
+    }
 }
 
 /// Asks the inbox service how full the inbox store is. A full store means mail is refused,
@@ -94,12 +98,9 @@ async fn inbox_state(state: &AppState, connected: bool, timeout: Duration) -> &'
     if !connected {
         return "unavailable";
     }
-    match kez_service_kit::svc::call(&state.inner.nats, svc::INBOX_STATUS, Bytes::new(), timeout).await {
-        Ok(body) => match serde_json::from_slice::<InboxStatus>(&body) {
-            Ok(s) if s.full => "full",
-            Ok(_) => "ok",
-            Err(_) => "internal",
-        },
+    match kez_service_kit::svc::call(&state.inner.nats, &GetInboxStatus, timeout).await {
+        Ok(s) if s.full => "full",
+        Ok(_) => "ok",
         Err(e) => e.code.as_str(),
     }
 }

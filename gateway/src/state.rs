@@ -6,7 +6,7 @@ use std::sync::Arc;
 use async_nats::connection::State as ConnState;
 use axum::body::Bytes;
 use kez_service_kit::svc;
-use kv_schemas::api::ClientConfig;
+use kv_schemas::api::{ClientConfig, ServiceRequest};
 use kv_schemas::{ErrorCode, KezError};
 
 use crate::config::{ConfigError, GatewayConfig};
@@ -67,8 +67,10 @@ impl AppState {
             version: env!("CARGO_PKG_VERSION").to_string(),
             protocol: PROTOCOL_VERSION,
         };
-        let client_config = Bytes::from(serde_json::to_vec(&client_config).unwrap_or_default());
-        let openapi = crate::api::openapi_document(config.base_url());
+        let client_config = serde_json::to_vec(&client_config)
+            .map(Bytes::from)
+            .map_err(|e| ConfigError { field: "client_config", reason: e.to_string() })?;
+        let openapi = crate::api::openapi_document(config.base_url())?;
         Ok(Self {
             inner: Arc::new(Inner {
                 register_limiter: RateLimiter::new(config.register_rate),
@@ -97,25 +99,18 @@ impl AppState {
         self.inner.nats.connection_state() == ConnState::Connected
     }
 
-    /// One request to a service, with the configured timeout. Fails fast
-    /// with `unavailable` while the broker connection is down (the client
-    /// would otherwise buffer the request and report a timeout).
-    pub(crate) async fn call(&self, subject: &str, payload: Bytes) -> Result<Bytes, KezError> {
+    /// One request of the service contract ([`svc::call`]), with the configured timeout. Fails
+    /// fast with `unavailable` while the broker connection is down (the client would otherwise
+    /// buffer the request and report a timeout).
+    pub(crate) async fn call<R: ServiceRequest>(&self, request: &R) -> Result<R::Reply, ApiError> {
         let result = if self.nats_connected() {
-            svc::call(&self.inner.nats, subject, payload, self.inner.config.service_timeout).await
+            svc::call(&self.inner.nats, request, self.inner.config.service_timeout).await
         } else {
             Err(KezError::new(ErrorCode::Unavailable, "not connected to the message broker"))
         };
         if let Err(e) = &result {
             self.inner.metrics.record_service_error(e.code);
         }
-        result
-    }
-
-    /// [`call`](Self::call) with a JSON request body.
-    pub(crate) async fn call_json<T: serde::Serialize>(&self, subject: &str, request: &T) -> Result<Bytes, ApiError> {
-        let payload = serde_json::to_vec(request)
-            .map_err(|_| ApiError::new(ErrorCode::Internal, "request could not be encoded"))?;
-        Ok(self.call(subject, Bytes::from(payload)).await?)
+        Ok(result?)
     }
 }

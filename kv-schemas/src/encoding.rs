@@ -7,6 +7,11 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use crate::error::{ErrorCode, KezError, err};
 
+/// A BLAKE3 or SHA-256 hash as the protocol writes it: 64 lowercase hex characters.
+pub fn is_hash(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
 /// Encodes bytes as lowercase hex.
 pub fn hex_encode(bytes: &[u8]) -> String {
     hex::encode(bytes)

@@ -17,7 +17,7 @@ use crate::files::{Entry, parse_entry};
 use crate::group::GroupMessage;
 use crate::jcs::{Fields, canonicalize, parse_canonical};
 use crate::keys::{PublicKey, x25519_secret};
-use crate::sig::{Purpose, sign_object, verify_object};
+use crate::sig::{Purpose, sign_canonical, verify_object};
 
 /// Largest outer envelope.
 pub const MAX_ENVELOPE_BYTES: usize = 64 * 1024;
@@ -196,11 +196,11 @@ pub(crate) fn kem_key_sender(
     Ok((eph_pub, key))
 }
 
-pub(crate) fn aead_seal(key: &[u8; 32], aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
-    let cipher = ChaCha20Poly1305::new(key.into());
-    // Encryption with a 32-byte key and a fixed 12-byte nonce cannot fail for
-    // inputs below the 256 GiB limit, which every caller bounds.
-    cipher.encrypt(&Nonce::default(), Payload { msg: plaintext, aad }).unwrap_or_default()
+pub(crate) fn aead_seal(key: &[u8; 32], aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, KezError> {
+    // Only inputs over the AEAD's 256 GiB limit fail; never answer that with empty bytes.
+    ChaCha20Poly1305::new(key.into())
+        .encrypt(&Nonce::default(), Payload { msg: plaintext, aad })
+        .map_err(|_| err(ErrorCode::TooLarge, "too large to encrypt"))
 }
 
 pub(crate) fn aead_open(key: &[u8; 32], aad: &[u8], ct: &[u8]) -> Result<Vec<u8>, KezError> {
@@ -227,7 +227,7 @@ pub fn seal_with(
 ) -> Result<Vec<u8>, KezError> {
     let (eph_pub, key) = kem_key_sender(eph_secret, to, LABEL, &[])?;
     let enc = b64_encode(&eph_pub);
-    let unsigned: Map<String, Value> = json!({
+    let unsigned = json!({
         "v": 1,
         "from": PublicKey::of(sender).to_string(),
         "to": to.to_string(),
@@ -236,15 +236,12 @@ pub fn seal_with(
         "ts": ts,
         "kind": body.kind(),
         "body": body.to_value(),
-    })
-    .as_object()
-    .cloned()
-    .unwrap_or_default();
-    let mut plaintext = canonicalize(&Value::Object(sign_object(sender, Purpose::Msg, unsigned)));
+    });
+    let mut plaintext = sign_canonical(sender, Purpose::Msg, unsigned)?;
     let padded_len = plaintext.len().div_ceil(PAD_BLOCK) * PAD_BLOCK;
     plaintext.resize(padded_len, 0);
-    let ct = aead_seal(&key, &aad(), &plaintext);
-    let outer = canonicalize(&json!({ "v": 1, "enc": enc, "ct": b64_encode(&ct) }));
+    let ct = aead_seal(&key, &aad(), &plaintext)?;
+    let outer = canonicalize(&json!({ "v": 1, "enc": enc, "ct": b64_encode(&ct) }))?;
     if outer.len() > MAX_ENVELOPE_BYTES {
         return Err(err(ErrorCode::TooLarge, "message is too large for one envelope"));
     }

@@ -61,27 +61,32 @@ impl Encryptor {
         Self { cipher: ChaCha20Poly1305::new((&*kp).into()), counter: 0, buf: Vec::with_capacity(CHUNK * 2) }
     }
 
-    fn seal_chunk(&mut self, plain: &[u8], last: bool, out: &mut Vec<u8>) {
-        let ct =
-            self.cipher.encrypt(&chunk_nonce(self.counter, last), Payload { msg: plain, aad: b"" }).unwrap_or_default();
+    fn seal_chunk(&mut self, plain: &[u8], last: bool, out: &mut Vec<u8>) -> Result<(), KezError> {
+        // Chunks are at most CHUNK bytes, far below the AEAD limit; still never emit empty bytes.
+        let ct = self
+            .cipher
+            .encrypt(&chunk_nonce(self.counter, last), Payload { msg: plain, aad: b"" })
+            .map_err(|_| err(ErrorCode::TooLarge, "file chunk too large to encrypt"))?;
         out.extend_from_slice(&ct);
         self.counter += 1;
+        Ok(())
     }
 
     /// Adds plaintext; appends every chunk known not to be the last to `out`.
-    pub fn update(&mut self, data: &[u8], out: &mut Vec<u8>) {
+    pub fn update(&mut self, data: &[u8], out: &mut Vec<u8>) -> Result<(), KezError> {
         self.buf.extend_from_slice(data);
         while self.buf.len() > CHUNK {
             let rest = self.buf.split_off(CHUNK);
             let chunk = std::mem::replace(&mut self.buf, rest);
-            self.seal_chunk(&chunk, false, out);
+            self.seal_chunk(&chunk, false, out)?;
         }
+        Ok(())
     }
 
     /// Seals the final chunk.
-    pub fn finish(mut self, out: &mut Vec<u8>) {
+    pub fn finish(mut self, out: &mut Vec<u8>) -> Result<(), KezError> {
         let last = std::mem::take(&mut self.buf);
-        self.seal_chunk(&last, true, out);
+        self.seal_chunk(&last, true, out)
     }
 }
 
@@ -148,12 +153,12 @@ impl Decryptor {
 }
 
 /// Encrypts a whole buffer (small files and vectors); returns the blob.
-pub fn encrypt_bytes(file_key: &[u8; 32], n16: [u8; 16], plaintext: &[u8]) -> Vec<u8> {
+pub fn encrypt_bytes(file_key: &[u8; 32], n16: [u8; 16], plaintext: &[u8]) -> Result<Vec<u8>, KezError> {
     let mut out = Vec::with_capacity(HEADER + plaintext.len() + (plaintext.len() / CHUNK + 1) * TAG);
     let mut e = Encryptor::new(file_key, n16, &mut out);
-    e.update(plaintext, &mut out);
-    e.finish(&mut out);
-    out
+    e.update(plaintext, &mut out)?;
+    e.finish(&mut out)?;
+    Ok(out)
 }
 
 /// Decrypts a whole blob.
@@ -195,7 +200,7 @@ pub fn wrap_with(
     file_key: &[u8; 32],
 ) -> Result<Wrap, KezError> {
     let (eph_pub, key) = kem_key_sender(eph_secret, recipient, WRAP_LABEL, &wrap_extra(owner, blob_hash))?;
-    let ct = aead_seal(&key, WRAP_LABEL, file_key);
+    let ct = aead_seal(&key, WRAP_LABEL, file_key)?;
     Ok(Wrap { enc: b64_encode(&eph_pub), ct: b64_encode(&ct) })
 }
 
@@ -240,9 +245,9 @@ pub fn check_file_name(name: &str) -> Result<(), KezError> {
 }
 
 /// Encrypts file metadata under the file key.
-pub fn seal_meta(file_key: &[u8; 32], blob_hash: &[u8; 32], meta: &FileMeta) -> String {
-    let plain = canonicalize(&json!({ "name": meta.name, "size": meta.size, "hash": meta.hash }));
-    b64_encode(&aead_seal(&meta_key(file_key), &meta_aad(blob_hash), &plain))
+pub fn seal_meta(file_key: &[u8; 32], blob_hash: &[u8; 32], meta: &FileMeta) -> Result<String, KezError> {
+    let plain = canonicalize(&json!({ "name": meta.name, "size": meta.size, "hash": meta.hash }))?;
+    Ok(b64_encode(&aead_seal(&meta_key(file_key), &meta_aad(blob_hash), &plain)?))
 }
 
 /// Decrypts and validates file metadata.
@@ -375,7 +380,7 @@ pub fn make_entry(
         blob: hex_encode(blob_hash),
         ct_size,
         commit: hex_encode(&commitment(file_key, n16)),
-        meta: seal_meta(file_key, blob_hash, meta),
+        meta: seal_meta(file_key, blob_hash, meta)?,
         wraps,
     })
 }
@@ -389,7 +394,7 @@ mod tests {
         let k = [4u8; 32];
         for len in [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 3 * CHUNK] {
             let plain: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
-            let blob = encrypt_bytes(&k, [7; 16], &plain);
+            let blob = encrypt_bytes(&k, [7; 16], &plain).unwrap();
             assert_eq!(blob.len() as u64, blob_size(len as u64));
             let c = commitment(&k, &[7; 16]);
             assert_eq!(decrypt_bytes(k, c, &blob).unwrap(), plain, "len {len}");

@@ -15,23 +15,31 @@ use crate::error::{ErrorCode, KezError, err};
 /// The largest integer the profile allows (2^53 − 1, exact in every JSON parser).
 pub const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
 
-/// Serialises any JSON value per RFC 8785.
-pub fn canonicalize(value: &Value) -> Vec<u8> {
-    // The canonicalizer only fails on non-finite floats, which serde_json::Value
-    // cannot hold; fall back to serde_json just in case rather than panicking.
-    serde_json_canonicalizer::to_vec(value).unwrap_or_else(|_| serde_json::to_vec(value).unwrap_or_default())
+/// Serialises a value per RFC 8785. Fails (`internal`) for what RFC 8785 cannot express,
+/// such as a non-finite float: a signer must never fall back to other bytes.
+pub fn canonicalize<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, KezError> {
+    serde_json_canonicalizer::to_vec(value)
+        .map_err(|e| err(ErrorCode::Internal, format!("value has no RFC 8785 canonical form: {e}")))
+}
+
+/// The map inside a JSON object built by the caller (`internal` if it is not an object).
+pub fn into_object(value: Value) -> Result<Map<String, Value>, KezError> {
+    match value {
+        Value::Object(m) => Ok(m),
+        _ => Err(err(ErrorCode::Internal, "expected a JSON object")),
+    }
 }
 
 /// Canonicalises general JSON text (any numbers, duplicates rejected).
 pub fn canonicalize_text(text: &str) -> Result<Vec<u8>, KezError> {
     let v: GeneralValue = serde_json::from_str(text).map_err(json_error)?;
-    Ok(canonicalize(&v.0))
+    canonicalize(&v.0)
 }
 
 /// Parses bytes under the KEZ profile and requires them to be canonical.
 pub fn parse_canonical(bytes: &[u8]) -> Result<Value, KezError> {
     let value = parse_profile(bytes)?;
-    if canonicalize(&value) != bytes {
+    if canonicalize(&value)? != bytes {
         return Err(err(ErrorCode::NotCanonical, "object is not in RFC 8785 canonical form"));
     }
     Ok(value)

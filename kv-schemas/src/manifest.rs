@@ -1,14 +1,14 @@
 //! The signed shared-files manifest (PROTOCOL.md §7.4).
 
 use ed25519_dalek::SigningKey;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, json};
 
 use crate::encoding::hex_encode;
 use crate::error::{ErrorCode, KezError, err};
 use crate::files::{Entry, parse_entry};
-use crate::jcs::{Fields, canonicalize, parse_canonical};
+use crate::jcs::{Fields, parse_canonical};
 use crate::keys::PublicKey;
-use crate::sig::{Purpose, sign_object, verify_object};
+use crate::sig::{Purpose, sign_canonical, verify_object};
 use crate::sigchain::SharedFiles;
 
 /// Largest accepted manifest.
@@ -43,17 +43,14 @@ pub fn build(owner: &SigningKey, seq: u64, ctime: u64, entries: &[Entry]) -> Res
     if entries.len() > MAX_ENTRIES {
         return Err(err(ErrorCode::InvalidManifest, format!("a manifest holds at most {MAX_ENTRIES} entries")));
     }
-    let unsigned: Map<String, Value> = json!({
+    let unsigned = json!({
         "v": 1,
         "owner": PublicKey::of(owner).to_string(),
         "seq": seq,
         "ctime": ctime,
         "entries": entries.iter().map(Entry::to_value).collect::<Vec<_>>(),
-    })
-    .as_object()
-    .cloned()
-    .unwrap_or_default();
-    let bytes = canonicalize(&Value::Object(sign_object(owner, Purpose::Manifest, unsigned)));
+    });
+    let bytes = sign_canonical(owner, Purpose::Manifest, unsigned)?;
     if bytes.len() > MAX_MANIFEST_BYTES {
         return Err(err(ErrorCode::TooLarge, "manifest is over 256 KiB"));
     }

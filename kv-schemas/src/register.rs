@@ -1,14 +1,14 @@
 //! The signed registration request (PROTOCOL.md §4).
 
 use ed25519_dalek::SigningKey;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, json};
 
 use crate::encoding::{b64_decode_fixed, b64_encode};
 use crate::error::{ErrorCode, KezError, err};
 use crate::handle::Handle;
-use crate::jcs::{Fields, canonicalize, parse_canonical};
+use crate::jcs::{Fields, parse_canonical};
 use crate::keys::PublicKey;
-use crate::sig::{Purpose, sign_object, verify_object};
+use crate::sig::{Purpose, sign_canonical, verify_object};
 
 /// Largest accepted registration body.
 pub const MAX_BYTES: usize = 4 * 1024;
@@ -29,19 +29,16 @@ pub struct Registration {
 }
 
 /// Builds and signs a registration request; returns its canonical bytes.
-pub fn build(signing: &SigningKey, handle: &Handle, ts: u64, nonce: [u8; 16]) -> Vec<u8> {
-    let unsigned: Map<String, Value> = json!({
+pub fn build(signing: &SigningKey, handle: &Handle, ts: u64, nonce: [u8; 16]) -> Result<Vec<u8>, KezError> {
+    let unsigned = json!({
         "v": 1,
         "aud": handle.domain(),
         "handle": handle.to_string(),
         "key": PublicKey::of(signing).to_string(),
         "ts": ts,
         "nonce": b64_encode(&nonce),
-    })
-    .as_object()
-    .cloned()
-    .unwrap_or_default();
-    canonicalize(&Value::Object(sign_object(signing, Purpose::Register, unsigned)))
+    });
+    sign_canonical(signing, Purpose::Register, unsigned)
 }
 
 /// Verifies a registration request for the server of `domain` at time `now`.
@@ -89,14 +86,14 @@ mod tests {
     fn round_trip_and_rules() {
         let (sk, h) = setup();
         let now = 1_800_000_000_000;
-        let bytes = build(&sk, &h, now, [9u8; 16]);
+        let bytes = build(&sk, &h, now, [9u8; 16]).unwrap();
         let r = verify(&bytes, "kez.lat", now + 1000).unwrap();
         assert_eq!(r.handle, h);
         assert_eq!(verify(&bytes, "other.example", now).unwrap_err().code, ErrorCode::WrongAudience);
         assert_eq!(verify(&bytes, "kez.lat", now + 600_000).unwrap_err().code, ErrorCode::StaleTimestamp);
         let tampered = String::from_utf8(bytes.clone()).unwrap().replace("alice", "alicf");
         assert_eq!(verify(tampered.as_bytes(), "kez.lat", now).unwrap_err().code, ErrorCode::BadSignature);
-        let reserved = build(&sk, &Handle::parse_input("root", "kez.lat").unwrap(), now, [1; 16]);
+        let reserved = build(&sk, &Handle::parse_input("root", "kez.lat").unwrap(), now, [1; 16]).unwrap();
         assert_eq!(verify(&reserved, "kez.lat", now).unwrap_err().code, ErrorCode::HandleReserved);
         assert_eq!(verify(b"{", "kez.lat", now).unwrap_err().code, ErrorCode::InvalidJson);
         assert_eq!(verify(&vec![b' '; 5000], "kez.lat", now).unwrap_err().code, ErrorCode::TooLarge);

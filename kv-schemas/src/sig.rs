@@ -51,24 +51,33 @@ impl Purpose {
 const PREFIX: &[u8] = b"kez-sig-v1";
 
 /// The exact bytes a KEZ signature covers. `unsigned` must not contain `sig`.
-pub fn signing_input(purpose: Purpose, unsigned: &Map<String, Value>) -> Vec<u8> {
-    let body = canonicalize(&Value::Object(unsigned.clone()));
+pub fn signing_input(purpose: Purpose, unsigned: &Map<String, Value>) -> Result<Vec<u8>, KezError> {
+    let body = canonicalize(unsigned)?;
     let mut out = Vec::with_capacity(PREFIX.len() + 2 + purpose.as_str().len() + body.len());
     out.extend_from_slice(PREFIX);
     out.push(0);
     out.extend_from_slice(purpose.as_str().as_bytes());
     out.push(0);
     out.extend_from_slice(&body);
-    out
+    Ok(out)
 }
 
 /// Signs an object: returns it with `sig` added. `type` must match the purpose.
-pub fn sign_object(signing: &SigningKey, purpose: Purpose, mut unsigned: Map<String, Value>) -> Map<String, Value> {
+pub fn sign_object(
+    signing: &SigningKey,
+    purpose: Purpose,
+    mut unsigned: Map<String, Value>,
+) -> Result<Map<String, Value>, KezError> {
     unsigned.remove("sig");
     unsigned.insert("type".into(), Value::String(purpose.object_type().into()));
-    let sig = sign_raw(signing, &signing_input(purpose, &unsigned));
+    let sig = sign_raw(signing, &signing_input(purpose, &unsigned)?);
     unsigned.insert("sig".into(), Value::String(b64_encode(&sig)));
-    unsigned
+    Ok(unsigned)
+}
+
+/// Signs an object and returns its canonical bytes (what goes on the wire).
+pub fn sign_canonical(signing: &SigningKey, purpose: Purpose, unsigned: Value) -> Result<Vec<u8>, KezError> {
+    canonicalize(&sign_object(signing, purpose, crate::jcs::into_object(unsigned)?)?)
 }
 
 /// Checks `type`/`v` and verifies the `sig` of a parsed object under `key`.
@@ -87,7 +96,7 @@ pub fn verify_object(purpose: Purpose, obj: &Map<String, Value>, key: &PublicKey
     let sig = b64_decode_fixed::<64>(sig_text, "sig")?;
     let mut unsigned = obj.clone();
     unsigned.remove("sig");
-    let input = signing_input(purpose, &unsigned);
+    let input = signing_input(purpose, &unsigned)?;
     key.verify_strict(&input, &sig)?;
     Ok(input)
 }
@@ -101,10 +110,10 @@ mod tests {
     fn signing_input_has_nul_at_byte_ten_and_verifies() {
         let sk = SigningKey::from_bytes(&[1u8; 32]);
         let obj = json!({"v":1,"hello":"world"}).as_object().cloned().unwrap();
-        let signed = sign_object(&sk, Purpose::Msg, obj);
+        let signed = sign_object(&sk, Purpose::Msg, obj).unwrap();
         let mut unsigned = signed.clone();
         unsigned.remove("sig");
-        assert_eq!(signing_input(Purpose::Msg, &unsigned)[10], 0);
+        assert_eq!(signing_input(Purpose::Msg, &unsigned).unwrap()[10], 0);
         verify_object(Purpose::Msg, &signed, &PublicKey::of(&sk)).unwrap();
         // Same object under another purpose fails on type.
         assert_eq!(
@@ -115,5 +124,14 @@ mod tests {
         let mut t = signed.clone();
         t.insert("hello".into(), json!("World"));
         assert_eq!(verify_object(Purpose::Msg, &t, &PublicKey::of(&sk)).unwrap_err().code, ErrorCode::BadSignature);
+    }
+
+    #[test]
+    fn a_value_without_canonical_form_is_an_error_not_other_bytes() {
+        // RFC 8785 has no form for NaN; signing must refuse rather than sign serde_json's bytes.
+        let sk = SigningKey::from_bytes(&[1u8; 32]);
+        assert_eq!(crate::jcs::canonicalize(&f64::NAN).unwrap_err().code, ErrorCode::Internal);
+        assert_eq!(sign_canonical(&sk, Purpose::Msg, json!([1])).unwrap_err().code, ErrorCode::Internal);
+        assert!(sign_canonical(&sk, Purpose::Msg, json!({"v": 1})).is_ok());
     }
 }

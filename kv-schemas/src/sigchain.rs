@@ -18,7 +18,7 @@ use crate::encoding::hex_encode;
 use crate::error::{ErrorCode, KezError, err};
 use crate::jcs::{Fields, canonicalize, parse_canonical};
 use crate::keys::PublicKey;
-use crate::sig::{Purpose, sign_object, verify_object};
+use crate::sig::{Purpose, sign_canonical, verify_object};
 use crate::subjects::{DeviceId, legacy_inbox_subject};
 
 /// Largest accepted link.
@@ -226,9 +226,15 @@ impl Link {
 }
 
 /// Builds and signs a link; returns its canonical bytes.
-pub fn build_link(signing: &SigningKey, seqno: u64, prev: Option<&str>, ctime: u64, op: &Op) -> Vec<u8> {
+pub fn build_link(
+    signing: &SigningKey,
+    seqno: u64,
+    prev: Option<&str>,
+    ctime: u64,
+    op: &Op,
+) -> Result<Vec<u8>, KezError> {
     let key = PublicKey::of(signing).to_string();
-    let unsigned: Map<String, Value> = json!({
+    let unsigned = json!({
         "v": 1,
         "chain": key,
         "signer": key,
@@ -238,11 +244,8 @@ pub fn build_link(signing: &SigningKey, seqno: u64, prev: Option<&str>, ctime: u
         "op": op.name(),
         "ignore_if_unsupported": matches!(op, Op::Unsupported { .. }),
         "body": op.body(),
-    })
-    .as_object()
-    .cloned()
-    .unwrap_or_default();
-    canonicalize(&Value::Object(sign_object(signing, Purpose::SigchainLink, unsigned)))
+    });
+    sign_canonical(signing, Purpose::SigchainLink, unsigned)
 }
 
 /// Parses one link: canonical bytes, exact shape, known op body, valid signature.
@@ -268,7 +271,7 @@ pub fn parse_link(bytes: &[u8]) -> Result<Link, KezError> {
     }
     let prev = match f.get("prev") {
         Some(Value::Null) => None,
-        Some(Value::String(s)) if is_hash_hex(s) => Some(s.clone()),
+        Some(Value::String(s)) if crate::encoding::is_hash(s) => Some(s.clone()),
         _ => return Err(err(ErrorCode::InvalidLink, "prev must be null or a 64-hex link id")),
     };
     if (seqno == 1) != prev.is_none() {
@@ -281,10 +284,6 @@ pub fn parse_link(bytes: &[u8]) -> Result<Link, KezError> {
     let input = verify_object(Purpose::SigchainLink, value.as_object().unwrap_or(&Map::new()), &chain)?;
     let link_id = hex_encode(&Sha256::digest(&input));
     Ok(Link { chain, seqno, prev, ctime, op, link_id, bytes: bytes.to_vec() })
-}
-
-fn is_hash_hex(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 fn bounded(s: &str, max: usize, what: &str) -> Result<String, KezError> {
@@ -338,7 +337,7 @@ fn parse_op(op: &str, body: &Value, ignore: bool, chain: &PublicKey) -> Result<O
         "remove_endpoint" => {
             let f = Fields::exact(body, "remove_endpoint", &["target"], &[])?;
             let target = f.str("target")?;
-            if !is_hash_hex(target) {
+            if !crate::encoding::is_hash(target) {
                 return Err(invalid("target must be a link id".into()));
             }
             Op::RemoveEndpoint { target: target.into() }
@@ -346,7 +345,7 @@ fn parse_op(op: &str, body: &Value, ignore: bool, chain: &PublicKey) -> Result<O
         "set_shared_files" => {
             let f = Fields::exact(body, "set_shared_files", &["manifest", "manifest_seq", "size"], &[])?;
             let manifest = f.str("manifest")?;
-            if !is_hash_hex(manifest) {
+            if !crate::encoding::is_hash(manifest) {
                 return Err(invalid("manifest must be a BLAKE3 hex hash".into()));
             }
             Op::SetSharedFiles(SharedFiles {
@@ -529,7 +528,7 @@ pub fn verify_chain(key: &PublicKey, links: &[Value]) -> Result<(ChainState, Vec
     let mut state = ChainState::empty(*key);
     let mut parsed = Vec::with_capacity(links.len());
     for v in links {
-        let link = parse_link(&canonicalize(v))?;
+        let link = parse_link(&canonicalize(v)?)?;
         state.apply(&link)?;
         parsed.push(link);
     }
@@ -572,7 +571,7 @@ mod tests {
         let mut prev: Option<String> = None;
         let mut out = vec![];
         for (i, op) in ops.iter().enumerate() {
-            let bytes = build_link(sk, i as u64 + 1, prev.as_deref(), 1_800_000_000_000 + i as u64, op);
+            let bytes = build_link(sk, i as u64 + 1, prev.as_deref(), 1_800_000_000_000 + i as u64, op).unwrap();
             let link = parse_link(&bytes).unwrap();
             prev = Some(link.link_id.clone());
             out.push(link.to_value());
@@ -661,11 +660,7 @@ mod tests {
         let one = |body: Value| {
             let unsigned = json!({"v": 1, "chain": pk.to_string(), "signer": pk.to_string(), "seqno": 1, "prev": null,
                 "ctime": 1, "op": "add_endpoint", "ignore_if_unsupported": false, "body": body});
-            let bytes = canonicalize(&Value::Object(sign_object(
-                &sk,
-                Purpose::SigchainLink,
-                unsigned.as_object().unwrap().clone(),
-            )));
+            let bytes = sign_canonical(&sk, Purpose::SigchainLink, unsigned).unwrap();
             parse_link(&bytes).map(|_| ()).map_err(|e| e.code)
         };
         let other = PublicKey::of(&SigningKey::from_bytes(&[6u8; 32])).hex();

@@ -230,7 +230,7 @@ async fn user_device(server: &NatsServer, ops: &async_nats::Client, i: usize) ->
     let key = SigningKey::from_bytes(&kv_schemas::random_bytes());
     let pk = PublicKey::of(&key);
     let handle = Handle::new(&format!("bench{i}"), DOMAIN)?;
-    let req = register::build(&key, &handle, now_ms(), kv_schemas::random_bytes());
+    let req = register::build(&key, &handle, now_ms(), kv_schemas::random_bytes())?;
     ops.request(kv_schemas::subjects::svc::REGISTRY_REGISTER, req.into()).await?;
     let device = DeviceId::random();
     let nkey = nkeys::KeyPair::new_from_raw(nkeys::KeyPairType::User, key.to_bytes())?;

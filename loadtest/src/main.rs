@@ -252,7 +252,7 @@ async fn http(duration: Duration, concurrency: usize, users: usize) -> Result<()
             SigningKey::from_bytes(&kv_schemas::random_bytes())
         };
         let h = Handle::new(&format!("u{i}"), DOMAIN).expect("handle");
-        let body = register::build(&sk, &h, now_ms(), kv_schemas::random_bytes());
+        let body = register::build(&sk, &h, now_ms(), kv_schemas::random_bytes()).expect("registration request");
         hyper::Request::post(format!("http://{gw}/v1/register"))
             .header("content-type", "application/json")
             .body(Full::new(Bytes::from(body)))

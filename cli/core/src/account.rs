@@ -23,7 +23,7 @@ use crate::api::Api;
 use crate::config::Paths;
 use crate::error::{ClientError, Result};
 use crate::identity::Identity;
-use crate::keystore::{self, Keystore};
+use crate::keystore::Keystore;
 
 /// `account.json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,7 +75,7 @@ impl Account {
         paths.ensure_home()?;
         let mut bytes = serde_json::to_vec_pretty(self).map_err(|e| ClientError::Store(e.to_string()))?;
         bytes.push(b'\n');
-        keystore::write_atomic(&paths.account_file(), &bytes).map_err(|e| ClientError::io(paths.account_file(), e))
+        kez_private_file::write(&paths.account_file(), &bytes).map_err(|e| ClientError::io(paths.account_file(), e))
     }
 
     /// Takes the broker URL and window from a fresh `/v1/config`.
@@ -258,7 +258,7 @@ pub async fn ensure_endpoints(api: &Api, account: &mut Account, id: &Identity) -
                 state.tail.as_deref(),
                 now_ms(),
                 &Op::AddEndpoint(endpoint.clone()),
-            );
+            )?;
             match api.append_link(&key, link).await {
                 Ok(_) => break,
                 // Another device appended meanwhile: re-read the chain and retry once.

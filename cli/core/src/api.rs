@@ -220,8 +220,12 @@ impl Api {
     /// `POST /v1/register` with a request `build` signs anew for every attempt: while the
     /// outcome is unknown it is resent with a fresh nonce (the first attempt's nonce may be
     /// recorded already), and a registration that did land answers `created: false`.
-    pub async fn register_retrying(&self, handle: &Handle, build: impl Fn() -> Vec<u8>) -> Result<RegisterReply> {
-        retry_unknown(|| self.register(handle, build())).await
+    pub async fn register_retrying(
+        &self,
+        handle: &Handle,
+        build: impl Fn() -> std::result::Result<Vec<u8>, kv_schemas::KezError>,
+    ) -> Result<RegisterReply> {
+        retry_unknown(|| async { self.register(handle, build()?).await }).await
     }
 
     /// `POST /v1/register` with the exact signed request bytes, once.

@@ -21,6 +21,7 @@
 //! The caller acknowledges only after this returns, i.e. after the flush.
 
 use kv_schemas::envelope::{self, Body};
+use kv_schemas::files::Entry;
 use kv_schemas::group::GroupId;
 use kv_schemas::{ErrorCode, Handle, KezError, PublicKey, now_ms, safety};
 use serde::Serialize;
@@ -70,6 +71,16 @@ pub fn seal_text(me: &Identity, to: &Contact, text: &str) -> Result<Outgoing> {
     }
     check_text(text)?;
     seal(me, &to.key, Body::Text(text.to_string()))
+}
+
+/// Seals the chat message that offers a shared file (PROTOCOL.md §6, `file_share`) to `to`:
+/// `serve_node` is the sharing device's `serve` endpoint id, which must be on the owner's
+/// sigchain before the offer goes out (§7.5). Refuses a contact whose key changed.
+pub fn seal_file_offer(me: &Identity, to: &Contact, entry: &Entry, serve_node: &PublicKey) -> Result<Outgoing> {
+    if let Some(e) = to.key_changed_error() {
+        return Err(e);
+    }
+    seal(me, &to.key, Body::FileShare { entry: entry.clone(), node_id: serve_node.hex() })
 }
 
 /// Seals `body` (a text or a file offer) from `me` for `to`, with a fresh id.

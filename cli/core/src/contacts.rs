@@ -295,7 +295,7 @@ mod tests {
                     proof: None,
                 })
             };
-            let bytes = build_link(sk, seqno, prev.as_deref(), 1_800_000_000_000 + seqno, &op);
+            let bytes = build_link(sk, seqno, prev.as_deref(), 1_800_000_000_000 + seqno, &op).unwrap();
             let link = kv_schemas::sigchain::parse_link(&bytes).unwrap();
             prev = Some(link.link_id.clone());
             out.push(serde_json::from_slice(&bytes).unwrap());

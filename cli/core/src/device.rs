@@ -8,7 +8,6 @@ use kv_schemas::subjects::DeviceId;
 
 use crate::config::Paths;
 use crate::error::{ClientError, Result};
-use crate::keystore;
 
 /// The name of a device when the user gives none.
 pub const FALLBACK_NAME: &str = "kez-chat CLI";
@@ -67,7 +66,7 @@ impl LocalDevice {
         let path = paths.home().join("device.json");
         let mut bytes = serde_json::to_vec_pretty(self).map_err(|e| ClientError::Store(e.to_string()))?;
         bytes.push(b'\n');
-        keystore::write_atomic(&path, &bytes).map_err(|e| ClientError::io(&path, e))
+        kez_private_file::write(&path, &bytes).map_err(|e| ClientError::io(&path, e))
     }
 }
 

@@ -308,7 +308,8 @@ mod tests {
         let link_input = kv_schemas::sig::signing_input(
             kv_schemas::sig::Purpose::SigchainLink,
             &serde_json::json!({"v":1}).as_object().cloned().unwrap(),
-        );
+        )
+        .unwrap();
         assert!(id.sign_nats_nonce(&String::from_utf8_lossy(&link_input)).is_err());
     }
 }

@@ -38,8 +38,8 @@
 //! The passphrase-encrypted file is therefore the one real, tested store; a
 //! keychain can later hold the *passphrase* without changing this format.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write as _};
+use std::fs::File;
+use std::io;
 use std::path::{Path, PathBuf};
 
 use argon2::{Algorithm, Argon2, Params, Version};
@@ -183,7 +183,7 @@ struct FileV1 {
 impl Header {
     fn canonical(&self) -> Result<Vec<u8>, KeystoreError> {
         let v = serde_json::to_value(self).map_err(|e| KeystoreError::Corrupt(e.to_string()))?;
-        Ok(kv_schemas::jcs::canonicalize(&v))
+        kv_schemas::jcs::canonicalize(&v).map_err(|e| KeystoreError::Corrupt(e.to_string()))
     }
 
     fn aad(&self) -> Result<Vec<u8>, KeystoreError> {
@@ -264,7 +264,7 @@ impl Keystore {
         let ct: Vec<u8> = buf.to_vec();
         let file = FileV1 { checksum: checksum(&header.canonical()?, &ct), header, ct: b64_encode(&ct) };
         let v = serde_json::to_value(&file).map_err(|e| KeystoreError::Corrupt(e.to_string()))?;
-        let mut out = kv_schemas::jcs::canonicalize(&v);
+        let mut out = kv_schemas::jcs::canonicalize(&v).map_err(|e| KeystoreError::Corrupt(e.to_string()))?;
         out.push(b'\n');
         Ok(out)
     }
@@ -302,7 +302,7 @@ impl Keystore {
     /// Writes `id` to `path` encrypted under `passphrase`, atomically, mode 0600.
     pub fn save(&self, path: &Path, id: &Identity, passphrase: &str) -> Result<(), KeystoreError> {
         let bytes = self.encrypt(id, passphrase)?;
-        write_atomic(path, &bytes).map_err(io_err(path))
+        kez_private_file::write(path, &bytes).map_err(io_err(path))
     }
 
     /// Reads and decrypts the identity at `path`.
@@ -366,47 +366,6 @@ pub fn load(path: &Path, passphrase: &str) -> Result<Identity, KeystoreError> {
 /// [`Keystore::change_passphrase`] with the default parameters.
 pub fn change_passphrase(path: &Path, old: &str, new: &str) -> Result<(), KeystoreError> {
     Keystore::new().change_passphrase(path, old, new)
-}
-
-/// Writes `bytes` to `path` atomically: a temporary file in the same folder,
-/// created with mode 0600 before anything is written, fsynced, renamed over
-/// `path`, then the folder fsynced. A missing folder is created with mode 0700.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    if !dir.exists() {
-        let mut b = fs::DirBuilder::new();
-        b.recursive(true);
-        #[cfg(unix)]
-        std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
-        b.create(&dir)?;
-    }
-    let name = path.file_name().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
-    let tmp = dir.join(format!(".{}.tmp-{}", name.to_string_lossy(), hex::encode(kv_schemas::random_bytes::<8>())));
-    let mut opts = OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    let result = (|| {
-        let mut f = opts.open(&tmp)?;
-        // The umask can only clear bits; set the mode explicitly anyway
-        // before the first byte is written.
-        #[cfg(unix)]
-        f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        drop(f);
-        fs::rename(&tmp, path)?;
-        #[cfg(unix)]
-        File::open(&dir)?.sync_all()?;
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
 }
 
 #[cfg(test)]

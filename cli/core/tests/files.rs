@@ -673,7 +673,7 @@ async fn manifest_fetch_tries_each_serving_device() {
     // A wave-1 link first (as an account of the first release has), then two devices.
     dir.append_link(
         &pk(&alice),
-        build_link(&alice, 1, None, kv_schemas::now_ms(), &Op::AddEndpoint(Endpoint::iroh_wave1(&pk(&alice)))),
+        build_link(&alice, 1, None, kv_schemas::now_ms(), &Op::AddEndpoint(Endpoint::iroh_wave1(&pk(&alice)))).unwrap(),
     )
     .await
     .unwrap();

@@ -61,7 +61,7 @@ fn error_body(code: &str) -> String {
 async fn an_append_with_an_unknown_outcome_is_resent_with_the_same_bytes() {
     let id = Identity::from_seed([7; 32]);
     let pk = id.public_key();
-    let link = build_link(id.signing_key(), 1, None, now_ms(), &Op::AddEndpoint(Endpoint::iroh_wave1(&pk)));
+    let link = build_link(id.signing_key(), 1, None, now_ms(), &Op::AddEndpoint(Endpoint::iroh_wave1(&pk))).unwrap();
     let link_id = parse_link(&link).unwrap().link_id;
     let ok = format!(r#"{{"seqno":1,"link_id":"{link_id}"}}"#);
     let (base, bodies) =
@@ -76,7 +76,8 @@ async fn a_definite_refusal_is_not_repeated() {
     let id = Identity::from_seed([8; 32]);
     let pk = id.public_key();
     let link =
-        build_link(id.signing_key(), 2, Some(&"0".repeat(64)), now_ms(), &Op::AddEndpoint(Endpoint::iroh_wave1(&pk)));
+        build_link(id.signing_key(), 2, Some(&"0".repeat(64)), now_ms(), &Op::AddEndpoint(Endpoint::iroh_wave1(&pk)))
+            .unwrap();
     let (base, bodies) = scripted(vec![(409, error_body("seqno_conflict")), (201, "{}".into())]).await;
     let e = Api::new(&base).unwrap().append_link(&pk, link).await.unwrap_err();
     assert!(matches!(&e, ClientError::Server { code, .. } if code == "seqno_conflict"), "{e:?}");

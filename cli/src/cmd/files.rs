@@ -20,7 +20,7 @@ use anyhow::{Context as _, Result, bail};
 use clap::Args;
 use futures::future::BoxFuture;
 use kez_client::account::Account;
-use kez_client::chat::{self, Outgoing};
+use kez_client::chat;
 use kez_client::contacts::{Change, Contact};
 use kez_client::device::LocalDevice;
 use kez_client::files::config::NodeConfig;
@@ -31,7 +31,6 @@ use kez_client::files::node::{Provider, ServeEvent};
 use kez_client::files::{FilesError, Shares, share_file};
 use kez_client::store::{Store, StoredMessage};
 use kez_client::{ClientError, Identity};
-use kv_schemas::envelope::Body;
 use kv_schemas::files::{Entry, FileMeta, parse_entry};
 use kv_schemas::sigchain::{IrohRole, PinnedTail};
 use kv_schemas::subjects::DeviceId;
@@ -176,13 +175,6 @@ fn label_of(ctx: &Ctx, account: &Account, key: &PublicKey) -> String {
         .unwrap_or_else(|| short_key(key))
 }
 
-fn seal_offer(me: &Identity, to: &Contact, body: Body) -> Result<Outgoing> {
-    if let Some(e) = to.key_changed_error() {
-        bail!(e);
-    }
-    Ok(chat::seal(me, &to.key, body)?)
-}
-
 pub async fn share(ctx: &mut Ctx, args: ShareArgs) -> Result<()> {
     let (account, _) = ctx.account_with_config().await?;
     let handle = ctx.handle(&account, &args.handle)?;
@@ -221,8 +213,7 @@ pub async fn share(ctx: &mut Ctx, args: ShareArgs) -> Result<()> {
     // before the recipient checks it.
     let device = device_id(ctx)?;
     let endpoints = publish_endpoints(&directory, &id, &device, ctx.json).await?;
-    let body = out.offer_body(&endpoints.key(IrohRole::Serve));
-    let msg = seal_offer(&id, &to, body)?;
+    let msg = chat::seal_file_offer(&id, &to, &out.entry, &endpoints.key(IrohRole::Serve))?;
     let broker = super::chat::connect(ctx, &account, id.clone()).await?;
     let copied = super::chat::deliver(ctx, &broker, &id, &msg).await;
     broker.close().await;

@@ -52,13 +52,13 @@ impl Forge<'_> {
             "kind": "text",
             "body": { "text": self.text },
         });
-        let signed = sign_object(self.signer, Purpose::Msg, unsigned.as_object().cloned().expect("object"));
-        let mut pt = canonicalize(&Value::Object(signed));
+        let signed = sign_object(self.signer, Purpose::Msg, unsigned.as_object().cloned().expect("object")).unwrap();
+        let mut pt = canonicalize(&Value::Object(signed)).unwrap();
         pt.resize(pt.len().div_ceil(256) * 256, 0);
         let ct = ChaCha20Poly1305::new((&key).into())
             .encrypt(&Nonce::default(), Payload { msg: &pt, aad: b"kez-v1/msg\0\x01" })
             .expect("encrypt");
-        canonicalize(&json!({ "v": 1, "enc": enc, "ct": b64_encode(&ct) }))
+        canonicalize(&json!({ "v": 1, "enc": enc, "ct": b64_encode(&ct) })).unwrap()
     }
 }
 
@@ -68,5 +68,5 @@ pub fn tamper(envelope: &[u8]) -> Vec<u8> {
     let ct = kv_schemas::encoding::b64_decode(v["ct"].as_str().expect("ct"), "ct").expect("b64");
     let mut ct = ct;
     ct[10] ^= 0x01;
-    canonicalize(&json!({ "v": 1, "enc": v["enc"], "ct": b64_encode(&ct) }))
+    canonicalize(&json!({ "v": 1, "enc": v["enc"], "ct": b64_encode(&ct) })).unwrap()
 }

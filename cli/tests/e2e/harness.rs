@@ -1,11 +1,9 @@
 //! The real stack (`kez-server up` on free loopback ports, temp data folder)
 //! and users driving the real `kez-chat` binary, each with its own data folder.
 
-use std::io::{BufRead as _, BufReader, Write as _};
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 
@@ -18,140 +16,47 @@ pub fn kez_chat_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_kez-chat"))
 }
 
-/// `target/<profile>/kez-server`, next to the kez-chat binary. Cargo cannot
-/// build another package's binary for us; `cargo test --workspace` (./kez test)
-/// builds it, and so does `cargo build -p kez-server`.
+/// `kez-server` next to the kez-chat binary (`kez_testkit::kez_server_bin`).
 pub fn kez_server_bin() -> PathBuf {
-    let bin = kez_chat_bin().parent().expect("kez-chat has a folder").join("kez-server");
-    assert!(
-        bin.is_file(),
-        "{} is missing: the kez-chat end-to-end tests drive the real server binary. \
-         Run `cargo build -p kez-server` (or `cargo test --workspace`, as ./kez test does) first.",
-        bin.display()
-    );
-    bin
+    kez_testkit::kez_server_bin(kez_chat_bin().parent().expect("kez-chat has a folder")).expect("kez-server")
 }
 
-/// A running `kez-server up`.
+/// A running `kez-server up` (a `kez_testkit::StackProcess`) in a temp data folder.
 pub struct Stack {
-    child: Child,
     /// Base URL of /v1.
     pub http: String,
     /// Native NATS URL.
     pub nats_url: String,
-    data: tempfile::TempDir,
+    process: kez_testkit::StackProcess,
+    // After `process`: the folder goes once the server has stopped.
+    _data: tempfile::TempDir,
 }
 
 impl Stack {
     pub fn start() -> Stack {
-        Stack::start_with("warn", None)
+        Stack::start_with("warn")
     }
 
-    /// As [`Stack::start`], with `RUST_LOG=filter` and everything the server logs (its
-    /// stderr, nats-server's output included) appended to the file `log`.
-    pub fn start_logging(filter: &str, log: &Path) -> Stack {
-        Stack::start_with(filter, Some(log))
+    /// As [`Stack::start`], with `RUST_LOG=filter`; [`Stack::server_log`] gives what it logged.
+    pub fn start_logging(filter: &str) -> Stack {
+        Stack::start_with(filter)
     }
 
-    fn start_with(filter: &str, log: Option<&Path>) -> Stack {
+    fn start_with(filter: &str) -> Stack {
         let data = tempfile::tempdir().expect("temp dir");
-        for attempt in 0..3 {
-            let ports: Vec<u16> = (0..4).map(|_| kez_testkit::free_port().expect("free port")).collect();
-            let mut child = Command::new(kez_server_bin())
-                .args(["up", "--domain", DOMAIN])
-                .arg("--data-dir")
-                .arg(data.path())
-                .args(["--http", &format!("127.0.0.1:{}", ports[0])])
-                .args(["--nats-port", &ports[1].to_string()])
-                .args(["--ws-port", &ports[2].to_string()])
-                .args(["--monitor-port", &ports[3].to_string()])
-                .env("NATS_SERVER_BIN", kez_testkit::nats_server_bin().expect("nats-server"))
-                .env("RUST_LOG", filter)
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(match log {
-                    Some(p) => {
-                        Stdio::from(std::fs::OpenOptions::new().create(true).append(true).open(p).expect("log file"))
-                    }
-                    None => Stdio::inherit(),
-                })
-                .spawn()
-                .expect("spawn kez-server");
-            let stdout = child.stdout.take().expect("stdout");
-            let (tx, rx) = mpsc::channel();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stdout).lines() {
-                    let Ok(line) = line else { break };
-                    if tx.send(line).is_err() {
-                        // keep draining so the server never blocks on a full pipe
-                        continue;
-                    }
-                }
-            });
-            let deadline = Instant::now() + Duration::from_secs(60);
-            let mut http = None;
-            let mut nats = None;
-            while Instant::now() < deadline {
-                match rx.recv_timeout(Duration::from_millis(200)) {
-                    Ok(line) => {
-                        if let Some(url) = line.trim().strip_prefix("web app and /v1 API:") {
-                            http = Some(url.trim().trim_end_matches('/').to_string());
-                        }
-                        if let Some(url) = line.trim().strip_prefix("NATS (native):") {
-                            nats = Some(url.trim().to_string());
-                        }
-                        if line.starts_with("Press Ctrl-C") {
-                            break;
-                        }
-                    }
-                    Err(mpsc::RecvTimeoutError::Timeout) => {
-                        if let Ok(Some(_)) = child.try_wait() {
-                            break;
-                        }
-                    }
-                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
-                }
-            }
-            if let (Some(http), Some(nats_url)) = (http, nats) {
-                return Stack { child, http, nats_url, data };
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-            eprintln!("kez-server up did not start (attempt {attempt}); retrying with other ports");
-        }
-        panic!("kez-server up did not start");
+        let opts = kez_testkit::StackOptions::new(kez_server_bin(), data.path()).domain(DOMAIN).rust_log(filter);
+        let process = kez_testkit::StackProcess::start(&opts).expect("kez-server up");
+        Stack { http: process.http().to_string(), nats_url: process.nats_url().to_string(), process, _data: data }
     }
 
-    pub fn data_dir(&self) -> &Path {
-        self.data.path()
+    /// Everything the server (and the nats-server it runs) wrote to stderr so far.
+    pub fn server_log(&self) -> String {
+        self.process.stderr()
     }
 
     /// A NATS client as the stack's operator (full APP permissions).
     pub async fn ops_client(&self) -> async_nats::Client {
-        let (secrets, _) = kez_service_kit::secrets::Secrets::load_or_create(self.data_dir()).expect("secrets");
-        let seed = secrets.ops().seed().expect("ops seed");
-        async_nats::ConnectOptions::with_nkey(seed)
-            .connection_timeout(Duration::from_secs(5))
-            .connect(&self.nats_url)
-            .await
-            .expect("ops connects")
-    }
-}
-
-impl Drop for Stack {
-    fn drop(&mut self) {
-        use nix::sys::signal::{Signal, kill};
-        use nix::unistd::Pid;
-        let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.process.ops_client().await.expect("ops connects")
     }
 }
 

@@ -57,8 +57,7 @@ fn nkey_seeds(text: &str) -> Vec<&str> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_debug_logged_session_leaks_no_secret() {
     let tmp = tempfile::tempdir().unwrap();
-    let server_log = tmp.path().join("server.log");
-    let stack = Stack::start_logging("debug", &server_log);
+    let stack = Stack::start_logging("debug");
     let alice = User::new("alice", &stack);
     let bob = User::new("bob", &stack);
     let mut out = Vec::new();
@@ -113,7 +112,7 @@ async fn a_debug_logged_session_leaks_no_secret() {
     let _ = serve.wait();
     drop(stack);
 
-    let server = std::fs::read_to_string(&server_log).unwrap();
+    let server = stack.server_log();
     assert!(server.contains("DEBUG"), "the server did not log at debug level:\n{server}");
     out.push(server);
     out.push(std::fs::read_to_string(&serve_log).unwrap());

@@ -190,6 +190,11 @@ pub async fn send(app: &Router, req: Request<Body>) -> Resp {
 /// A valid key's hex (the RFC 8032 test key 1).
 pub const KEY_HEX: &str = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a";
 
+/// A registry `register` reply for [`key`].
+pub fn register_reply(created: bool) -> String {
+    format!(r#"{{"handle":"alice@kez.test","key":"{}","created":{created}}}"#, key())
+}
+
 pub fn key() -> String {
     format!("ed25519:{KEY_HEX}")
 }

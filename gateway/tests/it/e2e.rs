@@ -66,22 +66,23 @@ async fn register_lookup_webfinger_sigchain_manifest() {
     let sk = signing_key(1);
     let key = PublicKey::of(&sk);
     let handle = Handle::parse_canonical(&format!("alice@{DOMAIN}")).unwrap();
-    let reg = register::build(&sk, &handle, now_ms(), random_bytes());
+    let reg = register::build(&sk, &handle, now_ms(), random_bytes()).unwrap();
     let res = send(&app, post("/v1/register", reg.clone())).await;
     assert_eq!(res.status, StatusCode::CREATED, "{res:?}");
     assert_eq!(res.json(), json!({"handle": handle.to_string(), "key": key.to_string(), "created": true}));
     // The same bytes again are a replay; a fresh request by the same key is idempotent.
     let res = send(&app, post("/v1/register", reg)).await;
     assert_eq!(res.error_code(), "replayed");
-    let res = send(&app, post("/v1/register", register::build(&sk, &handle, now_ms(), random_bytes()))).await;
+    let res = send(&app, post("/v1/register", register::build(&sk, &handle, now_ms(), random_bytes()).unwrap())).await;
     assert_eq!(res.status, StatusCode::OK, "{res:?}");
     assert_eq!(res.json()["created"], false);
     // Another key cannot take it; a bad signature is refused.
     let other = signing_key(2);
-    let res = send(&app, post("/v1/register", register::build(&other, &handle, now_ms(), random_bytes()))).await;
+    let res =
+        send(&app, post("/v1/register", register::build(&other, &handle, now_ms(), random_bytes()).unwrap())).await;
     assert_eq!(res.error_code(), "handle_taken");
     let mut forged =
-        register::build(&other, &Handle::parse_canonical("bob@kez.test").unwrap(), now_ms(), random_bytes());
+        register::build(&other, &Handle::parse_canonical("bob@kez.test").unwrap(), now_ms(), random_bytes()).unwrap();
     // Flip the first character of the signature: still valid base64url, no longer valid.
     let at = forged.windows(7).position(|w| w == b"\"sig\":\"").unwrap() + 7;
     forged[at] = if forged[at] == b'A' { b'B' } else { b'A' };
@@ -116,7 +117,7 @@ async fn register_lookup_webfinger_sigchain_manifest() {
     // Sigchain: no chain yet, then two links.
     let res = send(&app, get(&format!("/v1/sigchains/ed25519/{}", key.hex()))).await;
     assert_eq!(res.error_code(), "chain_not_found");
-    let link1 = sigchain::build_link(&sk, 1, None, now_ms(), &Op::AddEndpoint(Endpoint::iroh_wave1(&key)));
+    let link1 = sigchain::build_link(&sk, 1, None, now_ms(), &Op::AddEndpoint(Endpoint::iroh_wave1(&key))).unwrap();
     let res = send(&app, post(&events_url(&key), link1.clone())).await;
     assert_eq!(res.status, StatusCode::CREATED, "{res:?}");
     assert_eq!(res.json()["seqno"], 1);
@@ -147,7 +148,7 @@ async fn register_lookup_webfinger_sigchain_manifest() {
     assert_eq!(res.error_code(), "manifest_not_found");
 
     let pointer = SharedFiles { manifest: hash.clone(), manifest_seq: 1, size: m.len() as u64 };
-    let link2 = sigchain::build_link(&sk, 2, Some(&link1_id), now_ms(), &Op::SetSharedFiles(pointer));
+    let link2 = sigchain::build_link(&sk, 2, Some(&link1_id), now_ms(), &Op::SetSharedFiles(pointer)).unwrap();
     let res = send(&app, post(&events_url(&key), link2)).await;
     assert_eq!(res.status, StatusCode::CREATED, "{res:?}");
     let res = send(&app, get(&format!("/v1/manifests/by-owner/ed25519/{}", key.hex()))).await;
@@ -175,7 +176,7 @@ async fn fifty_concurrent_registrations_of_one_handle_one_wins() {
     let handle = Handle::parse_canonical(&format!("race@{DOMAIN}")).unwrap();
     let requests: Vec<_> = (0..50u8)
         .map(|i| {
-            let body = register::build(&signing_key(100 + i), &handle, now_ms(), random_bytes());
+            let body = register::build(&signing_key(100 + i), &handle, now_ms(), random_bytes()).unwrap();
             let app = app.clone();
             tokio::spawn(async move { send(&app, post("/v1/register", body)).await })
         })

@@ -229,13 +229,7 @@ async fn service_errors_map_through_the_one_table() {
 #[tokio::test]
 async fn register_rate_limit_is_429_with_retry_after() {
     let env = Env::start().await;
-    let registry = env
-        .fake_recording(
-            service::REGISTRY,
-            svc::REGISTRY_REGISTER,
-            Ok(r#"{"handle":"a@kez.test","key":"k","created":true}"#),
-        )
-        .await;
+    let registry = env.fake_recording(service::REGISTRY, svc::REGISTRY_REGISTER, Ok(&register_reply(true))).await;
     let app = env.app_with(|c| c.register_rate = kez_gateway::RateLimit { burst: 2, per_minute: 1 });
     for _ in 0..2 {
         let res = send(&app, from_peer(post("/v1/register", "{}"), "192.0.2.1:5000")).await;
@@ -263,7 +257,7 @@ async fn register_rate_limit_is_429_with_retry_after() {
 #[tokio::test]
 async fn trusted_proxy_header_keys_the_bucket() {
     let env = Env::start().await;
-    env.fake_recording(service::REGISTRY, svc::REGISTRY_REGISTER, Ok(r#"{"created":false}"#)).await;
+    env.fake_recording(service::REGISTRY, svc::REGISTRY_REGISTER, Ok(&register_reply(false))).await;
     let app = env.app_with(|c| {
         c.trust_proxy_headers = true;
         c.register_rate = kez_gateway::RateLimit { burst: 1, per_minute: 1 };

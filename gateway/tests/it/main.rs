@@ -8,6 +8,8 @@ mod common;
 mod e2e;
 /// Errors the gateway produces itself and the service-error mapping.
 mod errors;
+/// `openapi.json`'s schemas against the Rust types.
+mod openapi;
 /// Forwarding and reply mapping per route; OpenAPI ↔ router.
 mod routes;
 /// A real socket on port 0 and graceful shutdown.

@@ -15,13 +15,7 @@ use crate::common::*;
 #[tokio::test]
 async fn register_forwards_exact_bytes_and_maps_created() {
     let env = Env::start().await;
-    let created = env
-        .fake_recording(
-            service::REGISTRY,
-            svc::REGISTRY_REGISTER,
-            Ok(r#"{"handle":"alice@kez.test","key":"ed25519:00","created":true}"#),
-        )
-        .await;
+    let created = env.fake_recording(service::REGISTRY, svc::REGISTRY_REGISTER, Ok(&register_reply(true))).await;
     let app = env.app();
     // Bytes the gateway must not touch: odd spacing, key order, unicode escapes.
     let body = "{ \"z\" : 1,\"a\":\"\\u00e9\" }";
@@ -32,7 +26,7 @@ async fn register_forwards_exact_bytes_and_maps_created() {
     assert_eq!(created.bodies(), vec![axum::body::Bytes::from(body)]);
 
     let env = Env::start().await;
-    env.fake_recording(service::REGISTRY, svc::REGISTRY_REGISTER, Ok(r#"{"created":false}"#)).await;
+    env.fake_recording(service::REGISTRY, svc::REGISTRY_REGISTER, Ok(&register_reply(false))).await;
     let res = send(&env.app(), post("/v1/register", "{}")).await;
     assert_eq!(res.status, StatusCode::OK);
 }
@@ -113,7 +107,8 @@ async fn key_and_sigchain_reads_pass_replies_through() {
     let keys = env.fake_recording(service::REGISTRY, svc::REGISTRY_LOOKUP_KEY, Ok(&record)).await;
     let chain = format!(r#"{{"key":"{}","links":[]}}"#, key());
     let gets = env.fake_recording(service::SIGCHAIN, svc::SIGCHAIN_GET, Ok(&chain)).await;
-    let state = format!(r#"{{"key":"{}","seqno":0}}"#, key());
+    let state =
+        format!(r#"{{"key":"{}","seqno":0,"tail":null,"endpoints":[],"shared_files":null,"claims":[]}}"#, key());
     env.fake_recording(service::SIGCHAIN, svc::SIGCHAIN_STATE, Ok(&state)).await;
     let app = env.app();
 

@@ -261,7 +261,9 @@ async fn main() {
     };
     let callout_opts = {
         let users = users.clone();
-        move |i: usize| users[i % users.len()].options(&Events::default()).connection_timeout(Duration::from_secs(5))
+        move |i: usize| {
+            users[i % users.len()].options(&Events::default()).unwrap().connection_timeout(Duration::from_secs(5))
+        }
     };
 
     println!(

@@ -3,9 +3,8 @@
 use std::future::Future;
 use std::time::Duration;
 
-use bytes::Bytes;
 use kez_service_kit::svc;
-use kv_schemas::subjects::svc::REGISTRY_LOOKUP_KEY;
+use kv_schemas::api::LookupKey;
 use kv_schemas::{ErrorCode, PublicKey};
 
 /// Why the registry could not give an answer.
@@ -41,20 +40,10 @@ impl NatsRegistry {
     }
 }
 
-/// Only the field we need; the registry's record has more (handle, registered_at), and being
-/// lenient here keeps the worker working when the registry adds fields.
-#[derive(serde::Deserialize)]
-struct LookupReply {
-    key: PublicKey,
-}
-
 impl KeyRegistry for NatsRegistry {
     async fn is_registered(&self, key: &PublicKey) -> Result<bool, RegistryError> {
-        let body = serde_json::json!({ "key": key }).to_string();
-        match svc::call(&self.client, REGISTRY_LOOKUP_KEY, Bytes::from(body), self.timeout).await {
+        match svc::call(&self.client, &LookupKey { key: *key }, self.timeout).await {
             Ok(reply) => {
-                let reply: LookupReply = serde_json::from_slice(&reply)
-                    .map_err(|e| RegistryError::Unexpected(format!("unreadable lookup_key reply: {e}")))?;
                 if reply.key == *key {
                     Ok(true)
                 } else {

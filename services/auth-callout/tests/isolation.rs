@@ -61,8 +61,7 @@ async fn store(ops: &async_nats::Client, to: &User, text: &str) {
     assert!(String::from_utf8_lossy(&ack.payload).contains(INBOX_STREAM), "{ack:?}");
 }
 
-/// One raw pull of up to `batch` messages (PROTOCOL.md §9.4): the stored messages that arrive
-/// within `wait`, ending early at a status message (no more messages, request expired).
+/// One raw pull without acks (`kez_testkit::user::pull`): the stored messages only.
 async fn pull(
     conn: &async_nats::Client,
     consumer: &str,
@@ -70,22 +69,7 @@ async fn pull(
     batch: usize,
     wait: Duration,
 ) -> Vec<async_nats::Message> {
-    let mut sub = conn.subscribe(reply.to_owned()).await.unwrap();
-    let expires = (wait.as_nanos() as u64).saturating_sub(100_000_000);
-    let body = format!(r#"{{"batch":{batch},"expires":{expires}}}"#);
-    conn.publish_with_reply(consumer_next_subject(consumer), reply.to_owned(), body.into()).await.unwrap();
-    conn.flush().await.unwrap();
-    let mut got = Vec::new();
-    let deadline = tokio::time::Instant::now() + wait;
-    while got.len() < batch
-        && let Ok(Some(m)) = tokio::time::timeout_at(deadline, sub.next()).await
-    {
-        if m.status.is_some() {
-            break; // 404/408/409: nothing more for this request
-        }
-        got.push(m);
-    }
-    got
+    kez_testkit::user::pull(conn, consumer, reply, batch, wait, false).await.unwrap().messages
 }
 
 async fn stream_messages(ops: &async_nats::Client) -> u64 {
@@ -103,7 +87,7 @@ async fn a_device_pulls_and_acks_its_own_consumer_over_nats_and_websocket() {
     store(&ops, &alice, "second").await;
 
     for (url, device) in [(env.server.client_url(), &laptop), (env.server.ws_url(), &browser)] {
-        let (conn, events) = alice.connect_device(&url, device).await;
+        let (conn, events) = alice.connect_device(&url, device).await.unwrap();
         let consumer = device_consumer(&alice.key, device);
         let got = pull(&conn, &consumer, &format!("_INBOX.{}.pull", alice.hex()), 2, Duration::from_secs(2)).await;
         // Every device reads everything held, whatever the other devices acked.
@@ -138,7 +122,7 @@ async fn consumers_other_than_the_own_device_cannot_be_read_or_created() {
     store(&ops, &bob, "for bob").await;
     store(&ops, &alice, "for alice").await;
 
-    let (conn, events) = alice.connect_device(&env.server.client_url(), &mine).await;
+    let (conn, events) = alice.connect_device(&env.server.client_url(), &mine).await.unwrap();
     let reply = format!("_INBOX.{}.x", alice.hex());
     let denied = [
         consumer_next_subject(&device_consumer(&bob.key, &bobs)),
@@ -155,18 +139,18 @@ async fn consumers_other_than_the_own_device_cannot_be_read_or_created() {
     let mut sub = conn.subscribe(reply.clone()).await.unwrap();
     for subject in &denied {
         conn.publish_with_reply(subject.clone(), reply.clone(), r#"{"batch":1}"#.into()).await.unwrap();
-        events.expect_violation(Violation::Publish, subject).await;
+        events.expect_violation(Violation::Publish, subject).await.unwrap();
     }
     assert!(tokio::time::timeout(Duration::from_millis(300), sub.next()).await.is_err(), "nothing answered");
 
     // Without a device name the same key may send, but read nothing.
-    let (plain, plain_events) = alice.connect(&env.server.client_url()).await;
+    let (plain, plain_events) = alice.connect(&env.server.client_url()).await.unwrap();
     let subject = consumer_next_subject(&device_consumer(&alice.key, &mine));
     plain.publish_with_reply(subject.clone(), reply.clone(), r#"{"batch":1}"#.into()).await.unwrap();
-    plain_events.expect_violation(Violation::Publish, &subject).await;
+    plain_events.expect_violation(Violation::Publish, &subject).await.unwrap();
 
     // Bob's message is still there for Bob's device.
-    let (bob_conn, _) = bob.connect_device(&env.server.client_url(), &bobs).await;
+    let (bob_conn, _) = bob.connect_device(&env.server.client_url(), &bobs).await.unwrap();
     let got = pull(
         &bob_conn,
         &device_consumer(&bob.key, &bobs),
@@ -187,7 +171,7 @@ async fn publishing_and_subscribing_outside_the_grants_is_denied() {
     let device = DeviceId::random();
     let ops = env.server.connect_ops().await.unwrap();
     inbox_with_devices(&ops, &[(&alice, &device)]).await;
-    let (conn, events) = alice.connect_device(&env.server.ws_url(), &device).await;
+    let (conn, events) = alice.connect_device(&env.server.ws_url(), &device).await.unwrap();
 
     let publish_denied = [
         format!("kez.inbox.{}", bob.hex()),
@@ -203,7 +187,7 @@ async fn publishing_and_subscribing_outside_the_grants_is_denied() {
     ];
     for subject in &publish_denied {
         conn.publish(subject.clone(), "x".into()).await.unwrap();
-        events.expect_violation(Violation::Publish, subject).await;
+        events.expect_violation(Violation::Publish, subject).await.unwrap();
     }
     let subscribe_denied = [
         ">".to_owned(),
@@ -218,7 +202,7 @@ async fn publishing_and_subscribing_outside_the_grants_is_denied() {
     ];
     for subject in &subscribe_denied {
         let _sub = conn.subscribe(subject.clone()).await.unwrap();
-        events.expect_violation(Violation::Subscription, subject).await;
+        events.expect_violation(Violation::Subscription, subject).await.unwrap();
     }
     assert_eq!(events.violations().len(), publish_denied.len() + subscribe_denied.len(), "{:#?}", events.all());
     // The handles bucket got nothing.
@@ -302,7 +286,7 @@ async fn chosen_reply_subjects_and_deliveries_reach_no_bucket_stream_or_service(
         for i in 0..3 {
             store(&ops, &alice, &format!("held {i}")).await;
         }
-        let (conn, events) = alice.connect_device(&url, &device).await;
+        let (conn, events) = alice.connect_device(&url, &device).await.unwrap();
         let consumer = device_consumer(&alice.key, &device);
         for target in &targets {
             // A send whose answer is aimed at the target.
@@ -360,24 +344,24 @@ async fn one_user_holds_at_most_the_allowed_number_of_connections() {
     let mut held = Vec::new();
     for i in 0..4 {
         let url = if i % 2 == 0 { env.server.client_url() } else { env.server.ws_url() };
-        held.push(alice.connect(&url).await);
+        held.push(alice.connect(&url).await.unwrap());
     }
-    let refused = alice.options(&common::Events::default()).connect(env.server.client_url()).await;
+    let refused = alice.options(&common::Events::default()).unwrap().connect(env.server.client_url()).await;
     assert!(refused.is_err(), "a fifth connection is refused");
     env.wait_rejected(kez_auth_callout::RejectReason::TooManyConnections, 1).await;
     // Other users are not affected.
-    let _bob = bob.connect(&env.server.client_url()).await;
+    let _bob = bob.connect(&env.server.client_url()).await.unwrap();
 
     // Past the pending window the count comes from the server's connection events alone.
     tokio::time::sleep(kez_auth_callout::connections::PENDING_TTL + Duration::from_secs(1)).await;
-    assert!(alice.options(&common::Events::default()).connect(env.server.ws_url()).await.is_err());
+    assert!(alice.options(&common::Events::default()).unwrap().connect(env.server.ws_url()).await.is_err());
     // Closing one frees one place.
     let (conn, _) = held.pop().unwrap();
     conn.drain().await.unwrap();
     drop(conn);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     loop {
-        match alice.options(&common::Events::default()).connect(env.server.client_url()).await {
+        match alice.options(&common::Events::default()).unwrap().connect(env.server.client_url()).await {
             Ok(_) => break,
             Err(e) => assert!(tokio::time::Instant::now() < deadline, "the freed place was not reused: {e}"),
         }

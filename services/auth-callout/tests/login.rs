@@ -23,12 +23,12 @@ async fn expect_refused(options: async_nats::ConnectOptions, url: &str) {
 async fn unregistered_key_is_refused() {
     let env = Env::start().await;
     let stranger = User::new();
-    expect_refused(stranger.options(&Events::default()), &env.server.client_url()).await;
-    expect_refused(stranger.options(&Events::default()), &env.server.ws_url()).await;
+    expect_refused(stranger.options(&Events::default()).unwrap(), &env.server.client_url()).await;
+    expect_refused(stranger.options(&Events::default()).unwrap(), &env.server.ws_url()).await;
     env.wait_rejected(RejectReason::Unregistered, 2).await;
     // Registering the key is enough to get in (no negative caching).
     env.registry.register(&stranger).await;
-    stranger.connect(&env.server.client_url()).await;
+    stranger.connect(&env.server.client_url()).await.unwrap();
     let s = env.callout.stats();
     assert_eq!((s.accepted, s.rejected), (1, 2), "{s:?}");
 }
@@ -37,7 +37,7 @@ async fn unregistered_key_is_refused() {
 async fn signature_over_anything_but_the_nonce_is_refused() {
     let env = Env::start().await;
     let alice = env.registered_user().await;
-    let nkey = alice.nkey();
+    let nkey = alice.nkey().unwrap();
     // A valid signature by the right key, over a different nonce-looking string.
     let signing = alice.signing.clone();
     let options = alice.options_with(&Events::default(), move |nonce| {
@@ -51,7 +51,7 @@ async fn signature_over_anything_but_the_nonce_is_refused() {
     expect_refused(options, &env.server.client_url()).await;
     // ... and a replay of a signature from an earlier login (another nonce).
     let captured = std::sync::Arc::new(std::sync::Mutex::new(None::<Vec<u8>>));
-    let (signing, nkey, cap) = (alice.signing.clone(), alice.nkey(), captured.clone());
+    let (signing, nkey, cap) = (alice.signing.clone(), alice.nkey().unwrap(), captured.clone());
     let honest = alice.options_with(&Events::default(), move |nonce| {
         let sig = kv_schemas::keys::sign_raw(&signing, &nonce).to_vec();
         *cap.lock().unwrap() = Some(sig.clone());
@@ -62,7 +62,7 @@ async fn signature_over_anything_but_the_nonce_is_refused() {
     });
     honest.connect(env.server.client_url()).await.unwrap();
     let old_sig = captured.lock().unwrap().clone().unwrap();
-    let nkey = alice.nkey();
+    let nkey = alice.nkey().unwrap();
     let replay = alice.options_with(&Events::default(), move |_nonce| {
         let mut auth = Auth::new();
         auth.nkey = Some(nkey.clone());
@@ -87,7 +87,7 @@ async fn empty_or_garbage_signatures_are_refused() {
     ];
     for (sig, reason) in cases {
         let before = env.callout.stats().rejected_for(reason);
-        let nkey = alice.nkey();
+        let nkey = alice.nkey().unwrap();
         let options = alice.options_with(&Events::default(), move |_nonce| {
             let mut auth = Auth::new();
             auth.nkey = Some(nkey.clone());
@@ -110,7 +110,7 @@ async fn registry_down_refuses_with_a_clear_reason() {
     let mut env = Env::start().await;
     let alice = env.registered_user().await;
     env.registry.stop().await;
-    expect_refused(alice.options(&Events::default()), &env.server.client_url()).await;
+    expect_refused(alice.options(&Events::default()).unwrap(), &env.server.client_url()).await;
     env.wait_rejected(RejectReason::RegistryUnavailable, 1).await;
     // The server logs the worker's reason.
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -126,7 +126,7 @@ async fn wrong_issuer_is_detected_at_the_first_login() {
     // "Auth callout signing key is unknown" instead.
     let env = Env::start_with(|c| CalloutConfig { issuer: KeyPair::new_account(), ..c }).await;
     let alice = env.registered_user().await;
-    expect_refused(alice.options(&Events::default()), &env.server.client_url()).await;
+    expect_refused(alice.options(&Events::default()).unwrap(), &env.server.client_url()).await;
     env.wait_rejected(RejectReason::IssuerMismatch, 1).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     let log = env.server.log_contents();
@@ -137,8 +137,8 @@ async fn wrong_issuer_is_detected_at_the_first_login() {
 async fn service_is_discoverable_and_reports_counters() {
     let env = Env::start().await;
     let alice = env.registered_user().await;
-    alice.connect(&env.server.client_url()).await;
-    expect_refused(User::new().options(&Events::default()), &env.server.client_url()).await;
+    alice.connect(&env.server.client_url()).await.unwrap();
+    expect_refused(User::new().options(&Events::default()).unwrap(), &env.server.client_url()).await;
     env.wait_rejected(RejectReason::Unregistered, 1).await;
 
     let ops = env.server.connect_ops().await.unwrap();
@@ -169,14 +169,14 @@ async fn two_workers_share_the_load_and_one_can_stop() {
         users.push(env.registered_user().await);
     }
     for u in &users {
-        u.connect(&env.server.client_url()).await;
+        u.connect(&env.server.client_url()).await.unwrap();
     }
     let (a, b) = (env.callout.stats().accepted, second.stats().accepted);
     assert_eq!(a + b, 12, "each login answered exactly once");
     // With the second worker stopped, the first still admits everyone.
     second.stop().await;
     for u in &users[..4] {
-        u.connect(&env.server.client_url()).await;
+        u.connect(&env.server.client_url()).await.unwrap();
     }
     assert_eq!(env.callout.stats().accepted, a + 4);
 }

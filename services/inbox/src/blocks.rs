@@ -47,7 +47,7 @@ impl Inbox {
         let me = user_token(subject)?;
         let q: BlockSender = parse_json(&payload)?;
         let (key, tag) = self.block_key(&me, &q.sender);
-        let marker = Bytes::from(serde_json::to_vec(&json!({ "at": now_ms() })).unwrap_or_default());
+        let marker = svc::to_json(&json!({ "at": now_ms() }), "the block marker")?;
         self.blocks.put(&key, marker).await.map_err(|e| unavailable("storing the block", e))?;
         self.block_cache.apply(&key, true);
         let subject = tagged_inbox_subject(&me, &tag);

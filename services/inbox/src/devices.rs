@@ -86,7 +86,7 @@ impl Inbox {
                 Change::Keep(answer) => return Ok(answer),
                 Change::Write(record, answer) => (record, answer),
             };
-            let value = Bytes::from(serde_json::to_vec(&record).unwrap_or_default());
+            let value = svc::to_json(&record, "the device record")?;
             let written = match revision {
                 Some(rev) => self.devices.update(user.hex(), value, rev).await.map(|_| ()).map_err(|e| {
                     (e.kind() == async_nats::jetstream::kv::UpdateErrorKind::WrongLastRevision, e.to_string())

@@ -109,7 +109,7 @@ async fn migrate(
     let started = Instant::now();
     // Take the lock, or wait for whoever holds it.
     let (mut revision, resume) = loop {
-        let fresh = lock_value(&owner, 0);
+        let fresh = lock_value(&owner, 0)?;
         match locks.create(LOCK_KEY, fresh).await {
             Ok(rev) => break (rev, 0),
             Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {}
@@ -121,7 +121,7 @@ async fn migrate(
             let stale = lock.as_ref().is_none_or(|l| now_ms().saturating_sub(l.at) > STALE_AFTER.as_millis() as u64);
             if stale {
                 let done = lock.map_or(0, |l| l.done_through);
-                match locks.update(LOCK_KEY, lock_value(&owner, done), entry.revision).await {
+                match locks.update(LOCK_KEY, lock_value(&owner, done)?, entry.revision).await {
                     Ok(rev) => break (rev, done),
                     Err(_) => continue, // someone else took it over first
                 }
@@ -167,7 +167,7 @@ async fn migrate(
         next = msg.sequence + 1;
         if refreshed.elapsed() > REFRESH_EVERY {
             revision = locks
-                .update(LOCK_KEY, lock_value(&owner, msg.sequence), revision)
+                .update(LOCK_KEY, lock_value(&owner, msg.sequence)?, revision)
                 .await
                 .map_err(|e| format!("another worker took over the migration ({e})"))?;
             refreshed = Instant::now();
@@ -220,9 +220,9 @@ async fn copy_one(
     Ok(())
 }
 
-fn lock_value(owner: &str, done_through: u64) -> Bytes {
+fn lock_value(owner: &str, done_through: u64) -> Result<Bytes, String> {
     let lock = Lock { owner: owner.to_owned(), at: now_ms(), done_through };
-    Bytes::from(serde_json::to_vec(&lock).unwrap_or_default())
+    kez_service_kit::svc::to_json(&lock, "the migration lock").map_err(|e| e.message)
 }
 
 fn hex_id() -> String {

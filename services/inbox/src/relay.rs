@@ -4,10 +4,10 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use kez_service_kit::svc;
-use kv_schemas::api::{ByKey, SendReply};
+use kv_schemas::api::{LookupKey, SendReply};
 use kv_schemas::envelope::check_outer;
 use kv_schemas::error::err;
-use kv_schemas::subjects::{sender_tag, svc as subj, tagged_inbox_subject};
+use kv_schemas::subjects::{sender_tag, tagged_inbox_subject};
 use kv_schemas::{ErrorCode, KezError, PublicKey};
 use tracing::debug;
 
@@ -62,8 +62,7 @@ impl Inbox {
         if self.registered.contains(key, Instant::now()) {
             return Ok(());
         }
-        let body = svc::json_reply(&ByKey { key: *key })?;
-        match svc::call(&self.client, subj::REGISTRY_LOOKUP_KEY, body, self.call_timeout).await {
+        match svc::call(&self.client, &LookupKey { key: *key }, self.call_timeout).await {
             Ok(_) => {
                 self.registered.insert(*key, Instant::now());
                 Ok(())

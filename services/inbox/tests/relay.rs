@@ -175,7 +175,7 @@ async fn a_full_store_refuses_mail_but_registration_keeps_working() {
         assert!(small < 200, "the store never filled up");
     }
     assert_eq!(code(a.send(&bob.key, alice.seal_to(&bob, "s")).await), ErrorCode::StoreFull);
-    let status = kez_service_kit::svc::call(&env.ops, svc::INBOX_STATUS, Bytes::new(), TIMEOUT).await;
+    let status = kez_service_kit::svc::request_raw(&env.ops, svc::INBOX_STATUS, Bytes::new(), TIMEOUT).await;
     let status: kv_schemas::api::InboxStatus = serde_json::from_slice(&status.unwrap()).unwrap();
     assert_eq!(status.max_bytes, 70_000);
     assert!(status.full, "{status:?}");
@@ -191,7 +191,7 @@ async fn status_reports_usage() {
     let device = DeviceId::random();
     env.connect(&bob, Some(&device)).await.enroll(&device, "d").await.unwrap();
     env.connect(&alice, None).await.send(&bob.key, alice.seal_to(&bob, "x")).await.unwrap();
-    let body = kez_service_kit::svc::call(&env.ops, svc::INBOX_STATUS, Bytes::new(), TIMEOUT).await.unwrap();
+    let body = kez_service_kit::svc::request_raw(&env.ops, svc::INBOX_STATUS, Bytes::new(), TIMEOUT).await.unwrap();
     let status: kv_schemas::api::InboxStatus = serde_json::from_slice(&body).unwrap();
     assert_eq!((status.messages, status.consumers, status.full), (1, 1, false), "{status:?}");
     assert!(status.bytes > 0 && status.max_bytes > status.bytes);

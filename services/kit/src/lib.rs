@@ -5,11 +5,13 @@
 //! - [`svc`]: serving NATS micro-service endpoints with stable error codes, and calling them.
 //! - [`kv`]: idempotent KV bucket creation.
 //! - [`settings`]: the deployment settings every service shares.
+//! - [`signal`]: waiting for SIGINT/SIGTERM.
 //! - [`stack`]: finding nats-server and the config spec of a stack from its secrets.
 
 pub mod kv;
 pub mod natsconf;
 pub mod secrets;
 pub mod settings;
+pub mod signal;
 pub mod stack;
 pub mod svc;

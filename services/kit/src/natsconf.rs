@@ -617,8 +617,10 @@ fn render_app_inbox_users(o: &mut String, spec: &NatsConfSpec) {
 /// Block and key names of a config text, as `top` or `top.child` paths (depth ≤ 2).
 ///
 /// A small line-oriented scanner good enough for our own rendering and `deploy/nats.conf`
-/// (comments start with `#` or `//`; strings are double-quoted). Used to detect drift.
-pub fn key_paths(text: &str) -> std::collections::BTreeSet<String> {
+/// (comments start with `#` or `//`; strings are double-quoted). Only the drift tests below
+/// use it: it is compiled for tests alone, never shipped.
+#[cfg(test)]
+fn key_paths(text: &str) -> std::collections::BTreeSet<String> {
     let mut paths = std::collections::BTreeSet::new();
     // Stack of open `{`/`[` with the key that opened them (None for anonymous ones).
     let mut stack: Vec<Option<String>> = Vec::new();
@@ -683,6 +685,7 @@ pub fn key_paths(text: &str) -> std::collections::BTreeSet<String> {
     paths
 }
 
+#[cfg(test)]
 fn strip_comment(line: &str) -> &str {
     let mut in_str = false;
     let mut escaped = false;

@@ -34,7 +34,6 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::fs;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use nkeys::{KeyPair, KeyPairType};
@@ -208,21 +207,21 @@ impl Secrets {
     /// Loads `<data_dir>/secrets.json`, or generates and stores a new set if it does not exist.
     /// Creates `data_dir` (mode 0700) if needed.
     pub fn load_or_create(data_dir: &Path) -> Result<(Secrets, Origin), SecretsError> {
-        create_private_dir(data_dir)?;
+        kez_private_file::create_dir(data_dir).map_err(io_err("creating directory", data_dir))?;
         let path = Self::path_in(data_dir);
         match Self::load(&path) {
             Ok((secrets, complete)) => {
                 if complete {
                     return Ok((secrets, Origin::Loaded));
                 }
-                write_replace(&path, &secrets.to_file_json()?)?;
+                kez_private_file::write(&path, &secrets.to_file_json()?).map_err(io_err("writing", &path))?;
                 return Ok((secrets, Origin::Extended));
             }
             Err(SecretsError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
         }
         let secrets = Secrets::generate();
-        if write_new(&path, &secrets.to_file_json()?)? {
+        if kez_private_file::create_new(&path, &secrets.to_file_json()?).map_err(io_err("creating", &path))? {
             Ok((secrets, Origin::Created))
         } else {
             // Another process created the file between our read and our link: use theirs, so
@@ -383,17 +382,6 @@ fn random_password() -> SysPassword {
     SysPassword(Zeroizing::new(hex::encode(bytes.as_ref())))
 }
 
-fn create_private_dir(dir: &Path) -> Result<(), SecretsError> {
-    let mut builder = fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt as _;
-        builder.mode(0o700);
-    }
-    builder.create(dir).map_err(io_err("creating directory", dir))
-}
-
 #[cfg(unix)]
 fn check_private(path: &Path, meta: &fs::Metadata) -> Result<(), SecretsError> {
     use std::os::unix::fs::PermissionsExt as _;
@@ -407,63 +395,6 @@ fn check_private(path: &Path, meta: &fs::Metadata) -> Result<(), SecretsError> {
 #[cfg(not(unix))]
 fn check_private(_path: &Path, _meta: &fs::Metadata) -> Result<(), SecretsError> {
     Ok(())
-}
-
-/// Writes `contents` to a fresh temp file next to `path`, created with mode 0600 before any
-/// byte is written, and fsynced. The caller moves it into place.
-fn write_temp(path: &Path, contents: &[u8]) -> Result<PathBuf, SecretsError> {
-    use rand::RngCore as _;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| SECRETS_FILE.to_owned());
-    let tmp = dir.join(format!(".{name}.tmp.{}.{:08x}", std::process::id(), rand::rng().next_u32()));
-    let mut opts = fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        opts.mode(0o600);
-    }
-    let result = (|| {
-        let mut f = opts.open(&tmp).map_err(io_err("creating", &tmp))?;
-        f.write_all(contents).map_err(io_err("writing", &tmp))?;
-        f.sync_all().map_err(io_err("syncing", &tmp))
-    })();
-    if let Err(e) = result {
-        let _ = fs::remove_file(&tmp);
-        return Err(e);
-    }
-    Ok(tmp)
-}
-
-fn sync_dir(dir: &Path) -> Result<(), SecretsError> {
-    // Makes the new directory entry durable; without it a crash could leave no file at all.
-    fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io_err("syncing directory", dir))
-}
-
-/// Creates `path` only if it does not exist. Returns false if another process won the race.
-fn write_new(path: &Path, contents: &[u8]) -> Result<bool, SecretsError> {
-    let tmp = write_temp(path, contents)?;
-    // hard_link fails with AlreadyExists instead of replacing: "create if absent", atomically.
-    let linked = fs::hard_link(&tmp, path);
-    let _ = fs::remove_file(&tmp);
-    match linked {
-        Ok(()) => {
-            sync_dir(path.parent().unwrap_or(Path::new(".")))?;
-            Ok(true)
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
-        Err(e) => Err(SecretsError::Io { action: "linking into place", path: path.to_owned(), source: e }),
-    }
-}
-
-/// Replaces `path` atomically (temp + rename).
-fn write_replace(path: &Path, contents: &[u8]) -> Result<(), SecretsError> {
-    let tmp = write_temp(path, contents)?;
-    if let Err(e) = fs::rename(&tmp, path) {
-        let _ = fs::remove_file(&tmp);
-        return Err(SecretsError::Io { action: "renaming into place", path: path.to_owned(), source: e });
-    }
-    sync_dir(path.parent().unwrap_or(Path::new(".")))
 }
 
 #[cfg(test)]

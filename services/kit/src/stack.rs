@@ -10,28 +10,24 @@ use crate::natsconf::{NatsConfSpec, NkeyUser, Permissions, SysUser};
 use crate::secrets::{Secrets, ServiceUser};
 
 /// What to tell someone who has no usable nats-server.
-pub const INSTALL_HINT: &str = "run `scripts/ensure-nats-server` (installs nats-server into .venv) \
-                                or set NATS_SERVER_BIN to a nats-server >= 2.10";
+pub const INSTALL_HINT: &str = "pass --nats-server or set NATS_SERVER_BIN to a nats-server >= 2.10, or put one \
+                                on PATH (`scripts/ensure-nats-server` installs one for development)";
 
-/// Finds nats-server ≥ 2.10: `$NATS_SERVER_BIN`, else `<root>/.venv/bin/nats-server`, else `PATH`.
-pub fn find_nats_server(root: &Path) -> Result<PathBuf, String> {
-    let candidate = if let Some(p) = std::env::var_os("NATS_SERVER_BIN").filter(|p| !p.is_empty()) {
-        let p = PathBuf::from(p);
+/// Checks nats-server ≥ 2.10 at `explicit` (a flag or `NATS_SERVER_BIN`, read by the caller),
+/// else finds it on `PATH`. Deliberately nothing else: the production binary never guesses
+/// at a development install; the test kit and `./kez` pass theirs explicitly.
+pub fn find_nats_server(explicit: Option<&Path>) -> Result<PathBuf, String> {
+    let candidate = if let Some(p) = explicit {
         if !p.is_file() {
-            return Err(format!("NATS_SERVER_BIN={} does not exist; {INSTALL_HINT}", p.display()));
+            return Err(format!("{} does not exist; {INSTALL_HINT}", p.display()));
         }
-        p
+        p.to_path_buf()
     } else {
-        let venv = root.join(".venv/bin/nats-server");
-        if venv.is_file() {
-            venv
-        } else {
-            std::env::var_os("PATH")
-                .into_iter()
-                .flat_map(|path| std::env::split_paths(&path).map(|d| d.join("nats-server")).collect::<Vec<_>>())
-                .find(|p| p.is_file())
-                .ok_or_else(|| format!("nats-server not found; {INSTALL_HINT}"))?
-        }
+        std::env::var_os("PATH")
+            .into_iter()
+            .flat_map(|path| std::env::split_paths(&path).map(|d| d.join("nats-server")).collect::<Vec<_>>())
+            .find(|p| p.is_file())
+            .ok_or_else(|| format!("nats-server not found; {INSTALL_HINT}"))?
     };
     let out = Command::new(&candidate)
         .arg("--version")

@@ -4,7 +4,8 @@
 //! service-API error headers on failure: `Nats-Service-Error-Code` carries the
 //! number of a [`kv_schemas::ErrorCode`], `Nats-Service-Error` carries
 //! `<code>: <message>`. [`call`] turns those back into a typed error, so the
-//! gateway and other services never parse free text.
+//! gateway and other services never parse free text; it sends a request type of the
+//! contract (`kv_schemas::api::ServiceRequest`) to its subject and decodes its reply type.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use std::time::Duration;
 use async_nats::service::{self, Service, ServiceExt};
 use bytes::Bytes;
 use futures::{FutureExt, StreamExt};
+use kv_schemas::api::{ServiceReply, ServiceRequest};
 use kv_schemas::{ErrorCode, KezError};
 use tokio::sync::Semaphore;
 use tracing::{debug, warn};
@@ -118,9 +120,21 @@ fn to_service_error(e: &KezError) -> service::error::Error {
     service::error::Error { status: format!("{}: {}", e.code.as_str(), message), code: e.code.number() as usize }
 }
 
-/// Sends a request to a service subject and maps the reply: success body,
-/// a typed service error, `unavailable` when nobody listens, `timeout`.
-pub async fn call(
+/// Sends `request` to its service subject and decodes the reply type: a typed service error,
+/// `unavailable` when nobody listens, `timeout`, or `internal` for a reply that is not the
+/// reply type. Every service-to-service and gateway-to-service request goes through here.
+pub async fn call<R: ServiceRequest>(
+    client: &async_nats::Client,
+    request: &R,
+    timeout: Duration,
+) -> Result<R::Reply, KezError> {
+    let reply = request_raw(client, R::SUBJECT, Bytes::from(request.to_body()?), timeout).await?;
+    R::Reply::from_body(&reply).map_err(|e| KezError::new(e.code, format!("{}: {}", R::SUBJECT, e.message)))
+}
+
+/// [`call`] for subjects outside the contract (`$SRV.PING.*`, operator status endpoints, tests
+/// that send malformed bodies on purpose): the reply body as it came.
+pub async fn request_raw(
     client: &async_nats::Client,
     subject: &str,
     payload: Bytes,
@@ -159,9 +173,34 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(payload: &[u8]) -> Result<T, K
 
 /// Serialises a reply body.
 pub fn json_reply<T: serde::Serialize>(value: &T) -> Result<Bytes, KezError> {
+    to_json(value, "reply")
+}
+
+/// Serialises `value` (a KV value, a request, a reply) as JSON. A value that cannot be
+/// encoded is an `internal` error: nothing is ever written or sent as empty bytes instead.
+pub fn to_json<T: serde::Serialize + ?Sized>(value: &T, what: &str) -> Result<Bytes, KezError> {
     serde_json::to_vec(value)
         .map(Bytes::from)
-        .map_err(|_| KezError::new(ErrorCode::Internal, "reply could not be encoded"))
+        .map_err(|e| KezError::new(ErrorCode::Internal, format!("{what} could not be encoded: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A value serde refuses to encode (as a map key, a non-string).
+    fn unencodable() -> std::collections::HashMap<Vec<u8>, u8> {
+        [(vec![1u8], 1u8)].into()
+    }
+
+    #[test]
+    fn an_unencodable_value_is_an_internal_error_not_empty_bytes() {
+        let e = to_json(&unencodable(), "the record").unwrap_err();
+        assert_eq!(e.code, ErrorCode::Internal);
+        assert!(e.message.starts_with("the record could not be encoded"), "{}", e.message);
+        assert_eq!(json_reply(&unencodable()).unwrap_err().code, ErrorCode::Internal);
+        assert_eq!(&to_json(&[1, 2], "x").unwrap()[..], b"[1,2]");
+    }
 }
 
 /// Waits until the server has processed everything this connection sent so

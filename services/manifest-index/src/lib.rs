@@ -16,10 +16,10 @@ use bytes::Bytes;
 use kez_service_kit::kv::{BucketSpec, ensure_bucket, unavailable};
 use kez_service_kit::settings::Settings;
 use kez_service_kit::svc::{self, json_reply, parse_json};
-use kv_schemas::api::{ByHash, ByKey, ManifestPutReply};
+use kv_schemas::api::{ByHash, GetChainState, LookupKey, ManifestByOwner, ManifestPutReply, ServiceRequest};
+use kv_schemas::encoding::is_hash;
 use kv_schemas::error::err;
 use kv_schemas::manifest::{self, MAX_MANIFEST_BYTES};
-use kv_schemas::sigchain::SharedFiles;
 use kv_schemas::subjects::{BUCKET_MANIFESTS, service, svc as subj};
 use kv_schemas::{ErrorCode, KezError, PublicKey};
 
@@ -66,7 +66,7 @@ pub async fn start(client: &async_nats::Client, settings: &Settings) -> Result<S
     svc::serve(&service, "by_owner", subj::MANIFEST_BY_OWNER, move |p| {
         let i = i.clone();
         async move {
-            let q: ByKey = parse_json(&p)?;
+            let q: ManifestByOwner = parse_json(&p)?;
             i.by_owner(&q.key).await
         }
     })
@@ -75,14 +75,10 @@ pub async fn start(client: &async_nats::Client, settings: &Settings) -> Result<S
     Ok(service)
 }
 
-fn is_hash(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-}
-
 impl Index {
     async fn put(&self, payload: Bytes) -> Result<ManifestPutReply, KezError> {
         let m = manifest::parse(&payload)?;
-        self.call(subj::REGISTRY_LOOKUP_KEY, &ByKey { key: m.owner }).await.map_err(|e| {
+        self.call(&LookupKey { key: m.owner }).await.map_err(|e| {
             if e.code == ErrorCode::KeyNotFound {
                 err(ErrorCode::KeyNotFound, "the manifest owner is not a registered key")
             } else {
@@ -110,15 +106,13 @@ impl Index {
     }
 
     async fn by_owner(&self, key: &PublicKey) -> Result<Bytes, KezError> {
-        let state_bytes = self.call(subj::SIGCHAIN_STATE, &ByKey { key: *key }).await.map_err(|e| {
+        let state = self.call(&GetChainState { key: *key }).await.map_err(|e| {
             if e.code == ErrorCode::ChainNotFound {
                 err(ErrorCode::ManifestNotFound, "this key has not published a sigchain")
             } else {
                 e
             }
         })?;
-        let state: StateView = serde_json::from_slice(&state_bytes)
-            .map_err(|_| err(ErrorCode::Internal, "sigchain state reply could not be read"))?;
         let pointer = state.shared_files.ok_or_else(|| err(ErrorCode::ManifestNotFound, "this key shares no files"))?;
         let bytes = self.get(&pointer.manifest).await?;
         manifest::verify_against(&bytes, key, &pointer).map_err(|e| {
@@ -128,14 +122,7 @@ impl Index {
         Ok(bytes)
     }
 
-    async fn call<T: serde::Serialize>(&self, subject: &str, body: &T) -> Result<Bytes, KezError> {
-        let payload = Bytes::from(serde_json::to_vec(body).unwrap_or_default());
-        svc::call(&self.client, subject, payload, self.settings.call_timeout).await
+    async fn call<R: ServiceRequest>(&self, request: &R) -> Result<R::Reply, KezError> {
+        svc::call(&self.client, request, self.settings.call_timeout).await
     }
-}
-
-/// The part of the sigchain state reply this service reads.
-#[derive(serde::Deserialize)]
-struct StateView {
-    shared_files: Option<SharedFiles>,
 }

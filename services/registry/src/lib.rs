@@ -16,7 +16,7 @@ use bytes::Bytes;
 use kez_service_kit::kv::{BucketSpec, ensure_bucket, unavailable};
 use kez_service_kit::settings::Settings;
 use kez_service_kit::svc::{self, json_reply, parse_json};
-use kv_schemas::api::{ByKey, LookupHandle, RegisterReply, UserRecord};
+use kv_schemas::api::{LookupHandle, LookupKey, RegisterReply, UserRecord};
 use kv_schemas::error::err;
 use kv_schemas::subjects::{BUCKET_HANDLES, BUCKET_KEYS, BUCKET_REG_NONCES, service, svc as subj};
 use kv_schemas::{ErrorCode, Handle, KezError, PublicKey, now_ms, register};
@@ -97,7 +97,7 @@ pub async fn start(client: &async_nats::Client, settings: &Settings) -> Result<S
     svc::serve(&service, "lookup_key", subj::REGISTRY_LOOKUP_KEY, move |p| {
         let r = r.clone();
         async move {
-            let q: ByKey = parse_json(&p)?;
+            let q: LookupKey = parse_json(&p)?;
             json_reply(&r.lookup_key(&q.key).await?)
         }
     })
@@ -126,7 +126,7 @@ impl Registry {
     async fn claim(&self, handle: &Handle, key: &PublicKey) -> Result<bool, KezError> {
         let claim_rev = self.claim_key(handle, key).await?;
         let record = UserRecord { handle: handle.clone(), key: *key, registered_at: now_ms() };
-        let value = Bytes::from(serde_json::to_vec(&record).unwrap_or_default());
+        let value = svc::to_json(&record, "the handle record")?;
         match self.handles.create(handle.local(), value).await {
             Ok(_) => Ok(true),
             Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
@@ -147,7 +147,7 @@ impl Registry {
     /// Claims the key for `handle` in `kez_keys`; returns the claim revision.
     async fn claim_key(&self, handle: &Handle, key: &PublicKey) -> Result<u64, KezError> {
         let claim = KeyClaim { local: handle.local().to_string(), at: now_ms() };
-        let value = Bytes::from(serde_json::to_vec(&claim).unwrap_or_default());
+        let value = svc::to_json(&claim, "the key claim")?;
         for _ in 0..3 {
             match self.keys.create(key.hex(), value.clone()).await {
                 Ok(rev) => return Ok(rev),

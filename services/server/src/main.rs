@@ -131,6 +131,9 @@ struct UpArgs {
     /// With --cluster: processes per service and of the auth-callout worker.
     #[arg(long, env = "KEZ_WORKERS", default_value_t = 2)]
     workers: usize,
+    /// The nats-server binary (>= 2.10) [default: nats-server on PATH].
+    #[arg(long, env = "NATS_SERVER_BIN")]
+    nats_server: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -295,43 +298,6 @@ impl Running {
     }
 }
 
-/// Installs the SIGINT and SIGTERM handlers now and returns a future that resolves on the
-/// first of them. Now, not on first poll: until a handler exists SIGTERM kills the process
-/// outright (no clean stop), and `up` says "Press Ctrl-C to stop" before it starts waiting.
-fn wait_for_signal() -> impl std::future::Future<Output = ()> {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let handlers = signal(SignalKind::interrupt()).and_then(|int| Ok((int, signal(SignalKind::terminate())?)));
-        async move {
-            match handlers {
-                Ok((mut int, mut term)) => {
-                    tokio::select! {
-                        _ = int.recv() => {}
-                        _ = term.recv() => {}
-                    }
-                }
-                Err(_) => {
-                    let _ = tokio::signal::ctrl_c().await;
-                }
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    async {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-}
-
-fn repo_root() -> PathBuf {
-    // The binary lives in <root>/target/<profile>/; fall back to the working directory.
-    std::env::current_exe()
-        .ok()
-        .and_then(|p| p.ancestors().nth(3).map(PathBuf::from))
-        .filter(|p| p.join(".venv").is_dir())
-        .unwrap_or_else(|| PathBuf::from("."))
-}
-
 /// The public base URL of `up` and the origins allowed to open NATS WebSockets.
 fn public_url_and_origins(args: &UpArgs) -> (String, Vec<String>) {
     let public_url = args.public_url.clone().unwrap_or_else(|| format!("http://{}", args.http));
@@ -364,7 +330,7 @@ async fn up(args: UpArgs) -> Result<()> {
         host: host.clone(),
         ports: Ports { client: args.nats_port, websocket: args.ws_port, monitor: args.monitor_port },
         allowed_origins: origins,
-        root: repo_root(),
+        nats_server: args.nats_server.clone(),
         node: None,
     };
     if args.init_only {
@@ -391,7 +357,7 @@ async fn up(args: UpArgs) -> Result<()> {
     let (tx, rx) = tokio::sync::watch::channel(false);
     let running = start_components(&components, &conn, &settings, gateway, rx).await?;
     let addr = running.gateway_addr.map(|a| a.to_string()).unwrap_or_default();
-    let signal = wait_for_signal();
+    let signal = kez_service_kit::signal::wait_for_signal();
     say!("kez-chat is up.");
     say!("  web app and /v1 API:  http://{addr}/");
     say!("  NATS (native):        {}", broker.client_url);
@@ -437,7 +403,7 @@ async fn run(args: RunArgs) -> Result<()> {
     if let Some(addr) = running.gateway_addr {
         say!("gateway listening on http://{addr}/");
     }
-    wait_for_signal().await;
+    kez_service_kit::signal::wait_for_signal().await;
     running.stop(tx).await;
     Ok(())
 }
@@ -487,7 +453,7 @@ async fn up_cluster(args: UpArgs) -> Result<()> {
             host: host.clone(),
             ports: ports[i],
             allowed_origins: origins.clone(),
-            root: repo_root(),
+            nats_server: args.nats_server.clone(),
             node: Some(Node {
                 name: format!("kez-n{}", i + 1),
                 cluster: ClusterSpec {
@@ -598,7 +564,7 @@ async fn up_cluster(args: UpArgs) -> Result<()> {
     for (i, (name, a)) in plan.into_iter().enumerate() {
         workers.push(Worker::spawn(exe.clone(), a, log_dir.join(format!("{name}.log")), i, state.clone()));
     }
-    let signal = wait_for_signal();
+    let signal = kez_service_kit::signal::wait_for_signal();
     tokio::pin!(signal);
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
     while http_status(args.http, "/v1/healthz").await != Some(200) {
@@ -703,7 +669,7 @@ fn init_cluster_elsewhere(args: &UpArgs, data_dir: &std::path::Path, origins: &[
             host: host.clone(),
             ports: Ports { client: args.nats_port, websocket: args.ws_port, monitor: args.monitor_port },
             allowed_origins: origins.to_vec(),
-            root: repo_root(),
+            nats_server: args.nats_server.clone(),
             node: Some(Node {
                 name: format!("kez-n{}", i + 1),
                 cluster: ClusterSpec {

@@ -18,7 +18,6 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -60,8 +59,8 @@ pub struct BrokerOptions {
     pub ports: Ports,
     /// Origins allowed to open WebSockets (the gateway's).
     pub allowed_origins: Vec<String>,
-    /// The repository root, to find `.venv/bin/nats-server`.
-    pub root: PathBuf,
+    /// The nats-server binary (`--nats-server` / `NATS_SERVER_BIN`); `None` looks on `PATH`.
+    pub nats_server: Option<PathBuf>,
     /// Set for one node of a local cluster (`up --cluster`): its name, its own folder inside
     /// the data folder (config, store, logs, pid) and its routes. `None`: a single node whose
     /// files sit directly in the data folder.
@@ -165,7 +164,7 @@ impl Broker {
     /// Stops any nats-server left over on this data folder, starts nats-server and waits
     /// until it is the one accepting clients and JetStream answers.
     pub async fn start(opts: &BrokerOptions) -> Result<Broker> {
-        let bin = find_nats_server(&opts.root).map_err(|e| anyhow!(e))?;
+        let bin = find_nats_server(opts.nats_server.as_deref()).map_err(|e| anyhow!(e))?;
         let data_dir = create_private_dir(&opts.data_dir)?;
         stop_leftovers(&opts.node_dir(&data_dir))?;
         let prepared = prepare(opts)?;
@@ -621,12 +620,8 @@ fn remove_ports_files(data_dir: &Path) {
 /// Creates `dir` with mode 0700 (it holds secrets), tightens an existing one, and returns
 /// its absolute path (nats-server and `/proc` comparisons need absolute paths).
 pub(crate) fn create_private_dir(dir: &Path) -> Result<PathBuf> {
-    use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .with_context(|| format!("creating the data folder {}", dir.display()))?;
+    use std::os::unix::fs::PermissionsExt as _;
+    kez_private_file::create_dir(dir).with_context(|| format!("creating the data folder {}", dir.display()))?;
     let meta = fs::metadata(dir).with_context(|| format!("reading {}", dir.display()))?;
     if meta.permissions().mode() & 0o077 != 0 {
         fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
@@ -673,20 +668,9 @@ pub async fn connect_nkey(url: &str, key: &nkeys::KeyPair, name: &str) -> Result
         .with_context(|| format!("connecting to {url} as {name}"))
 }
 
-/// Replaces `path` atomically with a 0600 file: a uniquely named temp file in the same
-/// folder (created 0600), fsynced, renamed over `path`, then the folder fsynced so the
-/// rename survives a crash. Two writers never share a temp file.
-pub fn write_private(path: &Path, contents: &[u8]) -> Result<()> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".kez-")
-        .tempfile_in(dir)
-        .with_context(|| format!("creating a temp file in {}", dir.display()))?;
-    tmp.write_all(contents)
-        .and_then(|()| tmp.as_file().sync_all())
-        .with_context(|| format!("writing {}", path.display()))?;
-    tmp.persist(path).map_err(|e| anyhow!("writing {}: {}", path.display(), e.error))?;
-    fs::File::open(dir).and_then(|d| d.sync_all()).with_context(|| format!("syncing {}", dir.display()))
+/// Replaces `path` atomically with a 0600 file (`kez_private_file::write`).
+pub(crate) fn write_private(path: &Path, contents: &[u8]) -> Result<()> {
+    kez_private_file::write(path, contents).with_context(|| format!("writing {}", path.display()))
 }
 
 /// The URLs of a comma-separated list (async-nats parses a plain string as one URL).

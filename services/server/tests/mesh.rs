@@ -10,7 +10,7 @@ use ed25519_dalek::SigningKey;
 use futures::future::join_all;
 use kez_server::ServiceKind;
 use kez_service_kit::settings::Settings;
-use kez_service_kit::svc::call;
+use kez_service_kit::svc::request_raw as call;
 use kez_testkit::NatsServer;
 use kv_schemas::api::{AppendReply, ChainReply, ManifestPutReply, RegisterReply, UserRecord};
 use kv_schemas::sigchain::{Claim, Endpoint, Op, SharedFiles, build_link, parse_link};
@@ -55,7 +55,7 @@ impl Mesh {
     }
     async fn register(&self, sk: &SigningKey, local: &str) -> Result<RegisterReply, KezError> {
         let h = Handle::new(local, DOMAIN).unwrap();
-        let bytes = register::build(sk, &h, now_ms(), kv_schemas::random_bytes());
+        let bytes = register::build(sk, &h, now_ms(), kv_schemas::random_bytes()).unwrap();
         self.call(svc::REGISTRY_REGISTER, bytes).await.map(|b| serde_json::from_slice(&b).unwrap())
     }
     async fn kv_keys(&self, bucket: &str) -> Vec<String> {
@@ -107,7 +107,7 @@ async fn register_lookup_webfinger_sigchain_manifest_flow() {
     ];
     let mut prev: Option<String> = None;
     for (i, op) in ops.iter().enumerate() {
-        let bytes = build_link(&alice, i as u64 + 1, prev.as_deref(), now_ms(), op);
+        let bytes = build_link(&alice, i as u64 + 1, prev.as_deref(), now_ms(), op).unwrap();
         let reply: AppendReply = serde_json::from_slice(&m.call(svc::SIGCHAIN_APPEND, bytes).await.unwrap()).unwrap();
         assert_eq!(reply.seqno, i as u64 + 1);
         prev = Some(reply.link_id);
@@ -132,7 +132,8 @@ async fn register_lookup_webfinger_sigchain_manifest_flow() {
         prev.as_deref(),
         now_ms(),
         &Op::SetSharedFiles(SharedFiles { manifest: put.hash.clone(), manifest_seq: 1, size: manifest.len() as u64 }),
-    );
+    )
+    .unwrap();
     m.call(svc::SIGCHAIN_APPEND, link).await.unwrap();
     let by_hash = m.call(svc::MANIFEST_GET, serde_json::to_vec(&json!({"hash": put.hash})).unwrap()).await.unwrap();
     assert_eq!(by_hash.as_ref(), manifest.as_slice());
@@ -163,7 +164,7 @@ async fn concurrent_appends_of_one_seqno_have_one_winner() {
     let bob = key(2);
     let pk = PublicKey::of(&bob);
     m.register(&bob, "bob").await.unwrap();
-    let first = build_link(&bob, 1, None, now_ms(), &Op::AddEndpoint(Endpoint::iroh_wave1(&pk)));
+    let first = build_link(&bob, 1, None, now_ms(), &Op::AddEndpoint(Endpoint::iroh_wave1(&pk))).unwrap();
     let tail = parse_link(&first).unwrap().link_id;
     m.call(svc::SIGCHAIN_APPEND, first).await.unwrap();
     let attempts = (0..20u64).map(|i| {
@@ -172,7 +173,7 @@ async fn concurrent_appends_of_one_seqno_have_one_winner() {
         let tail = tail.clone();
         async move {
             let op = Op::AddClaim(Claim { service: "test".into(), account: format!("n{i}"), proof: None });
-            m.call(svc::SIGCHAIN_APPEND, build_link(&bob, 2, Some(&tail), now_ms() + i, &op)).await
+            m.call(svc::SIGCHAIN_APPEND, build_link(&bob, 2, Some(&tail), now_ms() + i, &op).unwrap()).await
         }
     });
     let results = join_all(attempts).await;
@@ -190,13 +191,13 @@ async fn a_resent_link_is_answered_like_the_first_and_stored_once() {
     let dave = key(6);
     let pk = PublicKey::of(&dave);
     m.register(&dave, "dave").await.unwrap();
-    let link = build_link(&dave, 1, None, now_ms(), &Op::AddEndpoint(Endpoint::iroh_wave1(&pk)));
+    let link = build_link(&dave, 1, None, now_ms(), &Op::AddEndpoint(Endpoint::iroh_wave1(&pk))).unwrap();
     let first = m.call(svc::SIGCHAIN_APPEND, link.clone()).await.unwrap();
     let again = m.call(svc::SIGCHAIN_APPEND, link).await.unwrap();
     assert_eq!(first, again);
     assert_eq!(m.kv_keys(BUCKET_SIGCHAINS).await.len(), 1);
     let other = Op::AddClaim(Claim { service: "test".into(), account: "x".into(), proof: None });
-    let e = m.call(svc::SIGCHAIN_APPEND, build_link(&dave, 1, None, now_ms(), &other)).await.unwrap_err();
+    let e = m.call(svc::SIGCHAIN_APPEND, build_link(&dave, 1, None, now_ms(), &other).unwrap()).await.unwrap_err();
     assert_eq!(e.code, ErrorCode::SeqnoConflict);
     assert_eq!(m.kv_keys(BUCKET_SIGCHAINS).await.len(), 1);
 }
@@ -206,7 +207,7 @@ async fn bad_requests_get_their_codes_and_change_nothing() {
     let m = mesh(1).await;
     let carol = key(3);
     let h = Handle::new("carol", DOMAIN).unwrap();
-    let good = register::build(&carol, &h, now_ms(), [7; 16]);
+    let good = register::build(&carol, &h, now_ms(), [7; 16]).unwrap();
     let cases: Vec<(&str, Vec<u8>, ErrorCode)> = vec![
         ("not json", b"{".to_vec(), ErrorCode::InvalidJson),
         ("oversized", vec![b' '; 5000], ErrorCode::TooLarge),
@@ -217,15 +218,15 @@ async fn bad_requests_get_their_codes_and_change_nothing() {
         ),
         (
             "wrong audience",
-            register::build(&carol, &Handle::new("carol", "elsewhere.example").unwrap(), now_ms(), [1; 16]),
+            register::build(&carol, &Handle::new("carol", "elsewhere.example").unwrap(), now_ms(), [1; 16]).unwrap(),
             ErrorCode::WrongAudience,
         ),
         (
             "reserved",
-            register::build(&carol, &Handle::new("admin", DOMAIN).unwrap(), now_ms(), [2; 16]),
+            register::build(&carol, &Handle::new("admin", DOMAIN).unwrap(), now_ms(), [2; 16]).unwrap(),
             ErrorCode::HandleReserved,
         ),
-        ("stale", register::build(&carol, &h, now_ms() - 3_600_000, [3; 16]), ErrorCode::StaleTimestamp),
+        ("stale", register::build(&carol, &h, now_ms() - 3_600_000, [3; 16]).unwrap(), ErrorCode::StaleTimestamp),
         (
             "bad signature",
             String::from_utf8(good.clone()).unwrap().replace("\"carol@", "\"carom@").into_bytes(),
@@ -250,36 +251,46 @@ async fn bad_requests_get_their_codes_and_change_nothing() {
     let e = m
         .call(
             svc::SIGCHAIN_APPEND,
-            build_link(&stranger, 1, None, now_ms(), &Op::AddEndpoint(Endpoint::iroh_wave1(&PublicKey::of(&stranger)))),
+            build_link(&stranger, 1, None, now_ms(), &Op::AddEndpoint(Endpoint::iroh_wave1(&PublicKey::of(&stranger))))
+                .unwrap(),
         )
         .await
         .unwrap_err();
     assert_eq!(e.code, ErrorCode::KeyNotFound);
     let iroh = Op::AddEndpoint(Endpoint::iroh_wave1(&pk));
     assert_eq!(
-        m.call(svc::SIGCHAIN_APPEND, build_link(&carol, 2, Some(&"0".repeat(64)), now_ms(), &iroh))
+        m.call(svc::SIGCHAIN_APPEND, build_link(&carol, 2, Some(&"0".repeat(64)), now_ms(), &iroh).unwrap())
             .await
             .unwrap_err()
             .code,
         ErrorCode::SeqnoConflict
     );
     assert_eq!(
-        m.call(svc::SIGCHAIN_APPEND, build_link(&carol, 1, None, now_ms() - 3_600_000, &iroh)).await.unwrap_err().code,
+        m.call(svc::SIGCHAIN_APPEND, build_link(&carol, 1, None, now_ms() - 3_600_000, &iroh).unwrap())
+            .await
+            .unwrap_err()
+            .code,
         ErrorCode::StaleTimestamp
     );
     // An iroh node id must be a valid key (any key since per-device endpoints, PROTOCOL.md §7.5).
     let wrong_iroh = Op::AddEndpoint(Endpoint::Iroh { node_id: format!("01{}", "00".repeat(31)), device: None });
     assert_eq!(
-        m.call(svc::SIGCHAIN_APPEND, build_link(&carol, 1, None, now_ms(), &wrong_iroh)).await.unwrap_err().code,
+        m.call(svc::SIGCHAIN_APPEND, build_link(&carol, 1, None, now_ms(), &wrong_iroh).unwrap())
+            .await
+            .unwrap_err()
+            .code,
         ErrorCode::InvalidLink
     );
-    let tampered =
-        String::from_utf8(build_link(&carol, 1, None, now_ms(), &iroh)).unwrap().replace("\"seqno\":1", "\"seqno\":1 ");
+    let tampered = String::from_utf8(build_link(&carol, 1, None, now_ms(), &iroh).unwrap())
+        .unwrap()
+        .replace("\"seqno\":1", "\"seqno\":1 ");
     assert_eq!(m.call(svc::SIGCHAIN_APPEND, tampered).await.unwrap_err().code, ErrorCode::NotCanonical);
     assert!(m.kv_keys(BUCKET_SIGCHAINS).await.is_empty(), "nothing stored");
-    m.call(svc::SIGCHAIN_APPEND, build_link(&carol, 1, None, now_ms(), &iroh)).await.unwrap();
-    let e =
-        m.call(svc::SIGCHAIN_APPEND, build_link(&carol, 2, Some(&"a".repeat(64)), now_ms(), &iroh)).await.unwrap_err();
+    m.call(svc::SIGCHAIN_APPEND, build_link(&carol, 1, None, now_ms(), &iroh).unwrap()).await.unwrap();
+    let e = m
+        .call(svc::SIGCHAIN_APPEND, build_link(&carol, 2, Some(&"a".repeat(64)), now_ms(), &iroh).unwrap())
+        .await
+        .unwrap_err();
     assert_eq!(e.code, ErrorCode::PrevMismatch);
 
     // Lookups of malformed or unknown things.

@@ -8,13 +8,12 @@
 // A failed unwrap is a failed test, with the location in the message.
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ed25519_dalek::SigningKey;
+use kez_testkit::{StackOptions, StackProcess};
 use kv_schemas::sigchain::{Endpoint, Op, build_link};
 use kv_schemas::{Handle, PublicKey, now_ms, register};
 use nix::sys::signal::{Signal, kill};
@@ -30,112 +29,32 @@ fn repo() -> PathBuf {
 
 /// Four distinct free loopback ports: http, nats, websocket, monitoring.
 fn free_ports() -> [u16; 4] {
-    let listeners: Vec<_> = (0..4).map(|_| std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap()).collect();
-    let mut ports = [0; 4];
-    for (p, l) in ports.iter_mut().zip(&listeners) {
-        *p = l.local_addr().unwrap().port();
-    }
-    ports
+    kez_testkit::free_ports::<4>().unwrap()
 }
 
+fn options(data: &Path, ports: &[u16; 4]) -> StackOptions {
+    StackOptions::new(env!("CARGO_BIN_EXE_kez-server"), data).ports(*ports)
+}
+
+/// `up` on these ports, for runs that are not meant to come up (`--init-only`).
 fn up_command(data: &Path, ports: &[u16; 4]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kez-server"));
-    cmd.args(["up", "--domain", "kez.test"])
-        .arg("--data-dir")
-        .arg(data)
-        .args(["--http", &format!("127.0.0.1:{}", ports[0])])
-        .args(["--nats-port", &ports[1].to_string()])
-        .args(["--ws-port", &ports[2].to_string()])
-        .args(["--monitor-port", &ports[3].to_string()])
-        .env("NATS_SERVER_BIN", kez_testkit::nats_server_bin().expect("nats-server"))
-        .env("RUST_LOG", "info,async_nats=warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    cmd
+    options(data, ports).command().unwrap()
 }
 
-/// Collects a child's stream in the background (and echoes it for failing tests).
-fn collect(stream: impl std::io::Read + Send + 'static) -> Arc<Mutex<String>> {
-    let text = Arc::new(Mutex::new(String::new()));
-    let sink = text.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stream).lines().map_while(Result::ok) {
-            eprintln!("[kez-server] {line}");
-            let mut t = sink.lock().unwrap();
-            t.push_str(&line);
-            t.push('\n');
-        }
-    });
-    text
+fn start(data: &Path, ports: &[u16; 4]) -> StackProcess {
+    StackProcess::start(&options(data, ports)).unwrap()
 }
 
-struct Stack {
-    child: Child,
-    http: String,
-    data: PathBuf,
-    stderr: Arc<Mutex<String>>,
+fn start_with(data: &Path, ports: &[u16; 4], extra: &[&str]) -> StackProcess {
+    StackProcess::start(&extra.iter().fold(options(data, ports), |o, a| o.arg(a))).unwrap()
 }
 
-impl Stack {
-    fn start(data: &Path, ports: &[u16; 4]) -> Stack {
-        Stack::start_with(data, ports, &[])
-    }
-
-    fn start_with(data: &Path, ports: &[u16; 4], extra: &[&str]) -> Stack {
-        let mut child = up_command(data, ports).args(extra).spawn().expect("spawn kez-server");
-        let stderr = collect(child.stderr.take().expect("stderr"));
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut http = None;
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(url) = line.trim().strip_prefix("web app and /v1 API:") {
-                    http = Some(url.trim().trim_end_matches('/').to_string());
-                }
-                if line.starts_with("Press Ctrl-C") {
-                    let _ = tx.send(http.take());
-                }
-            }
-            let _ = tx.send(None);
-        });
-        let http = rx.recv_timeout(PATIENCE).ok().flatten().unwrap_or_else(|| {
-            let _ = child.kill();
-            panic!("kez-server up did not come up; stderr:\n{}", stderr.lock().unwrap())
-        });
-        Stack { child, http, data: data.to_owned(), stderr }
-    }
-
-    fn pid(&self) -> i32 {
-        self.child.id() as i32
-    }
-
-    fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
-
-    /// Waits until stderr shows `needle` (its reader thread may lag behind stdout's).
-    fn wait_for_log(&self, needle: &str) {
-        let deadline = Instant::now() + PATIENCE;
-        while !self.stderr().contains(needle) {
-            assert!(Instant::now() < deadline, "expected {needle:?} in:\n{}", self.stderr());
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn stop(mut self) {
-        kill(Pid::from_raw(self.pid()), Signal::SIGTERM).unwrap();
-        let status = self.child.wait().unwrap();
-        assert!(status.success(), "kez-server exited with {status}");
-        assert!(!self.data.join("nats-server.pid").exists(), "a clean stop removes the pid file");
-    }
-}
-
-impl Drop for Stack {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Stops like an operator (SIGTERM): a clean exit that removes the pid file.
+fn stop(stack: StackProcess) {
+    let data = stack.data_dir().to_owned();
+    let status = stack.stop().unwrap();
+    assert!(status.success(), "kez-server exited with {status}");
+    assert!(!data.join("nats-server.pid").exists(), "a clean stop removes the pid file");
 }
 
 /// A child process killed when the test ends, passed or not.
@@ -204,7 +123,7 @@ async fn wait_healthy(base: &str) {
 async fn register_user(base: &str, name: &str, seed: u8) -> PublicKey {
     let sk = SigningKey::from_bytes(&[seed; 32]);
     let pk = PublicKey::of(&sk);
-    let reg = register::build(&sk, &Handle::new(name, "kez.test").unwrap(), now_ms(), [seed; 16]);
+    let reg = register::build(&sk, &Handle::new(name, "kez.test").unwrap(), now_ms(), [seed; 16]).unwrap();
     let (status, body) = http(base, "POST", "/v1/register", &reg).await;
     assert_eq!(status, 201, "{body}");
     pk
@@ -220,23 +139,23 @@ async fn up_serves_and_keeps_data_across_restart() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let ports = free_ports();
-    let stack = Stack::start(&data, &ports);
+    let stack = start(&data, &ports);
 
-    let (status, body) = http(&stack.http, "GET", "/v1/healthz", b"").await;
+    let (status, body) = http(stack.http(), "GET", "/v1/healthz", b"").await;
     assert_eq!(status, 200, "{body}");
-    let (status, config) = http(&stack.http, "GET", "/v1/config", b"").await;
+    let (status, config) = http(stack.http(), "GET", "/v1/config", b"").await;
     assert_eq!(status, 200);
     assert!(config.contains("kez.test"), "{config}");
 
     let sk = SigningKey::from_bytes(&[42; 32]);
     let pk = PublicKey::of(&sk);
-    let reg = register::build(&sk, &Handle::new("erin", "kez.test").unwrap(), now_ms(), [1; 16]);
-    let (status, body) = http(&stack.http, "POST", "/v1/register", &reg).await;
+    let reg = register::build(&sk, &Handle::new("erin", "kez.test").unwrap(), now_ms(), [1; 16]).unwrap();
+    let (status, body) = http(stack.http(), "POST", "/v1/register", &reg).await;
     assert_eq!(status, 201, "{body}");
-    let link = build_link(&sk, 1, None, now_ms(), &Op::AddEndpoint(Endpoint::iroh_wave1(&pk)));
-    let (status, body) = http(&stack.http, "POST", &format!("/v1/sigchains/ed25519/{}/events", pk.hex()), &link).await;
+    let link = build_link(&sk, 1, None, now_ms(), &Op::AddEndpoint(Endpoint::iroh_wave1(&pk))).unwrap();
+    let (status, body) = http(stack.http(), "POST", &format!("/v1/sigchains/ed25519/{}/events", pk.hex()), &link).await;
     assert_eq!(status, 201, "{body}");
-    stack.stop();
+    stop(stack);
 
     // The data folder, secrets, config and log are private.
     assert_eq!(mode(&data), 0o700, "data folder");
@@ -246,25 +165,25 @@ async fn up_serves_and_keeps_data_across_restart() {
     let secrets_before = std::fs::read(data.join("secrets.json")).unwrap();
 
     // Behind a TLS proxy (deploy/Caddyfile) browsers are sent to the proxy's /nats.
-    let stack = Stack::start_with(&data, &ports, &["--public-url", "https://chat.example"]);
+    let stack = start_with(&data, &ports, &["--public-url", "https://chat.example"]);
     assert_eq!(std::fs::read(data.join("secrets.json")).unwrap(), secrets_before, "secrets are reused");
-    let (_, config) = http(&stack.http, "GET", "/v1/config", b"").await;
+    let (_, config) = http(stack.http(), "GET", "/v1/config", b"").await;
     assert!(config.contains("\"wss://chat.example/nats\""), "{config}");
-    let (status, body) = http(&stack.http, "GET", "/v1/u/erin", b"").await;
+    let (status, body) = http(stack.http(), "GET", "/v1/u/erin", b"").await;
     assert_eq!(status, 200, "{body}");
     assert!(body.contains(&pk.hex()), "{body}");
     assert!(body.contains("iroh"), "endpoints survive: {body}");
-    stack.stop();
+    stop(stack);
 }
 
 #[tokio::test]
 async fn nats_server_dies_with_a_killed_up() {
     let dir = tempfile::tempdir().unwrap();
-    let mut stack = Stack::start(dir.path(), &free_ports());
+    let mut stack = start(dir.path(), &free_ports());
     let nats = nats_pid(dir.path()).expect("pid file");
     assert!(alive(nats));
     kill(Pid::from_raw(stack.pid()), Signal::SIGKILL).unwrap();
-    stack.child.wait().unwrap();
+    stack.child_mut().wait().unwrap();
     wait_until("the nats-server of a kill -9'd `up` is gone", || !alive(nats));
 }
 
@@ -287,8 +206,13 @@ async fn left_over_nats_server_is_stopped_before_starting() {
     );
     wait_until("the planted nats-server listens", || std::net::TcpStream::connect(("127.0.0.1", ports[1])).is_ok());
 
-    let stack = Stack::start(dir.path(), &ports);
-    stack.wait_for_log(&format!("stopping a nats-server left over from an earlier run (pid {})", orphan.0.id()));
+    let stack = start(dir.path(), &ports);
+    stack
+        .wait_for_log(
+            &format!("stopping a nats-server left over from an earlier run (pid {})", orphan.0.id()),
+            PATIENCE,
+        )
+        .unwrap();
     let deadline = Instant::now() + PATIENCE;
     while orphan.0.try_wait().unwrap().is_none() {
         assert!(Instant::now() < deadline, "the left-over nats-server still runs");
@@ -297,9 +221,9 @@ async fn left_over_nats_server_is_stopped_before_starting() {
     let own = nats_pid(dir.path()).expect("pid file");
     assert_ne!(own, orphan.0.id() as i32);
     assert!(alive(own));
-    let (status, body) = http(&stack.http, "GET", "/v1/healthz", b"").await;
+    let (status, body) = http(stack.http(), "GET", "/v1/healthz", b"").await;
     assert_eq!(status, 200, "{body}");
-    stack.stop();
+    stop(stack);
 }
 
 #[tokio::test]
@@ -307,47 +231,38 @@ async fn a_port_held_by_another_process_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let ports = free_ports();
     let _squatter = std::net::TcpListener::bind(("127.0.0.1", ports[1])).unwrap();
-    let mut child = up_command(dir.path(), &ports).spawn().unwrap();
-    let stdout = collect(child.stdout.take().unwrap());
-    let stderr = collect(child.stderr.take().unwrap());
-    let deadline = Instant::now() + PATIENCE;
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "up kept running on a port it does not own");
-        std::thread::sleep(Duration::from_millis(100));
+    // `start` fails unless up says it is ready; its error carries up's stderr.
+    let Err(e) = StackProcess::start(&options(dir.path(), &ports)) else {
+        panic!("up came up on a port it does not own");
     };
-    assert!(!status.success());
     let needle = format!("127.0.0.1:{} is already in use", ports[1]);
-    wait_until("the error names the port", || stderr.lock().unwrap().contains(&needle));
-    assert!(!stdout.lock().unwrap().contains("is up"), "must not claim to be up");
+    assert!(format!("{e:#}").contains(&needle), "the error names the port: {e:#}");
 }
 
 #[tokio::test]
 async fn crashed_nats_server_is_restarted() {
     let dir = tempfile::tempdir().unwrap();
-    let stack = Stack::start(dir.path(), &free_ports());
-    let pk = register_user(&stack.http, "frank", 7).await;
+    let stack = start(dir.path(), &free_ports());
+    let pk = register_user(stack.http(), "frank", 7).await;
     let first = nats_pid(dir.path()).expect("pid file");
     kill(Pid::from_raw(first), Signal::SIGKILL).unwrap();
 
     wait_until("a new nats-server runs", || nats_pid(dir.path()).is_some_and(|p| p != first && alive(p)));
-    wait_healthy(&stack.http).await;
-    let (status, body) = http(&stack.http, "GET", "/v1/u/frank", b"").await;
+    wait_healthy(stack.http()).await;
+    let (status, body) = http(stack.http(), "GET", "/v1/u/frank", b"").await;
     assert_eq!(status, 200, "{body}");
     assert!(body.contains(&pk.hex()), "{body}");
-    register_user(&stack.http, "grace", 8).await;
-    stack.wait_for_log("exited unexpectedly");
-    stack.wait_for_log("nats-server restarted");
-    stack.stop();
+    register_user(stack.http(), "grace", 8).await;
+    stack.wait_for_log("exited unexpectedly", PATIENCE).unwrap();
+    stack.wait_for_log("nats-server restarted", PATIENCE).unwrap();
+    stop(stack);
 }
 
 #[tokio::test]
 async fn up_gives_up_when_nats_server_keeps_failing() {
     let dir = tempfile::tempdir().unwrap();
     let ports = free_ports();
-    let mut stack = Stack::start(dir.path(), &ports);
+    let mut stack = start(dir.path(), &ports);
     let nats = nats_pid(dir.path()).expect("pid file");
     kill(Pid::from_raw(nats), Signal::SIGKILL).unwrap();
     // Take the client port the moment it is free: every restart now fails.
@@ -361,15 +276,15 @@ async fn up_gives_up_when_nats_server_keeps_failing() {
     };
     let deadline = Instant::now() + Duration::from_secs(180);
     let status = loop {
-        if let Some(s) = stack.child.try_wait().unwrap() {
+        if let Some(s) = stack.child_mut().try_wait().unwrap() {
             break s;
         }
         assert!(Instant::now() < deadline, "up never gave up");
         std::thread::sleep(Duration::from_millis(200));
     };
     assert!(!status.success(), "giving up is a failure: {status}");
-    stack.wait_for_log("giving up on nats-server");
-    stack.wait_for_log(&format!("127.0.0.1:{}", ports[1]));
+    stack.wait_for_log("giving up on nats-server", PATIENCE).unwrap();
+    stack.wait_for_log(&format!("127.0.0.1:{}", ports[1]), PATIENCE).unwrap();
 }
 
 #[test]
@@ -458,14 +373,14 @@ async fn backup_and_restore_round_trip() {
     let archive = dir.path().join("kez-backup.tar.gz");
     let script = repo().join("deploy/kez-backup");
     let ports = free_ports();
-    let stack = Stack::start(&data, &ports);
-    let pk = register_user(&stack.http, "heidi", 9).await;
+    let stack = start(&data, &ports);
+    let pk = register_user(stack.http(), "heidi", 9).await;
 
     // A live store is refused: copying it could capture half-written blocks.
     let live = Command::new(&script).arg("backup").arg(&data).arg(&archive).output().unwrap();
     assert!(!live.status.success());
     assert!(String::from_utf8_lossy(&live.stderr).contains("is running"), "{}", String::from_utf8_lossy(&live.stderr));
-    stack.stop();
+    stop(stack);
 
     let out = Command::new(&script).arg("backup").arg(&data).arg(&archive).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -478,11 +393,11 @@ async fn backup_and_restore_round_trip() {
     let twice = Command::new(&script).arg("restore").arg(&archive).arg(&data).output().unwrap();
     assert!(!twice.status.success());
 
-    let stack = Stack::start(&data, &ports);
-    let (status, body) = http(&stack.http, "GET", "/v1/u/heidi", b"").await;
+    let stack = start(&data, &ports);
+    let (status, body) = http(stack.http(), "GET", "/v1/u/heidi", b"").await;
     assert_eq!(status, 200, "{body}");
     assert!(body.contains(&pk.hex()), "{body}");
-    stack.stop();
+    stop(stack);
 }
 
 /// `nats-server -t` on every config `--init-only --cluster 3` renders: for nodes on other

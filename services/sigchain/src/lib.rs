@@ -16,7 +16,7 @@ use bytes::Bytes;
 use kez_service_kit::kv::{BucketSpec, ensure_bucket, unavailable};
 use kez_service_kit::settings::Settings;
 use kez_service_kit::svc::{self, json_reply, parse_json};
-use kv_schemas::api::{AppendReply, ByKey, ChainReply};
+use kv_schemas::api::{AppendReply, ChainReply, GetChain, GetChainState, LookupKey};
 use kv_schemas::error::err;
 use kv_schemas::sigchain::{ChainState, Link, MAX_LINK_BYTES, parse_link};
 use kv_schemas::subjects::{BUCKET_SIGCHAINS, service, sigchain_kv_key, svc as subj};
@@ -68,7 +68,7 @@ pub async fn start(client: &async_nats::Client, settings: &Settings) -> Result<S
     svc::serve(&service, "get", subj::SIGCHAIN_GET, move |p| {
         let c = c.clone();
         async move {
-            let q: ByKey = parse_json(&p)?;
+            let q: GetChain = parse_json(&p)?;
             let v = c.load_nonempty(&q.key).await?;
             json_reply(&ChainReply { key: q.key, links: v.links.iter().map(Link::to_value).collect() })
         }
@@ -78,7 +78,7 @@ pub async fn start(client: &async_nats::Client, settings: &Settings) -> Result<S
     svc::serve(&service, "state", subj::SIGCHAIN_STATE, move |p| {
         let c = c.clone();
         async move {
-            let q: ByKey = parse_json(&p)?;
+            let q: GetChainState = parse_json(&p)?;
             json_reply(&c.load_nonempty(&q.key).await?.state)
         }
     })
@@ -145,8 +145,7 @@ impl Chains {
     }
 
     async fn require_registered(&self, key: &PublicKey) -> Result<(), KezError> {
-        let body = Bytes::from(serde_json::to_vec(&ByKey { key: *key }).unwrap_or_default());
-        match svc::call(&self.client, subj::REGISTRY_LOOKUP_KEY, body, self.settings.call_timeout).await {
+        match svc::call(&self.client, &LookupKey { key: *key }, self.settings.call_timeout).await {
             Ok(_) => Ok(()),
             Err(e) if e.code == ErrorCode::KeyNotFound => {
                 Err(err(ErrorCode::KeyNotFound, "register a handle for this key before publishing a sigchain"))

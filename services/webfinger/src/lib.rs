@@ -5,10 +5,9 @@
 use std::sync::Arc;
 
 use async_nats::service::Service;
-use bytes::Bytes;
 use kez_service_kit::settings::Settings;
 use kez_service_kit::svc::{self, json_reply, parse_json};
-use kv_schemas::api::{LookupHandle, UserRecord, WebfingerQuery};
+use kv_schemas::api::{LookupHandle, WebfingerQuery};
 use kv_schemas::error::err;
 use kv_schemas::subjects::{service, svc as subj};
 use kv_schemas::{ErrorCode, Handle, KezError};
@@ -51,10 +50,8 @@ impl Finger {
         if handle.domain() != self.settings.domain {
             return Err(err(ErrorCode::HandleNotFound, format!("{handle} is not a handle of this server")));
         }
-        let body = Bytes::from(serde_json::to_vec(&LookupHandle { handle: handle.clone() }).unwrap_or_default());
-        let reply = svc::call(&self.client, subj::REGISTRY_LOOKUP_HANDLE, body, self.settings.call_timeout).await?;
-        let record: UserRecord =
-            serde_json::from_slice(&reply).map_err(|_| err(ErrorCode::Internal, "registry reply could not be read"))?;
+        let record =
+            svc::call(&self.client, &LookupHandle { handle: handle.clone() }, self.settings.call_timeout).await?;
         let profile = format!("{}/v1/u/{}", self.settings.public_url, handle.local());
         let links = vec![
             json!({ "rel": "self", "type": "application/json", "href": profile }),

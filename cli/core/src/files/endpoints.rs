@@ -148,7 +148,7 @@ async fn append_unless<C: Chains>(
         if done(&state) {
             return Ok((state, false));
         }
-        let link = build_link(me, state.seqno + 1, state.tail.as_deref(), now_ms(), &op(&state));
+        let link = build_link(me, state.seqno + 1, state.tail.as_deref(), now_ms(), &op(&state))?;
         match dir.append_link(&key, link).await {
             Ok(()) => return Ok((verified_chain(dir, &key, None).await?, true)),
             Err(FilesError::Protocol(e)) if matches!(e.code, ErrorCode::SeqnoConflict | ErrorCode::PrevMismatch) => {

@@ -70,7 +70,7 @@ pub async fn publish_manifest<D: Directory>(
             return Err(FilesError::Other(format!("the manifest index stored {stored}, expected {hash}")));
         }
         let op = Op::SetSharedFiles(SharedFiles { manifest: hash.clone(), manifest_seq: seq, size });
-        let link = build_link(owner, state.seqno + 1, state.tail.as_deref(), now, &op);
+        let link = build_link(owner, state.seqno + 1, state.tail.as_deref(), now, &op)?;
         match dir.append_link(&pk, link).await {
             Ok(()) => {
                 let mut shares = Shares::load(files_dir)?;

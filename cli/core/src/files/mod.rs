@@ -128,20 +128,3 @@ pub fn endpoint_id(key: &kv_schemas::PublicKey) -> Result<iroh::EndpointId> {
 pub fn key_of(id: &iroh::EndpointId) -> Result<kv_schemas::PublicKey> {
     Ok(kv_schemas::PublicKey::from_bytes(*id.as_bytes())?)
 }
-
-/// Writes `bytes` to `path` atomically (temp file in the same folder, fsync, rename).
-pub(crate) fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write as _;
-    let dir = path.parent().unwrap_or(std::path::Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
-        hex::encode(kv_schemas::random_bytes::<6>())
-    ));
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    drop(f);
-    std::fs::rename(&tmp, path)
-}

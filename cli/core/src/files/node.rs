@@ -492,7 +492,7 @@ impl Provider {
             "hint": self.hint(),
             "pid": std::process::id(),
         });
-        Ok(super::write_atomic(&self.state.files_dir.join("endpoint.json"), v.to_string().as_bytes())?)
+        Ok(kez_private_file::write(&self.state.files_dir.join("endpoint.json"), v.to_string().as_bytes())?)
     }
 
     /// Forces a re-read of `shares.json`.

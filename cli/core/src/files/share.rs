@@ -9,7 +9,6 @@ use std::path::Path;
 
 use ed25519_dalek::SigningKey;
 use kv_schemas::PublicKey;
-use kv_schemas::envelope::Body;
 use kv_schemas::files::{CHUNK, Encryptor, Entry, FileMeta, blob_size, check_file_name, make_entry};
 use zeroize::Zeroizing;
 
@@ -23,15 +22,6 @@ pub struct ShareOutcome {
     pub record: ShareRecord,
     /// The entry (for the manifest and the offer).
     pub entry: Entry,
-}
-
-impl ShareOutcome {
-    /// The chat body that offers the file (PROTOCOL.md §6, `file_share`):
-    /// `serve_node` is the sharing device's `serve` endpoint id, which must be
-    /// on the owner's sigchain before the offer goes out (§7.5).
-    pub fn offer_body(&self, serve_node: &PublicKey) -> Body {
-        Body::FileShare { entry: self.entry.clone(), node_id: serve_node.hex() }
-    }
 }
 
 /// Encrypts `path` for `recipients` (the owner gets a wrap too) and records the
@@ -82,12 +72,12 @@ pub fn share_file(owner: &SigningKey, files_dir: &Path, path: &Path, recipients:
             }
             size += n as u64;
             plain_hash.update(&buf[..n]);
-            enc.update(&buf[..n], &mut ct);
+            enc.update(&buf[..n], &mut ct)?;
             ct_hash.update(&ct);
             out.write_all(&ct)?;
             ct.clear();
         }
-        enc.finish(&mut ct);
+        enc.finish(&mut ct)?;
         ct_hash.update(&ct);
         out.write_all(&ct)?;
         let f = out.into_inner().map_err(|e| e.into_error())?;

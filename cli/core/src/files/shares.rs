@@ -11,7 +11,7 @@ use kv_schemas::PublicKey;
 use kv_schemas::files::{Entry, parse_entry};
 use serde::{Deserialize, Serialize};
 
-use super::{FilesError, Result, write_atomic};
+use super::{FilesError, Result};
 
 /// One share.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -68,7 +68,7 @@ impl Shares {
     /// Saves atomically.
     pub fn save(&self, files_dir: &Path) -> Result<()> {
         let bytes = serde_json::to_vec_pretty(self).map_err(|e| FilesError::other("encoding shares.json", e))?;
-        Ok(write_atomic(&Self::path(files_dir), &bytes)?)
+        Ok(kez_private_file::write(&Self::path(files_dir), &bytes)?)
     }
 
     /// The entries for the manifest, in order.

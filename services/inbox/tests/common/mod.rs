@@ -3,26 +3,21 @@
 //! `USERS` with their own key, as clients do) and the inbox service under test.
 #![allow(dead_code, clippy::unwrap_used)]
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use async_nats::{Auth, AuthError, ConnectOptions, HeaderMap};
+use async_nats::HeaderMap;
 use bytes::Bytes;
-use ed25519_dalek::SigningKey;
-use futures::StreamExt as _;
 use kez_inbox::InboxConfig;
 use kez_service_kit::settings::{SenderTagKey, Settings};
-use kez_service_kit::svc;
+pub use kez_testkit::user::User;
+use kez_testkit::user::{Events, pull};
 use kez_testkit::{NatsServer, ServiceUser};
-use kv_schemas::api::RegisterReply;
 use kv_schemas::envelope::{Body, seal};
-use kv_schemas::subjects::svc::REGISTRY_REGISTER;
 use kv_schemas::subjects::{
-    DeviceId, DeviceOp, consumer_next_subject, device_connection_name, device_consumer, user_block_subject,
-    user_devices_subject, user_send_subject, user_unblock_subject,
+    DeviceId, DeviceOp, device_connection_name, device_consumer, user_block_subject, user_devices_subject,
+    user_send_subject, user_unblock_subject,
 };
-use kv_schemas::{ErrorCode, Handle, KezError, PublicKey, now_ms};
-use nkeys::{KeyPair, KeyPairType};
+use kv_schemas::{ErrorCode, KezError, PublicKey, now_ms};
 use serde_json::{Value, json};
 
 pub const DOMAIN: &str = "kez.test";
@@ -101,16 +96,13 @@ impl Env {
     }
 
     pub async fn register(&self, u: &User) {
-        let handle = Handle::new(&format!("u{}", &u.hex()[..8]), DOMAIN).unwrap();
-        let request = kv_schemas::register::build(&u.signing, &handle, now_ms(), kv_schemas::random_bytes());
-        let reply = svc::call(&self.ops, REGISTRY_REGISTER, request.into(), TIMEOUT).await.unwrap();
-        let reply: RegisterReply = serde_json::from_slice(&reply).unwrap();
-        assert_eq!(reply.key, u.key);
+        u.register(&self.ops, DOMAIN).await.unwrap();
     }
 
     /// Connects a user as one device (no device: send and manage only).
     pub async fn connect(&self, u: &User, device: Option<&DeviceId>) -> Conn {
-        let mut options = u.options();
+        let mut options =
+            u.options(&Events::default()).unwrap().connection_timeout(TIMEOUT).request_timeout(Some(TIMEOUT));
         if let Some(d) = device {
             options = options.name(device_connection_name(d));
         }
@@ -145,44 +137,14 @@ impl Env {
     }
 }
 
-/// An end user: one Ed25519 seed, used as identity key and as NATS nkey.
-#[derive(Clone)]
-pub struct User {
-    pub signing: SigningKey,
-    pub key: PublicKey,
+/// Sealing test messages between [`User`]s.
+pub trait SealTo {
+    /// A sealed text message to `to`.
+    fn seal_to(&self, to: &User, text: &str) -> Bytes;
 }
 
-impl User {
-    pub fn new() -> Self {
-        let signing = SigningKey::from_bytes(&kv_schemas::random_bytes::<32>());
-        Self { key: PublicKey::of(&signing), signing }
-    }
-
-    pub fn hex(&self) -> String {
-        self.key.hex()
-    }
-
-    /// Connect options as a kez client builds them (nkey = identity key, own reply prefix).
-    pub fn options(&self) -> ConnectOptions {
-        let signing = Arc::new(self.signing.clone());
-        let nkey = KeyPair::new_from_raw(KeyPairType::User, self.signing.to_bytes()).unwrap().public_key();
-        ConnectOptions::with_auth_callback(move |nonce: Vec<u8>| {
-            let signing = signing.clone();
-            let nkey = nkey.clone();
-            async move {
-                let mut auth = Auth::new();
-                auth.nkey = Some(nkey);
-                auth.signature = Some(kv_schemas::keys::sign_raw(&signing, &nonce).to_vec());
-                Ok::<_, AuthError>(auth)
-            }
-        })
-        .custom_inbox_prefix(format!("_INBOX.{}", self.hex()))
-        .connection_timeout(TIMEOUT)
-        .request_timeout(Some(TIMEOUT))
-    }
-
-    /// A sealed text message to `to`.
-    pub fn seal_to(&self, to: &User, text: &str) -> Bytes {
+impl SealTo for User {
+    fn seal_to(&self, to: &User, text: &str) -> Bytes {
         Bytes::from(seal(&self.signing, &to.key, &Body::Text(text.into()), now_ms()).unwrap())
     }
 }
@@ -236,27 +198,13 @@ impl Conn {
     pub async fn pull(&self, device: &DeviceId, batch: usize, ack: bool) -> Pulled {
         let consumer = device_consumer(&self.user.key, device);
         let reply = format!("{}.pull", self.client.new_inbox());
-        let mut sub = self.client.subscribe(reply.clone()).await.unwrap();
-        let body = json!({"batch": batch, "expires": 1_000_000_000u64});
-        self.client.publish_with_reply(consumer_next_subject(&consumer), reply, body.to_string().into()).await.unwrap();
-        let mut pulled = Pulled::default();
-        while let Ok(Some(msg)) = tokio::time::timeout(Duration::from_secs(3), sub.next()).await {
-            if let Some(status) = msg.status {
-                pulled.statuses.push(status.as_u16());
-                break;
-            }
-            pulled.subjects.push(msg.subject.to_string());
-            pulled.payloads.push(msg.payload.clone());
-            pulled.headers.push(msg.headers.clone());
-            if ack && let Some(r) = msg.reply.clone() {
-                self.client.publish(r, Bytes::from_static(b"+ACK")).await.unwrap();
-            }
-            if pulled.payloads.len() == batch {
-                break;
-            }
+        let got = pull(&self.client, &consumer, &reply, batch, Duration::from_millis(1_100), ack).await.unwrap();
+        Pulled {
+            subjects: got.messages.iter().map(|m| m.subject.to_string()).collect(),
+            payloads: got.messages.iter().map(|m| m.payload.clone()).collect(),
+            headers: got.messages.iter().map(|m| m.headers.clone()).collect(),
+            statuses: got.status.into_iter().collect(),
         }
-        self.client.flush().await.unwrap();
-        pulled
     }
 }
 
