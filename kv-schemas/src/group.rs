@@ -218,7 +218,7 @@ pub fn build_group_link(
     prev: Option<&str>,
     ctime: u64,
     op: &GroupOp,
-) -> Vec<u8> {
+) -> Result<Vec<u8>, KezError> {
     let unsigned: Map<String, Value> = json!({
         "v": 1,
         "group": group.to_string(),
@@ -232,7 +232,7 @@ pub fn build_group_link(
     .as_object()
     .cloned()
     .unwrap_or_default();
-    canonicalize(&Value::Object(sign_object(signing, Purpose::GroupLink, unsigned)))
+    canonicalize(&Value::Object(sign_object(signing, Purpose::GroupLink, unsigned)?))
 }
 
 fn change(m: impl Into<String>) -> KezError {
@@ -338,7 +338,7 @@ pub fn parse_group_link(bytes: &[u8]) -> Result<GroupLink, KezError> {
 
 /// [`parse_group_link`] of an embedded JSON value (a link carried in a message).
 pub fn parse_group_link_value(v: &Value) -> Result<GroupLink, KezError> {
-    parse_group_link(&canonicalize(v))
+    parse_group_link(&canonicalize(v)?)
 }
 
 /// The state a log describes up to one link.
@@ -390,7 +390,8 @@ impl GroupState {
         let mut h = Sha256::new();
         h.update(STATE_LABEL);
         h.update([0u8]);
-        h.update(canonicalize(&self.to_value()));
+        // Strings and integers only: JCS of the state cannot fail.
+        h.update(canonicalize(&self.to_value()).expect("a group state is always canonicalizable"));
         hex_encode(&h.finalize())
     }
 
@@ -760,11 +761,12 @@ mod tests {
         members.push(Member { key: pk(by), role: Role::Admin });
         members.sort_by_key(|m| m.key);
         let op = GroupOp::Create { name: "friends".into(), members };
-        parse_group_link(&build_group_link(&sk(by), &GID, 1, None, 1, &op)).unwrap()
+        parse_group_link(&build_group_link(&sk(by), &GID, 1, None, 1, &op).unwrap()).unwrap()
     }
 
     fn next(by: u8, state: &GroupState, op: GroupOp) -> GroupLink {
-        parse_group_link(&build_group_link(&sk(by), &GID, state.seqno + 1, Some(&state.hash()), 2, &op)).unwrap()
+        parse_group_link(&build_group_link(&sk(by), &GID, state.seqno + 1, Some(&state.hash()), 2, &op).unwrap())
+            .unwrap()
     }
 
     #[test]

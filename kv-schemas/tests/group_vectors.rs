@@ -10,8 +10,7 @@ use ed25519_dalek::SigningKey;
 use kv_schemas::encoding::b64_encode;
 use kv_schemas::error::{ErrorCode, KezError};
 use kv_schemas::group::{
-    self, GroupId, GroupLink, GroupLog, GroupMessage, GroupOp, GroupState, Member, Role, Verdict, build_group_link,
-    parse_group_link,
+    self, GroupId, GroupLink, GroupLog, GroupMessage, GroupOp, GroupState, Member, Role, Verdict, parse_group_link,
 };
 use kv_schemas::jcs::canonicalize;
 use kv_schemas::keys::{PublicKey, sign_raw};
@@ -19,6 +18,18 @@ use kv_schemas::sig::{Purpose, signing_input};
 use serde_json::{Map, Value, json};
 
 use common::*;
+
+/// The link bytes; building a link from test values cannot fail.
+fn build_group_link(
+    signing: &ed25519_dalek::SigningKey,
+    group: &kv_schemas::group::GroupId,
+    seqno: u64,
+    prev: Option<&str>,
+    ctime: u64,
+    op: &kv_schemas::group::GroupOp,
+) -> Vec<u8> {
+    kv_schemas::group::build_group_link(signing, group, seqno, prev, ctime, op).unwrap()
+}
 
 const FILE: &str = "groups.json";
 const NOW: u64 = 1_800_000_000_000;
@@ -65,10 +76,10 @@ fn parsed(b: &[u8]) -> GroupLink {
 /// A hand-built link map, signed by `signer_seed` (the claimed signer may differ).
 fn raw_link(signer_seed: u8, m: Value) -> Vec<u8> {
     let unsigned: Map<String, Value> = m.as_object().cloned().unwrap();
-    let sig = sign_raw(&sk(signer_seed), &signing_input(Purpose::GroupLink, &unsigned));
+    let sig = sign_raw(&sk(signer_seed), &signing_input(Purpose::GroupLink, &unsigned).unwrap());
     let mut out = unsigned;
     out.insert("sig".into(), Value::String(b64_encode(&sig)));
-    canonicalize(&Value::Object(out))
+    canonicalize(&Value::Object(out)).unwrap()
 }
 
 /// A create body with alice alone, as admin.

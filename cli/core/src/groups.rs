@@ -28,7 +28,6 @@ use crate::chat::{Received, sender_of};
 use crate::config::Paths;
 use crate::error::{ClientError, Result};
 use crate::identity::Identity;
-use crate::keystore;
 use crate::store::{Insert, Store, StoredMessage};
 
 /// Bytes of carried links a message may hold besides its text (the envelope must stay within
@@ -111,7 +110,7 @@ impl GroupStore {
         let mut bytes = serde_json::to_vec_pretty(&file).map_err(|e| ClientError::Store(e.to_string()))?;
         bytes.push(b'\n');
         let path = self.path(&merged.group());
-        keystore::write_atomic(&path, &bytes).map_err(|e| ClientError::io(&path, e))?;
+        kez_private_file::write(&path, &bytes).map_err(|e| ClientError::io(&path, e))?;
         Ok(merged)
     }
 
@@ -169,8 +168,8 @@ pub fn create(me: &Identity, name: &str, others: &[PublicKey]) -> Result<GroupLo
     }
     members.sort_by_key(|m| m.key);
     let op = GroupOp::Create { name: name.into(), members };
-    let link = parse_group_link(&build_group_link(me.signing_key(), &GroupId::random(), 1, None, now_ms(), &op))
-        .map_err(group_err)?;
+    let bytes = build_group_link(me.signing_key(), &GroupId::random(), 1, None, now_ms(), &op).map_err(group_err)?;
+    let link = parse_group_link(&bytes).map_err(group_err)?;
     GroupLog::new(link).map_err(group_err)
 }
 
@@ -184,7 +183,8 @@ pub fn change(me: &Identity, log: &mut GroupLog, op: GroupOp) -> Result<GroupLin
 }
 
 fn sign_on(me: &Identity, state: &GroupState, op: &GroupOp) -> Result<GroupLink> {
-    let bytes = build_group_link(me.signing_key(), &state.group, state.seqno + 1, Some(&state.hash()), now_ms(), op);
+    let bytes = build_group_link(me.signing_key(), &state.group, state.seqno + 1, Some(&state.hash()), now_ms(), op)
+        .map_err(group_err)?;
     parse_group_link(&bytes).map_err(group_err)
 }
 

@@ -76,28 +76,32 @@ fn signed_requests(base: &str) {
     let alice = SigningKey::from_bytes(&[0x41; 32]);
     let pk = PublicKey::of(&alice);
     let handle = Handle::new("alice", DOMAIN).unwrap();
-    let reg = register::build(&alice, &handle, now, [1; 16]);
+    let reg = register::build(&alice, &handle, now, [1; 16]).unwrap();
     expect(http(base, "POST", "/v1/register", &[], &reg), 201, "register");
-    let again = register::build(&alice, &handle, now, [2; 16]);
+    let again = register::build(&alice, &handle, now, [2; 16]).unwrap();
     expect(http(base, "POST", "/v1/register", &[], &again), 200, "idempotent register");
     let mallory = SigningKey::from_bytes(&[0x4d; 32]);
-    expect(http(base, "POST", "/v1/register", &[], &register::build(&mallory, &handle, now, [3; 16])), 409, "taken");
+    expect(
+        http(base, "POST", "/v1/register", &[], &register::build(&mallory, &handle, now, [3; 16]).unwrap()),
+        409,
+        "taken",
+    );
 
     let events = format!("/v1/sigchains/ed25519/{}/events", pk.hex());
     let op =
         Op::AddEndpoint(Endpoint::Nats { subject: legacy_inbox_subject(&pk), url: "nats://127.0.0.1:4222".into() });
-    let link1 = build_link(&alice, 1, None, now, &op);
+    let link1 = build_link(&alice, 1, None, now, &op).unwrap();
     expect(http(base, "POST", &events, &[], &link1), 201, "append");
     // The same bytes again are answered like the first time (PROTOCOL.md §9.7); another link 1 conflicts.
     expect(http(base, "POST", &events, &[], &link1), 201, "resent link");
-    let other1 = build_link(&alice, 1, None, now + 1, &op);
+    let other1 = build_link(&alice, 1, None, now + 1, &op).unwrap();
     expect(http(base, "POST", &events, &[], &other1), 409, "seqno conflict");
     let stranger = PublicKey::of(&mallory);
     let theirs = Op::AddEndpoint(Endpoint::Nats {
         subject: legacy_inbox_subject(&stranger),
         url: "nats://127.0.0.1:4222".into(),
     });
-    let foreign = build_link(&mallory, 1, None, now, &theirs);
+    let foreign = build_link(&mallory, 1, None, now, &theirs).unwrap();
     let path = format!("/v1/sigchains/ed25519/{}/events", stranger.hex());
     expect(http(base, "POST", &path, &[], &foreign), 404, "unregistered chain");
 
@@ -115,7 +119,11 @@ fn signed_requests(base: &str) {
     expect(http(base, "PUT", "/v1/manifests", &[], &m), 201, "manifest put");
     let kp = kv_schemas::sigchain::parse_link(&link1).unwrap();
     let shared = Op::SetSharedFiles(SharedFiles { manifest: hash.clone(), manifest_seq: 1, size: m.len() as u64 });
-    expect(http(base, "POST", &events, &[], &build_link(&alice, 2, Some(&kp.link_id), now, &shared)), 201, "share");
+    expect(
+        http(base, "POST", &events, &[], &build_link(&alice, 2, Some(&kp.link_id), now, &shared).unwrap()),
+        201,
+        "share",
+    );
     let etag = format!("\"{hash}\"");
     for path in [format!("/v1/manifests/{hash}"), format!("/v1/manifests/by-owner/ed25519/{}", pk.hex())] {
         expect(http(base, "GET", &path, &[], b""), 200, &path);

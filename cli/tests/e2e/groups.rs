@@ -10,12 +10,24 @@ use kez_client::broker::Broker;
 use kez_client::config::Paths;
 use kez_client::groups::{self, GroupStore};
 use kv_schemas::envelope::{self, Body};
-use kv_schemas::group::{GroupId, GroupMessage, GroupOp, build_group_link, parse_group_link};
+use kv_schemas::group::{GroupId, GroupMessage, GroupOp, parse_group_link};
 use kv_schemas::now_ms;
 use kv_schemas::subjects::DeviceId;
 use serde_json::Value;
 
 use crate::harness::{Stack, User};
+
+/// The link bytes; building a link from test values cannot fail.
+fn build_group_link(
+    signing: &ed25519_dalek::SigningKey,
+    group: &kv_schemas::group::GroupId,
+    seqno: u64,
+    prev: Option<&str>,
+    ctime: u64,
+    op: &kv_schemas::group::GroupOp,
+) -> Vec<u8> {
+    kv_schemas::group::build_group_link(signing, group, seqno, prev, ctime, op).unwrap()
+}
 
 fn key_of(u: &User) -> String {
     u.ok(&["--json", "whoami"]).json()["key"].as_str().unwrap().to_string()

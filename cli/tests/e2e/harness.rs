@@ -37,7 +37,7 @@ impl Stack {
         Stack::start_with("warn")
     }
 
-    /// As [`Stack::start`], with `RUST_LOG=filter`; [`Stack::server_log`] gives what it logged.
+    /// As [`Stack::start`], with `RUST_LOG=filter`; [`Stack::stop_with_log`] gives what it logged.
     pub fn start_logging(filter: &str) -> Stack {
         Stack::start_with(filter)
     }
@@ -49,9 +49,9 @@ impl Stack {
         Stack { http: process.http().to_string(), nats_url: process.nats_url().to_string(), process, _data: data }
     }
 
-    /// Everything the server (and the nats-server it runs) wrote to stderr so far.
-    pub fn server_log(&self) -> String {
-        self.process.stderr()
+    /// Stops the server; returns everything it (and the nats-server it runs) logged.
+    pub fn stop_with_log(self) -> String {
+        self.process.stop_with_stderr().expect("kez-server stops")
     }
 
     /// A NATS client as the stack's operator (full APP permissions).

@@ -110,9 +110,7 @@ async fn a_debug_logged_session_leaks_no_secret() {
     assert_eq!(std::fs::read(dl.join("notes.txt")).unwrap().len(), 100_000);
     let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(serve.id() as i32), nix::sys::signal::Signal::SIGINT);
     let _ = serve.wait();
-    drop(stack);
-
-    let server = stack.server_log();
+    let server = stack.stop_with_log();
     assert!(server.contains("DEBUG"), "the server did not log at debug level:\n{server}");
     out.push(server);
     out.push(std::fs::read_to_string(&serve_log).unwrap());

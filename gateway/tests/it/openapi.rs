@@ -79,7 +79,10 @@ fn check(all: &Map<String, Value>, schema: &Value, value: &Value, at: &str) -> R
             }
             "enum" => ensure!(v.as_array().is_some_and(|e| e.contains(value)), "{at}: {value} is not one of {v}"),
             "const" => ensure!(value == v, "{at}: {value} is not {v}"),
-            "minimum" => ensure!(value.as_f64() >= v.as_f64(), "{at}: {value} < {v}"),
+            "minimum" => {
+                let at_least = value.as_f64().zip(v.as_f64()).is_some_and(|(a, b)| a >= b);
+                ensure!(at_least, "{at}: {value} < {v}")
+            }
             "pattern" => {
                 let text = value.as_str().ok_or(format!("{at}: {value} is not a string"))?;
                 let hex64 = kv_schemas::encoding::is_hash;

@@ -26,5 +26,5 @@ pub fn seal_inner_raw(eph: [u8; 32], inner: &[u8], recipient: &PublicKey) -> Vec
     let ct = ChaCha20Poly1305::new((&key).into())
         .encrypt(&Nonce::default(), Payload { msg: &padded, aad: b"kez-v1/msg\x00\x01" })
         .unwrap();
-    canonicalize(&json!({"v": 1, "enc": b64_encode(&big_e), "ct": b64_encode(&ct)}))
+    canonicalize(&json!({"v": 1, "enc": b64_encode(&big_e), "ct": b64_encode(&ct)})).unwrap()
 }

@@ -184,6 +184,18 @@ pub fn to_json<T: serde::Serialize + ?Sized>(value: &T, what: &str) -> Result<By
         .map_err(|e| KezError::new(ErrorCode::Internal, format!("{what} could not be encoded: {e}")))
 }
 
+/// Waits until the server has processed everything this connection sent so
+/// far (subscriptions included), by echoing a message through the server to
+/// ourselves. `flush` only empties the socket buffer; without this a request
+/// from another connection right after start-up can meet "no responders".
+pub async fn settle(client: &async_nats::Client) -> Result<(), async_nats::Error> {
+    let subject = client.new_inbox();
+    let mut sub = client.subscribe(subject.clone()).await?;
+    client.publish(subject, Bytes::new()).await?;
+    tokio::time::timeout(Duration::from_secs(5), sub.next()).await.map_err(|_| "the server did not echo within 5 s")?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,16 +213,4 @@ mod tests {
         assert_eq!(json_reply(&unencodable()).unwrap_err().code, ErrorCode::Internal);
         assert_eq!(&to_json(&[1, 2], "x").unwrap()[..], b"[1,2]");
     }
-}
-
-/// Waits until the server has processed everything this connection sent so
-/// far (subscriptions included), by echoing a message through the server to
-/// ourselves. `flush` only empties the socket buffer; without this a request
-/// from another connection right after start-up can meet "no responders".
-pub async fn settle(client: &async_nats::Client) -> Result<(), async_nats::Error> {
-    let subject = client.new_inbox();
-    let mut sub = client.subscribe(subject.clone()).await?;
-    client.publish(subject, Bytes::new()).await?;
-    tokio::time::timeout(Duration::from_secs(5), sub.next()).await.map_err(|_| "the server did not echo within 5 s")?;
-    Ok(())
 }

@@ -243,6 +243,21 @@ impl StackProcess {
         self.child.wait().context("waiting for kez-server")
     }
 
+    /// [`StackProcess::stop`], then everything the server wrote to stderr, its shutdown included.
+    pub fn stop_with_stderr(mut self) -> Result<String> {
+        kill(Pid::from_raw(self.pid()), Signal::SIGTERM).context("SIGTERM to kez-server")?;
+        self.child.wait().context("waiting for kez-server")?;
+        // The reader thread drains the pipe to its end; wait until the text stops growing
+        // (bounded: a grandchild could hold the pipe open).
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut seen = usize::MAX;
+        while self.stderr().len() != seen && Instant::now() < deadline {
+            seen = self.stderr().len();
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(self.stderr())
+    }
+
     /// A NATS client as the stack's operator (full `APP` permissions).
     pub async fn ops_client(&self) -> Result<async_nats::Client> {
         let (secrets, _) = kez_service_kit::secrets::Secrets::load_or_create(&self.data_dir)?;
