@@ -8,7 +8,7 @@
  * (lib/localbox).
  */
 import { api } from './api';
-import { DEFAULT_RETENTION_MS, MAX_NOTICES } from './constants';
+import { MAX_NOTICES } from './constants';
 import { ApiError, type GatewayConfig } from '../lib/api';
 import { KezError } from '../lib/errors';
 import { b64uDecode, b64uEncode } from '../lib/encoding';
@@ -18,6 +18,7 @@ import { checkDeviceId, defaultDeviceName, newDeviceId, type Device } from '../l
 import { parseHandleInput } from '../lib/handle';
 import { identityFromSeed, mnemonicToSeed, parseKeyHex, type Identity } from '../lib/keys';
 import { LocalBox } from '../lib/localbox';
+import { pruneSeen, replayWindowMs } from '../lib/replay';
 import { buildRegistration } from '../lib/register';
 import {
   buildLink,
@@ -102,9 +103,11 @@ class AppState {
   }
   private box: LocalBox | null = null;
   private seen = new Map<string, number>();
+  /** The largest replay window W used so far (kept in the local box): a server can raise W, never lower it. */
+  private pinnedWindowMs: number | undefined;
 
   get retentionMs(): number {
-    return this.config?.inbox_max_age_ms ?? DEFAULT_RETENTION_MS;
+    return replayWindowMs(this.pinnedWindowMs, this.config?.inbox_max_age_ms);
   }
 
   get totalUnread(): number {
@@ -373,6 +376,7 @@ class AppState {
     this.convs = {};
     this.notices = [];
     this.seen.clear();
+    this.pinnedWindowMs = undefined;
     this.ownPin = null;
     this.phase = 'welcome';
   }
@@ -418,6 +422,7 @@ class AppState {
     this.convs = convs;
     this.notices = (await box.get<Notice[]>('notices')) ?? [];
     this.seen = new Map(Object.entries((await box.get<Record<string, number>>('seen')) ?? {}));
+    this.pinnedWindowMs = (await box.get<number>('window')) ?? undefined;
     this.ownPin = (await box.get<ChainPin>('ownpin')) ?? null;
     this.blocked = (await box.get<Record<string, BlockedSender>>('blocked')) ?? {};
   }
@@ -441,8 +446,12 @@ class AppState {
   }
 
   private async saveSeen(): Promise<void> {
-    const cutoff = Date.now() - this.retentionMs - 10 * 60_000;
-    for (const [k, t] of this.seen) if (t < cutoff) this.seen.delete(k);
+    const w = this.retentionMs;
+    if (w !== this.pinnedWindowMs) {
+      this.pinnedWindowMs = w;
+      await this.box?.put('window', w);
+    }
+    pruneSeen(this.seen, Date.now(), w);
     await this.box?.put('seen', Object.fromEntries(this.seen));
   }
 
