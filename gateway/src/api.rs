@@ -10,7 +10,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post, put};
-use kv_schemas::api::{ByHash, ByKey, LookupHandle, UserView, WebfingerQuery};
+use kv_schemas::api::{ByHash, ByKey, ChainGet, LookupHandle, UserView, WebfingerQuery};
 use kv_schemas::subjects::svc;
 use kv_schemas::{ErrorCode, Handle, PublicKey};
 use serde::Deserialize;
@@ -274,9 +274,28 @@ async fn webfinger(State(state): State<AppState>, RawQuery(query): RawQuery) -> 
 
 // ---------------------------------------------------------------- sigchains
 
-/// `GET /v1/sigchains/ed25519/{hex}`: the whole chain (`{"key","links"}`).
-async fn chain_get(State(state): State<AppState>, KeyPath(key): KeyPath) -> Result<Response, ApiError> {
-    Ok(json(StatusCode::OK, state.call_json(svc::SIGCHAIN_GET, &ByKey { key }).await?))
+/// `GET /v1/sigchains/ed25519/{hex}[?since=n]`: one page of the chain, the links
+/// after seqno `n` (`{"key","links"}`, plus `"more":true` when later links exist).
+async fn chain_get(
+    State(state): State<AppState>,
+    KeyPath(key): KeyPath,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let mut since = None;
+    for (k, v) in form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes()) {
+        let n = (k == "since"
+            && since.is_none()
+            && !v.is_empty()
+            && v.len() <= 16
+            && v.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| v.parse::<u64>().ok())
+        .flatten()
+        .filter(|n| *n <= kv_schemas::jcs::MAX_SAFE_INTEGER)
+        .ok_or_else(|| ApiError::new(ErrorCode::InvalidRequest, "the only parameter is since=<seqno>, once"))?;
+        since = Some(n);
+    }
+    let req = ChainGet { key, since: since.unwrap_or(0) };
+    Ok(json(StatusCode::OK, state.call_json(svc::SIGCHAIN_GET, &req).await?))
 }
 
 /// `GET /v1/sigchains/ed25519/{hex}/state`: the derived state.

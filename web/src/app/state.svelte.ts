@@ -24,7 +24,7 @@ import {
   buildLink,
   natsEndpointBody,
   pinOf,
-  walkChain,
+  verifyExtending,
   type ChainPin,
   type ChainState,
   type Link,
@@ -245,9 +245,8 @@ class AppState {
     const me = this.requireMe();
     for (let attempt = 0; ; attempt++) {
       const { links } = await api.sigchain(me.hex);
-      const walk = walkChain(me.key, links);
-      if (walk.error) throw walk.error;
-      let state = walk.state;
+      // The own chain must extend what this browser verified before (rollback/fork is a hard failure).
+      let state = verifyExtending(me.key, links, this.ownPin);
       const have = (pred: (b: Record<string, unknown>) => boolean) => state.endpoints.some((e) => pred(e.body));
       const wanted = [];
       if (!have((b) => b.kind === 'nats' && b.url === cfg.nats_url)) wanted.push(natsEndpointBody(me.hex, cfg.nats_url));
@@ -258,6 +257,7 @@ class AppState {
           state = { ...state, seqno: link.seqno, tail: link.linkId, endpoints: [...state.endpoints, { linkId: link.linkId, body }] };
         }
         this.ownPin = pinOf(state);
+        void this.box?.put('ownpin', this.ownPin);
         return state;
       } catch (e) {
         // Another device appended at the same time: re-read the chain once and try again.
@@ -523,8 +523,10 @@ class AppState {
   /** A contact's shared files that are wrapped for me (manifest checked against the chain). */
   async sharedFiles(hex: string): Promise<{ entries: OpenedEntry[]; total: number } | null> {
     const me = this.requireMe();
-    const { walk } = await this.walkKey(hex);
+    const { walk, pinError } = await this.walkKey(hex);
     if (walk.error) throw walk.error;
+    // A rolled-back or forked chain could point at an older manifest: refuse, as for messages.
+    if (pinError) throw pinError;
     if (!walk.state.sharedFiles) return null;
     const bytes = await api.manifestByOwner(hex);
     if (!bytes) return null;

@@ -57,11 +57,6 @@ export class LocalBox {
     }
   }
 
-  /** Overwrites the key (at lock and logout); the box cannot be used after. */
-  wipe(): void {
-    this.key.fill(0);
-  }
-
   async put(name: string, value: unknown): Promise<void> {
     await this.store.set(this.prefix + name, this.seal(name, value));
   }

@@ -38,7 +38,7 @@ pub mod shares;
 use kv_schemas::KezError;
 
 pub use config::NodeConfig;
-pub use endpoints::{Chains, DeviceEndpoints, Ensured, ensure_device_endpoints, remove_device_endpoints};
+pub use endpoints::{Chains, DeviceEndpoints, Ensured, PinnedChains, ensure_device_endpoints, remove_device_endpoints};
 pub use fetch::{FetchEvent, FetchRequest, Fetched, Fetcher, Source, fetch};
 pub use manifest_store::{Browsed, Directory, HttpDirectory, Published, VisibleEntry, browse, publish_manifest};
 pub use node::{Provider, ServeEvent};
@@ -129,19 +129,48 @@ pub fn key_of(id: &iroh::EndpointId) -> Result<kv_schemas::PublicKey> {
     Ok(kv_schemas::PublicKey::from_bytes(*id.as_bytes())?)
 }
 
+/// Most file systems allow 255 bytes per name.
+const MAX_NAME_BYTES: usize = 255;
+
+/// A hidden temporary name next to `name`: `.<name>.<tag>-<random hex>`, with
+/// `name` cut (at a character boundary) so that the whole stays within 255 bytes
+/// even for a 255-byte file name.
+pub(crate) fn temp_name(name: &str, tag: &str) -> String {
+    let suffix = format!(".{tag}-{}", hex::encode(kv_schemas::random_bytes::<4>()));
+    let mut room = MAX_NAME_BYTES.saturating_sub(1 + suffix.len()).min(name.len());
+    while !name.is_char_boundary(room) {
+        room -= 1;
+    }
+    format!(".{}{suffix}", &name[..room])
+}
+
 /// Writes `bytes` to `path` atomically (temp file in the same folder, fsync, rename).
 pub(crate) fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write as _;
     let dir = path.parent().unwrap_or(std::path::Path::new("."));
     std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
-        hex::encode(kv_schemas::random_bytes::<6>())
-    ));
+    let tmp = dir.join(temp_name(path.file_name().and_then(|n| n.to_str()).unwrap_or("file"), "tmp"));
     let mut f = std::fs::File::create(&tmp)?;
     f.write_all(bytes)?;
     f.sync_all()?;
     drop(f);
     std::fs::rename(&tmp, path)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::temp_name;
+
+    #[test]
+    fn temp_names_fit_in_255_bytes() {
+        for name in ["a".repeat(255), "é".repeat(127), format!("{}😀", "n".repeat(251)), "short.txt".into()] {
+            for tag in ["kez-ct", "kez-part", "tmp"] {
+                let t = temp_name(&name, tag);
+                assert!(t.len() <= 255, "{} bytes for a {}-byte name", t.len(), name.len());
+                assert!(t.starts_with('.') && t.contains(&format!(".{tag}-")), "{t}");
+            }
+        }
+        assert!(temp_name("short.txt", "tmp").starts_with(".short.txt.tmp-"));
+    }
 }
