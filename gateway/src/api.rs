@@ -259,9 +259,27 @@ async fn webfinger(State(state): State<AppState>, RawQuery(query): RawQuery) -> 
 
 // ---------------------------------------------------------------- sigchains
 
-/// `GET /v1/sigchains/ed25519/{hex}`: the whole chain (`{"key","links"}`).
-async fn chain_get(State(state): State<AppState>, KeyPath(key): KeyPath) -> Result<Response, ApiError> {
-    json_of(StatusCode::OK, &state.call(&GetChain { key }).await?)
+/// `GET /v1/sigchains/ed25519/{hex}[?since=n]`: one page of the chain, the links
+/// after seqno `n` (`{"key","links"}`, plus `"more":true` when later links exist).
+async fn chain_get(
+    State(state): State<AppState>,
+    KeyPath(key): KeyPath,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let mut since = None;
+    for (k, v) in form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes()) {
+        let n = (k == "since"
+            && since.is_none()
+            && !v.is_empty()
+            && v.len() <= 16
+            && v.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| v.parse::<u64>().ok())
+        .flatten()
+        .filter(|n| *n <= kv_schemas::jcs::MAX_SAFE_INTEGER)
+        .ok_or_else(|| ApiError::new(ErrorCode::InvalidRequest, "the only parameter is since=<seqno>, once"))?;
+        since = Some(n);
+    }
+    json_of(StatusCode::OK, &state.call(&GetChain { key, since: since.unwrap_or(0) }).await?)
 }
 
 /// `GET /v1/sigchains/ed25519/{hex}/state`: the derived state.

@@ -101,8 +101,6 @@ bytes_request! {
 key_request! {
     /// `lookup_key` request.
     LookupKey;
-    /// `sigchain.get` request.
-    GetChain;
     /// `sigchain.state` request.
     GetChainState;
     /// `manifest.by_owner` request.
@@ -202,13 +200,35 @@ pub struct AppendReply {
     pub link_id: String,
 }
 
-/// Reply to `sigchain.get`.
+/// `sigchain.get` request: the links after seqno `since` (absent or 0: from link 1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GetChain {
+    /// The chain key.
+    pub key: PublicKey,
+    /// Return links with seqno > `since`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub since: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// Link bytes one `sigchain.get` reply carries at most (PROTOCOL.md §9.1): a
+/// page stays far below NATS's default 1 MiB payload whatever the chain's length.
+pub const CHAIN_PAGE_BYTES: usize = 256 * 1024;
+
+/// Reply to `sigchain.get`: one page of links.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChainReply {
     /// Chain key.
     pub key: PublicKey,
     /// Links in order, as JSON objects (their JCS form is the signed bytes).
     pub links: Vec<Value>,
+    /// Present (`true`) when later links exist: ask again with `since` = the last seqno.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub more: bool,
 }
 
 /// Reply to `sigchain.state`: the wire form of [`crate::sigchain::ChainState`] (the service

@@ -176,6 +176,60 @@ pub fn blob_size(len: u64) -> u64 {
     HEADER as u64 + len + chunks * TAG as u64
 }
 
+/// Plaintext bytes below which every file is padded to the same size.
+pub const MIN_PADDED: u64 = 256;
+
+/// The length a plaintext of `len` bytes is padded to before encryption
+/// (PROTOCOL.md §7.1): at least 256, above that Padmé — `len` rounded up to a
+/// multiple of `2^(E − S)` with `E = ⌊log2 len⌋`, `S = ⌊log2 E⌋ + 1` — so the
+/// public `ct_size` reveals O(log log len) bits of the size at ≤ 1/16 overhead.
+pub fn padded_len(len: u64) -> u64 {
+    if len <= MIN_PADDED {
+        return MIN_PADDED;
+    }
+    let e = 63 - u64::from(len.leading_zeros());
+    let s = 64 - u64::from(e.leading_zeros());
+    let mask = (1u64 << (e - s)) - 1;
+    len.checked_add(mask).map_or(u64::MAX, |v| v & !mask)
+}
+
+/// The receiver's side of padding: passes on the first `size` plaintext bytes
+/// (the file), requires every byte after them to be zero, and at the end that
+/// the decrypted length is `padded_len(size)` — or exactly `size` (blobs made
+/// before padding).
+#[derive(Debug, Clone)]
+pub struct Unpadder {
+    size: u64,
+    seen: u64,
+}
+
+impl Unpadder {
+    /// For a file of `size` bytes (from the verified metadata).
+    pub fn new(size: u64) -> Self {
+        Self { size, seen: 0 }
+    }
+
+    /// The part of `plain` (the next decrypted bytes) that belongs to the file.
+    pub fn take<'a>(&mut self, plain: &'a [u8]) -> Result<&'a [u8], KezError> {
+        let keep = self.size.saturating_sub(self.seen).min(plain.len() as u64) as usize;
+        let (file, pad) = plain.split_at(keep);
+        self.seen += plain.len() as u64;
+        if pad.iter().any(|&b| b != 0) || self.seen > padded_len(self.size).max(self.size) {
+            return Err(err(ErrorCode::DecryptFailed, "the file's padding is not zeros up to its size class"));
+        }
+        Ok(file)
+    }
+
+    /// Checks the total length once the stream is done.
+    pub fn finish(self) -> Result<(), KezError> {
+        if self.seen == self.size || self.seen == padded_len(self.size) {
+            Ok(())
+        } else {
+            Err(err(ErrorCode::DecryptFailed, "the decrypted length does not match the file's size"))
+        }
+    }
+}
+
 /// A file key wrapped for one recipient.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Wrap {
@@ -236,12 +290,37 @@ fn meta_aad(blob_hash: &[u8; 32]) -> Vec<u8> {
     aad
 }
 
-/// Checks a file name is safe to write into a folder: no path, no NUL, 1–255 bytes.
+/// Names Windows reserves for devices, with or without an extension (`nul.txt` too).
+const WINDOWS_RESERVED: [&str; 4] = ["con", "prn", "aux", "nul"];
+
+/// Checks a file name is safe to write into a folder on every platform
+/// (PROTOCOL.md §7.3): 1–255 bytes; no `/`, `\`, `:` or NUL (paths, drive letters,
+/// NTFS streams); not `.` or `..`; no trailing `.` or space (Windows strips them,
+/// so two names could land on one file); not a Windows device name.
 pub fn check_file_name(name: &str) -> Result<(), KezError> {
-    if name.is_empty() || name.len() > 255 || name.contains(['/', '\\', '\0']) || name == "." || name == ".." {
-        return Err(err(ErrorCode::InvalidManifest, "file name must be 1-255 bytes without '/', '\\' or NUL"));
+    if name.is_empty()
+        || name.len() > 255
+        || name.contains(['/', '\\', ':', '\0'])
+        || name.ends_with(['.', ' '])
+        || is_windows_device(name)
+    {
+        return Err(err(
+            ErrorCode::InvalidManifest,
+            "file name must be 1-255 bytes without '/', '\\', ':' or NUL, not end in '.' or space, and not be a device name",
+        ));
     }
     Ok(())
+}
+
+/// `CON`, `PRN`, `AUX`, `NUL`, `COM0`–`COM9`, `LPT0`–`LPT9` in any ASCII case, alone
+/// or before the first `.`, trailing spaces of that part ignored (as Windows does).
+fn is_windows_device(name: &str) -> bool {
+    let stem = name.split('.').next().unwrap_or("").trim_end_matches(' ').to_ascii_lowercase();
+    if WINDOWS_RESERVED.contains(&stem.as_str()) {
+        return true;
+    }
+    let b = stem.as_bytes();
+    b.len() == 4 && (b.starts_with(b"com") || b.starts_with(b"lpt")) && b[3].is_ascii_digit()
 }
 
 /// Encrypts file metadata under the file key.
@@ -409,6 +488,31 @@ mod tests {
             t[last] ^= 1;
             assert!(decrypt_bytes(k, c, &t).is_err());
         }
+    }
+
+    #[test]
+    fn padding_classes() {
+        assert_eq!(padded_len(0), 256);
+        assert_eq!(padded_len(256), 256);
+        assert_eq!(padded_len(257), 272, "E = 8, S = 4: multiples of 16");
+        assert_eq!(padded_len(1000), 1024, "E = 9, S = 4: multiples of 32");
+        assert_eq!(padded_len(65_537), 67_584, "E = 16, S = 5: multiples of 2048");
+        for len in [257u64, 1000, 4097, 65_537, 1 << 20, (1 << 30) + 1, u64::MAX / 2, u64::MAX] {
+            let p = padded_len(len);
+            assert!(p >= len && (p - len) * 16 <= len, "{len} -> {p}");
+            assert_eq!(padded_len(p), p, "a class is its own class");
+        }
+        // Unpadding: the file part, zeros after it, the right total.
+        let mut u = Unpadder::new(300);
+        assert_eq!(u.take(&[1; 200]).unwrap().len(), 200);
+        assert_eq!(u.take(&[1; 100]).unwrap().len(), 100);
+        assert!(u.clone().finish().is_ok(), "an unpadded (older) blob");
+        assert!(u.clone().take(&[0, 1]).is_err(), "a non-zero padding byte");
+        assert!(u.clone().take(&[0; 5]).is_err(), "beyond the class (304)");
+        assert!(u.take(&[0; 2]).unwrap().is_empty());
+        assert!(u.clone().finish().is_err(), "302 is neither the size nor the class");
+        assert!(u.take(&[0; 2]).unwrap().is_empty());
+        assert!(u.finish().is_ok(), "padded to its class");
     }
 
     #[test]

@@ -15,7 +15,7 @@
 use std::sync::Arc;
 
 use kv_schemas::api::ClientConfig;
-use kv_schemas::sigchain::{ChainState, Endpoint, Op, PinnedTail, build_link, verify_chain};
+use kv_schemas::sigchain::{ChainState, Endpoint, Op, PinnedTail, build_link, check_extends, verify_chain};
 use kv_schemas::{ErrorCode, Handle, PublicKey, now_ms, register};
 use serde::{Deserialize, Serialize};
 
@@ -53,6 +53,17 @@ pub struct Account {
 }
 
 impl Account {
+    /// Moves the own-chain pin forward to `tail` (never back); true when it changed.
+    pub fn advance_own_tail(&mut self, tail: Option<PinnedTail>) -> bool {
+        match tail {
+            Some(t) if self.own_tail.as_ref().is_none_or(|p| t.seqno > p.seqno) => {
+                self.own_tail = Some(t);
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Reads `account.json`; `None` when there is no account.
     pub fn load(paths: &Paths) -> Result<Option<Self>> {
         let path = paths.account_file();
@@ -206,7 +217,7 @@ pub async fn restore(
             rec.handle.domain()
         )));
     }
-    let state = own_chain(api, &id.public_key()).await?;
+    let state = own_chain(api, &id.public_key(), None).await?;
     let mut account = new_account(api, config, id, rec.handle);
     account.own_tail = Some(PinnedTail { seqno: state.seqno, link_id: state.tail.clone().unwrap_or_default() });
     paths.ensure_home()?;
@@ -222,11 +233,17 @@ pub async fn restore(
     Ok(Restored { account, chain_links: state.seqno, warning })
 }
 
-/// Fetches and verifies the own sigchain.
-pub async fn own_chain(api: &Api, key: &PublicKey) -> Result<ChainState> {
+/// Fetches and verifies the own sigchain; with `pinned`, a chain that does not
+/// extend the position seen before (rollback, or a fork: another link at the
+/// pinned seqno) is refused like an invalid one.
+pub async fn own_chain(api: &Api, key: &PublicKey, pinned: Option<&PinnedTail>) -> Result<ChainState> {
     let links = api.sigchain(key).await?;
-    let (state, _) = verify_chain(key, &links)
-        .map_err(|e| ClientError::ChainInvalid { who: "your own account".into(), reason: e.to_string() })?;
+    let invalid =
+        |e: kv_schemas::KezError| ClientError::ChainInvalid { who: "your own account".into(), reason: e.to_string() };
+    let (state, parsed) = verify_chain(key, &links).map_err(invalid)?;
+    if let Some(p) = pinned {
+        check_extends(&parsed, p).map_err(invalid)?;
+    }
     Ok(state)
 }
 
@@ -234,15 +251,8 @@ pub async fn own_chain(api: &Api, key: &PublicKey) -> Result<ChainState> {
 /// `/v1/config`) and the Iroh endpoint (node id = own key); appends what is missing.
 pub async fn ensure_endpoints(api: &Api, account: &mut Account, id: &Identity) -> Result<()> {
     let key = id.public_key();
-    let mut state = own_chain(api, &key).await?;
-    if let Some(pinned) = &account.own_tail
-        && state.seqno < pinned.seqno
-    {
-        return Err(ClientError::ChainInvalid {
-            who: "your own account".into(),
-            reason: format!("rollback: the server has {} links, {} were seen before", state.seqno, pinned.seqno),
-        });
-    }
+    let pin = account.own_tail.clone();
+    let mut state = own_chain(api, &key, pin.as_ref()).await?;
     let inbox = kv_schemas::subjects::inbox_subject(&key);
     let wanted = [Endpoint::Nats { subject: inbox, url: account.nats_url.clone() }, Endpoint::iroh_wave1(&key)];
     for endpoint in wanted {
@@ -267,7 +277,7 @@ pub async fn ensure_endpoints(api: &Api, account: &mut Account, id: &Identity) -
                         && (code == ErrorCode::SeqnoConflict.as_str() || code == ErrorCode::PrevMismatch.as_str()) =>
                 {
                     attempt += 1;
-                    state = own_chain(api, &key).await?;
+                    state = own_chain(api, &key, pin.as_ref()).await?;
                     if state.endpoints.iter().any(|e| e.endpoint == endpoint) {
                         break;
                     }
@@ -275,7 +285,7 @@ pub async fn ensure_endpoints(api: &Api, account: &mut Account, id: &Identity) -
                 Err(e) => return Err(e),
             }
         }
-        state = own_chain(api, &key).await?;
+        state = own_chain(api, &key, pin.as_ref()).await?;
     }
     account.own_tail = Some(PinnedTail { seqno: state.seqno, link_id: state.tail.clone().unwrap_or_default() });
     account.endpoints_published = true;

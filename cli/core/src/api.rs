@@ -8,7 +8,7 @@
 use std::sync::Once;
 use std::time::Duration;
 
-use kv_schemas::api::{ClientConfig, ErrorBody, RegisterReply, UserRecord, UserView};
+use kv_schemas::api::{ChainReply, ClientConfig, ErrorBody, RegisterReply, UserRecord, UserView};
 use kv_schemas::{ErrorCode, Handle, PublicKey};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -29,6 +29,48 @@ pub fn install_crypto_provider() {
         // Err only when another provider is installed already: that one is used.
         let _ = rustls::crypto::ring::default_provider().install_default();
     });
+}
+
+/// The `/v1` path of the chain page after seqno `since` (PROTOCOL.md §9.6).
+pub fn chain_page_path(key: &PublicKey, since: u64) -> String {
+    match since {
+        0 => format!("/v1/sigchains/ed25519/{}", key.hex()),
+        n => format!("/v1/sigchains/ed25519/{}?since={n}", key.hex()),
+    }
+}
+
+/// Reads `key`'s whole chain page by page: `page(since)` fetches the links after
+/// `since` (`None`: the chain does not exist). Each page must be for `key` and
+/// make progress, and the whole stays within the chain length bound, so a server
+/// cannot keep the client reading forever.
+pub async fn read_chain<E, F, Fut>(
+    key: &PublicKey,
+    bad: impl Fn(String) -> E,
+    mut page: F,
+) -> std::result::Result<Vec<Value>, E>
+where
+    F: FnMut(u64) -> Fut,
+    Fut: std::future::Future<Output = std::result::Result<Option<ChainReply>, E>>,
+{
+    let mut links: Vec<Value> = Vec::new();
+    loop {
+        let Some(reply) = page(links.len() as u64).await? else {
+            return if links.is_empty() { Ok(links) } else { Err(bad("the chain vanished between two pages".into())) };
+        };
+        if &reply.key != key {
+            return Err(bad("the sigchain service answered for another key".into()));
+        }
+        if reply.more && reply.links.is_empty() {
+            return Err(bad("the sigchain service sent an empty page that is not the last".into()));
+        }
+        links.extend(reply.links);
+        if links.len() as u64 > kv_schemas::sigchain::MAX_CHAIN_LINKS {
+            return Err(bad("the sigchain service sent more links than a chain may hold".into()));
+        }
+        if !reply.more {
+            return Ok(links);
+        }
+    }
 }
 
 /// An error answer of the API.
@@ -190,17 +232,14 @@ impl Api {
     /// `GET /v1/sigchains/ed25519/:hex`: the links as JSON values (not yet
     /// verified); an unknown chain is empty.
     pub async fn sigchain(&self, key: &PublicKey) -> Result<Vec<Value>> {
-        match self.get(&format!("/v1/sigchains/ed25519/{}", key.hex())).await? {
-            Ok(b) => {
-                let reply: kv_schemas::api::ChainReply = self.parse("/v1/sigchains", &b)?;
-                if &reply.key != key {
-                    return Err(ClientError::BadServerReply("the sigchain service answered for another key".into()));
-                }
-                Ok(reply.links)
+        read_chain(key, ClientError::BadServerReply, move |since| async move {
+            match self.get(&chain_page_path(key, since)).await? {
+                Ok(b) => Ok(Some(self.parse::<ChainReply>("/v1/sigchains", &b)?)),
+                Err(f) if f.code == Some(ErrorCode::ChainNotFound) => Ok(None),
+                Err(f) => Err(f.into_error()),
             }
-            Err(f) if f.code == Some(ErrorCode::ChainNotFound) => Ok(Vec::new()),
-            Err(f) => Err(f.into_error()),
-        }
+        })
+        .await
     }
 
     /// `POST /v1/sigchains/ed25519/:hex/events` with the exact link bytes; resent as they are

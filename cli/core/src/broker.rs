@@ -72,6 +72,39 @@ impl Events {
     }
 }
 
+/// Refuses a broker URL that would log in without TLS to a host that is not
+/// loopback (PROTOCOL.md §11): the login signs the server's nonce, and only TLS
+/// to the broker's name keeps a broker the client was lured to from relaying
+/// that signature to the real one. `tls://` and `wss://` are always fine;
+/// `nats://`, `ws://` or no scheme only for `localhost`, `127.0.0.0/8` and `::1`.
+/// A comma-separated list is checked entry by entry.
+pub fn check_broker_url(url: &str) -> Result<()> {
+    for one in url.split(',').map(str::trim) {
+        let (scheme, rest) = one.split_once("://").unwrap_or(("nats", one));
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+        let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+        let host = if let Some(v6) = hostport.strip_prefix('[') {
+            v6.split(']').next().unwrap_or("")
+        } else {
+            hostport.split(':').next().unwrap_or("")
+        };
+        let secure = matches!(scheme.to_ascii_lowercase().as_str(), "tls" | "wss");
+        let plain = matches!(scheme.to_ascii_lowercase().as_str(), "nats" | "ws");
+        if secure || (plain && is_loopback(host)) {
+            continue;
+        }
+        return Err(ClientError::Broker(format!(
+            "the broker address {one} is not encrypted: kez-chat logs in to a broker that is not on this \
+             machine only over TLS (tls://… or wss://…); nats:// and ws:// are for 127.0.0.1 and localhost"
+        )));
+    }
+    Ok(())
+}
+
+fn is_loopback(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
 /// A logged-in NATS connection of one device of a user.
 pub struct Broker {
     client: async_nats::Client,
@@ -99,6 +132,8 @@ pub fn connect_options(id: Arc<Identity>, device: &DeviceId) -> Result<ConnectOp
             Ok(auth)
         }
     })
+    // Servers the broker gossips were never checked by `check_broker_url`.
+    .ignore_discovered_servers()
     .custom_inbox_prefix(reply_prefix(&me))
     .name(device_connection_name(device))
     .connection_timeout(CONNECT_TIMEOUT)
@@ -175,6 +210,7 @@ impl Broker {
     /// An authorization violation is reported as [`ClientError::Denied`]; the caller tells
     /// "not registered yet" apart with a registry lookup.
     pub async fn connect(url: &str, id: Arc<Identity>, device: &DeviceId) -> Result<Self> {
+        check_broker_url(url)?;
         let me = id.public_key();
         let events = Events::default();
         let sink = events.clone();
@@ -544,6 +580,39 @@ impl Inbox {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    /// PROTOCOL.md §11: no plain-text login to a broker off this machine.
+    #[tokio::test]
+    async fn plain_text_brokers_off_loopback_are_refused_before_connecting() {
+        for ok in [
+            "nats://127.0.0.1:4222",
+            "127.0.0.1:4222",
+            "nats://localhost:4222",
+            "ws://[::1]:8080",
+            "tls://kez.lat:4222",
+            "wss://kez.lat/nats",
+            "tls://a.example:4222, nats://127.0.0.2:4222",
+        ] {
+            check_broker_url(ok).unwrap();
+        }
+        for bad in [
+            "nats://kez.lat:4222",
+            "kez.lat:4222",
+            "ws://10.0.0.1:80",
+            "nats://127.0.0.1.evil.example:4222",
+            "nats://user:pw@kez.lat:4222",
+            "tls://a.example:4222,nats://b.example:4222",
+            "http://kez.lat",
+        ] {
+            let e = check_broker_url(bad).unwrap_err();
+            assert!(e.to_string().contains("not encrypted"), "{bad}: {e}");
+        }
+        // The connect itself refuses (no socket is opened: the host does not exist).
+        let id = Arc::new(Identity::from_seed([5; 32]));
+        let dev: DeviceId = "0123456789abcdef".parse().unwrap();
+        let e = Broker::connect("nats://kez-chat.invalid:4222", id, &dev).await.err().unwrap();
+        assert!(matches!(e, ClientError::Broker(ref m) if m.contains("not encrypted")), "{e}");
+    }
 
     #[test]
     fn ack_subjects() {

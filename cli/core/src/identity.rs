@@ -112,6 +112,8 @@ pub struct NkeyError(String);
 /// feature), and `Debug` prints only the public key.
 pub struct Identity {
     signing: SigningKey,
+    /// The `U…` nkey, computed once from the public key (no seed copy per call).
+    nkey_public: String,
 }
 
 impl Identity {
@@ -126,7 +128,8 @@ impl Identity {
         let mut seed = seed;
         let signing = SigningKey::from_bytes(&seed);
         zeroize::Zeroize::zeroize(&mut seed);
-        Self { signing }
+        let nkey_public = nkey_encode(&[NKEY_PREFIX_USER], PublicKey::of(&signing).as_bytes()).to_string();
+        Self { signing, nkey_public }
     }
 
     /// Restores an identity from its 24-word mnemonic (PROTOCOL.md §2).
@@ -161,18 +164,17 @@ impl Identity {
         self.public_key().to_string()
     }
 
-    fn nkey_pair(&self) -> Result<nkeys::KeyPair, NkeyError> {
-        nkeys::KeyPair::new_from_raw(nkeys::KeyPairType::User, *self.seed()).map_err(|e| NkeyError(e.to_string()))
-    }
-
     /// The NATS user nkey (`U…`) of the public key.
     pub fn nkey_public(&self) -> Result<String, NkeyError> {
-        Ok(self.nkey_pair()?.public_key())
+        Ok(self.nkey_public.clone())
     }
 
-    /// The NATS user seed (`SU…`, secret).
+    /// The NATS user seed (`SU…`, secret). Encoded here rather than through
+    /// `nkeys::KeyPair`, which keeps a plain copy of the seed it never wipes.
     pub fn nkey_seed(&self) -> Result<Zeroizing<String>, NkeyError> {
-        self.nkey_pair()?.seed().map(Zeroizing::new).map_err(|e| NkeyError(e.to_string()))
+        // Seed prefix: 18 << 3 ("S"), then the user type byte spread over two bytes.
+        let prefix = [NKEY_PREFIX_SEED | (NKEY_PREFIX_USER >> 5), (NKEY_PREFIX_USER & 31) << 3];
+        Ok(nkey_encode(&prefix, &self.seed()))
     }
 
     /// The secret of this device's Iroh endpoint for `role` (`iroh::SecretKey::from_bytes`):
@@ -209,6 +211,49 @@ impl Identity {
         kv_schemas::nonce::check_nats_nonce(nonce)?;
         Ok(sign_raw(&self.signing, nonce.as_bytes()))
     }
+}
+
+/// nkeys prefix byte of a user key (`U`: 20 << 3).
+const NKEY_PREFIX_USER: u8 = 20 << 3;
+/// nkeys prefix byte of a seed (`S`: 18 << 3).
+const NKEY_PREFIX_SEED: u8 = 18 << 3;
+
+/// The nkeys text form (PROTOCOL.md §2): base32 (RFC 4648, no padding) of
+/// `prefix || key || CRC-16/XMODEM(prefix || key)` little-endian. Every
+/// intermediate buffer is wiped, since `key` may be a seed.
+fn nkey_encode(prefix: &[u8], key: &[u8; 32]) -> Zeroizing<String> {
+    const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let mut raw = Zeroizing::new(Vec::with_capacity(prefix.len() + 34));
+    raw.extend_from_slice(prefix);
+    raw.extend_from_slice(key);
+    let crc = crc16_xmodem(&raw);
+    raw.extend_from_slice(&crc.to_le_bytes());
+    let mut out = Zeroizing::new(String::with_capacity(raw.len() * 8 / 5 + 1));
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for &b in raw.iter() {
+        acc = (acc << 8) | u32::from(b);
+        bits += 8;
+        while bits >= 5 {
+            bits -= 5;
+            out.push(char::from(ALPHABET[((acc >> bits) & 31) as usize]));
+        }
+        acc &= (1 << bits) - 1;
+    }
+    if bits > 0 {
+        out.push(char::from(ALPHABET[((acc << (5 - bits)) & 31) as usize]));
+    }
+    out
+}
+
+fn crc16_xmodem(data: &[u8]) -> u16 {
+    let mut crc: u16 = 0;
+    for &b in data {
+        crc ^= u16::from(b) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 { (crc << 1) ^ 0x1021 } else { crc << 1 };
+        }
+    }
+    crc
 }
 
 impl fmt::Debug for Identity {

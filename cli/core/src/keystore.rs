@@ -128,11 +128,16 @@ impl KdfParams {
     }
 
     /// Bounds applied to parameters read from a file, so a planted file
-    /// cannot make `load` allocate unbounded memory or spin forever.
+    /// cannot make `load` allocate much memory or spin for long: at most 1 GiB,
+    /// 16 passes, and 4 GiB of memory passes in all (the default is 192 MiB,
+    /// so about 20× its work at most: seconds, not hours).
     fn check_loaded(&self) -> Result<(), KeystoreError> {
+        const MAX_M_KIB: u32 = 1024 * 1024;
+        const MAX_WORK_KIB: u64 = 4 * 1024 * 1024;
         let ok = (1..=16).contains(&self.p)
-            && (8 * self.p..=4 * 1024 * 1024).contains(&self.m_kib)
-            && (1..=64).contains(&self.t);
+            && (8 * self.p..=MAX_M_KIB).contains(&self.m_kib)
+            && (1..=16).contains(&self.t)
+            && u64::from(self.m_kib) * u64::from(self.t) <= MAX_WORK_KIB;
         if ok { Ok(()) } else { Err(KeystoreError::Corrupt("unreasonable key-derivation parameters".into())) }
     }
 }
@@ -399,5 +404,21 @@ mod tests {
         v["kdf"]["m_kib"] = (u32::MAX).into();
         let huge = serde_json::to_vec(&v).unwrap();
         assert!(matches!(Keystore::decrypt(&huge, "pw"), Err(KeystoreError::Corrupt(_))));
+    }
+
+    /// A planted file must not make unlock run for minutes: what the checks allow
+    /// is bounded in memory and in total work (checked without running the KDF).
+    #[test]
+    fn loaded_params_bound_memory_and_work() {
+        let p = |m_kib, t, p| KdfParams { m_kib, t, p }.check_loaded().is_ok();
+        assert!(p(KdfParams::DEFAULT.m_kib, KdfParams::DEFAULT.t, 1), "the default loads");
+        assert!(p(64, 1, 1), "test parameters load");
+        assert!(p(1024 * 1024, 4, 1), "1 GiB × 4 is the most work allowed");
+        assert!(!p(1024 * 1024, 5, 1), "more total work");
+        assert!(!p(4 * 1024 * 1024, 1, 1), "4 GiB of memory");
+        assert!(!p(2 * 1024 * 1024, 64, 1), "2 GiB × 64 passes");
+        assert!(!p(64 * 1024, 17, 1), "17 passes");
+        assert!(!p(64 * 1024, 3, 17), "parallelism 17");
+        assert!(!p(64, 3, 16), "less memory than 8 KiB per lane");
     }
 }

@@ -712,3 +712,53 @@ async fn manifest_fetch_tries_each_serving_device() {
     assert!(matches!(r, Err(FilesError::NoEndpoint { .. })), "{r:?}");
     provider.shutdown().await;
 }
+
+/// The own chain is pinned too (PROTOCOL.md §5): after the server replaces the
+/// own chain with a fork of the same length (another link at the pinned seqno)
+/// or rolls it back, publishing a manifest, publishing endpoints and browsing the
+/// own shares all fail with `invalid_link` instead of building on the server's view.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn own_chain_rollback_and_fork_fail_every_path() {
+    use kez_client::files::PinnedChains;
+    use kv_schemas::sigchain::{Endpoint, Op, build_link};
+    let tmp = tempfile::tempdir().unwrap();
+    let alice = key(71);
+    let files = tmp.path().join("a/files");
+    let dir = MemDirectory::default();
+    let src = random_file(tmp.path(), "own.txt", 1000);
+    share_file(&alice, &files, &src, &[pk(&alice)]).unwrap();
+
+    // Honest start: the own chain is verified and pinned through the wrapper.
+    let own = PinnedChains::new(&dir, pk(&alice), None);
+    ensure_device_endpoints(&own, &alice, &dev(0x71)).await.unwrap();
+    publish_manifest(&own, &alice, &files).await.unwrap();
+    let pin = own.tail().unwrap();
+    assert_eq!(pin.seqno, 3);
+    let honest = dir.chains.lock().unwrap().get(&pk(&alice)).cloned().unwrap();
+
+    let is_invalid_link = |e: FilesError| matches!(&e, FilesError::Protocol(k) if k.code == ErrorCode::InvalidLink);
+
+    // A fork: same length, a different (validly signed) link 3.
+    let mut forked = honest[..2].to_vec();
+    let tail2 = parse_link(&serde_json::to_vec(&honest[1]).unwrap()).unwrap().link_id;
+    let other = Endpoint::iroh_wave1(&pk(&alice));
+    let l3 = build_link(&alice, 3, Some(&tail2), kv_schemas::now_ms(), &Op::AddEndpoint(other)).unwrap();
+    forked.push(serde_json::from_slice(&l3).unwrap());
+    dir.chains.lock().unwrap().insert(pk(&alice), forked);
+    let own = PinnedChains::new(&dir, pk(&alice), Some(pin.clone()));
+    assert!(is_invalid_link(publish_manifest(&own, &alice, &files).await.unwrap_err()), "publish on a fork");
+    assert!(is_invalid_link(ensure_device_endpoints(&own, &alice, &dev(0x72)).await.unwrap_err()), "endpoints");
+    assert!(is_invalid_link(browse(&own, &alice, &pk(&alice), None).await.unwrap_err()), "browse own");
+    assert!(browse(&dir, &alice, &pk(&alice), Some(&pin)).await.is_err(), "browse with the pin");
+    assert_eq!(dir.chains.lock().unwrap().get(&pk(&alice)).unwrap().len(), 3, "nothing was appended");
+
+    // A rollback: the last link gone.
+    dir.chains.lock().unwrap().insert(pk(&alice), honest[..2].to_vec());
+    assert!(is_invalid_link(publish_manifest(&own, &alice, &files).await.unwrap_err()), "publish on a rollback");
+    assert_eq!(dir.chains.lock().unwrap().get(&pk(&alice)).unwrap().len(), 2, "nothing was appended");
+
+    // The honest chain again: everything works and the pin moves on.
+    dir.chains.lock().unwrap().insert(pk(&alice), honest);
+    publish_manifest(&own, &alice, &files).await.unwrap();
+    assert_eq!(own.tail().unwrap().seqno, 4);
+}

@@ -316,7 +316,7 @@ pub async fn restore(ctx: &mut Ctx, args: RestoreArgs) -> Result<()> {
 pub async fn whoami(ctx: &mut Ctx) -> Result<()> {
     let account = Account::require(&ctx.paths)?;
     let api = ctx.api(Some(&account))?;
-    let chain = match account::own_chain(&api, &account.key).await {
+    let chain = match account::own_chain(&api, &account.key, account.own_tail.as_ref()).await {
         Ok(state) => Ok(state),
         Err(e @ ClientError::ServerUnreachable { .. }) => Err(e.to_string()),
         Err(e) => return Err(e.into()),

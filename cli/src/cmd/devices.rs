@@ -175,7 +175,8 @@ async fn remove(ctx: &mut Ctx, device: &str, yes: bool) -> Result<()> {
     removed?;
     // Its Iroh endpoints leave the sigchain too, so providers stop admitting it (PROTOCOL.md §7.5).
     let api = ctx.api(Some(&account))?;
-    if let Err(e) = kez_client::files::remove_device_endpoints(&api, id.signing_key(), &device).await {
+    let own = kez_client::files::PinnedChains::new(&api, account.key, account.own_tail.clone());
+    if let Err(e) = kez_client::files::remove_device_endpoints(&own, id.signing_key(), &device).await {
         eprintln!("kez-chat: warning: the device's file endpoints are still on your sigchain: {e}");
     }
     if ctx.json {

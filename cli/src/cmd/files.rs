@@ -21,10 +21,11 @@ use clap::Args;
 use futures::future::BoxFuture;
 use kez_client::account::Account;
 use kez_client::chat;
+use kez_client::config::Paths;
 use kez_client::contacts::{Change, Contact};
 use kez_client::device::LocalDevice;
 use kez_client::files::config::NodeConfig;
-use kez_client::files::endpoints::{DeviceEndpoints, ensure_device_endpoints};
+use kez_client::files::endpoints::{DeviceEndpoints, PinnedChains, ensure_device_endpoints};
 use kez_client::files::fetch::{FetchEvent, FetchRequest, Fetcher, Source, fetch};
 use kez_client::files::manifest_store::{HttpDirectory, browse as browse_manifest, publish_manifest};
 use kez_client::files::node::{Provider, ServeEvent};
@@ -34,7 +35,7 @@ use kez_client::{ClientError, Identity};
 use kv_schemas::files::{Entry, FileMeta, parse_entry};
 use kv_schemas::sigchain::{IrohRole, PinnedTail};
 use kv_schemas::subjects::DeviceId;
-use kv_schemas::{Handle, PublicKey, safety};
+use kv_schemas::{ErrorCode, Handle, PublicKey, safety};
 use serde_json::json;
 
 use crate::ctx::Ctx;
@@ -113,15 +114,37 @@ fn device_id(ctx: &Ctx) -> Result<DeviceId> {
 /// not there yet (PROTOCOL.md §7.5): peers admit and dial only what the chain lists.
 async fn publish_endpoints(
     directory: &HttpDirectory,
+    paths: &Paths,
     id: &Identity,
     device: &DeviceId,
     json: bool,
 ) -> Result<DeviceEndpoints> {
-    let ensured = ensure_device_endpoints(directory, id.signing_key(), device).await.map_err(files_err)?;
+    let own = own_directory(directory, paths, id.public_key());
+    let ensured = ensure_device_endpoints(&own, id.signing_key(), device).await.map_err(files_err)?;
+    keep_own_tail(paths, &own)?;
     if ensured.added > 0 && !json {
         eprintln!("kez-chat: published this device's file endpoints ({device}) on your sigchain");
     }
     Ok(DeviceEndpoints::derive(id.signing_key(), device))
+}
+
+/// The directory with the own chain pinned where this data folder last verified
+/// it (PROTOCOL.md §5): every read of the own chain on the way must extend that
+/// position, or the command fails (rollback, fork).
+fn own_directory<'a>(directory: &'a HttpDirectory, paths: &Paths, key: PublicKey) -> PinnedChains<'a, HttpDirectory> {
+    let pin = Account::load(paths).ok().flatten().filter(|a| a.key == key).and_then(|a| a.own_tail);
+    PinnedChains::new(directory, key, pin)
+}
+
+/// Stores the own-chain position verified last as the new pin.
+fn keep_own_tail(paths: &Paths, own: &PinnedChains<'_, HttpDirectory>) -> Result<()> {
+    if let Some(mut account) = Account::load(paths)?
+        && own.key() == &account.key
+        && account.advance_own_tail(own.tail())
+    {
+        account.save(paths)?;
+    }
+    Ok(())
 }
 
 fn node_config() -> Result<NodeConfig> {
@@ -204,7 +227,15 @@ pub async fn share(ctx: &mut Ctx, args: ShareArgs) -> Result<()> {
     // the chat offer does not go out.
     let server = ctx.server(Some(&account))?;
     let directory = HttpDirectory::new(&server).map_err(files_err)?;
-    let published = publish_manifest(&directory, id.signing_key(), &dir).await;
+    let own = own_directory(&directory, &ctx.paths, id.public_key());
+    let published = publish_manifest(&own, id.signing_key(), &dir).await;
+    if let Err(FilesError::Protocol(e)) = &published
+        && e.code == ErrorCode::InvalidLink
+    {
+        // A rollback or fork of the own chain is not a warning.
+        bail!(ClientError::ChainInvalid { who: "your own account".into(), reason: e.message.clone() });
+    }
+    keep_own_tail(&ctx.paths, &own)?;
     if let Err(e) = &published {
         eprintln!("kez-chat: warning: the shared-files manifest was not updated: {e}");
     }
@@ -212,7 +243,7 @@ pub async fn share(ctx: &mut Ctx, args: ShareArgs) -> Result<()> {
     // The offer names this device's serving endpoint, which must be on the chain
     // before the recipient checks it.
     let device = device_id(ctx)?;
-    let endpoints = publish_endpoints(&directory, &id, &device, ctx.json).await?;
+    let endpoints = publish_endpoints(&directory, &ctx.paths, &id, &device, ctx.json).await?;
     let msg = chat::seal_file_offer(&id, &to, &out.entry, &endpoints.key(IrohRole::Serve))?;
     let broker = super::chat::connect(ctx, &account, id.clone()).await?;
     let copied = super::chat::deliver(ctx, &broker, &id, &msg).await;
@@ -367,7 +398,7 @@ pub async fn fetch_cmd(ctx: &mut Ctx, args: FetchArgs) -> Result<()> {
     };
     let id = ctx.unlock(&account)?;
     let device = device_id(ctx)?;
-    publish_endpoints(&directory, &id, &device, ctx.json).await?;
+    publish_endpoints(&directory, &ctx.paths, &id, &device, ctx.json).await?;
     let req = FetchRequest {
         entry,
         owner,
@@ -454,7 +485,7 @@ pub async fn browse(ctx: &mut Ctx, args: BrowseArgs) -> Result<()> {
     let account = Account::require(&ctx.paths)?;
     let handle = ctx.handle(&account, &args.handle)?;
     let (owner, pinned, label) = if handle == account.handle {
-        (account.key, None, handle.display(&account.domain))
+        (account.key, account.own_tail.clone(), handle.display(&account.domain))
     } else {
         let c = contact(ctx, &account, &handle).await?;
         (c.key, Some(c.tail.clone()), handle.display(&account.domain))
@@ -511,7 +542,9 @@ pub async fn unshare(ctx: &mut Ctx, args: UnshareArgs) -> Result<()> {
     let id = ctx.unlock(&account)?;
     kez_client::files::unshare(&dir, &rec.id).map_err(files_err)?;
     let directory = HttpDirectory::new(&ctx.server(Some(&account))?).map_err(files_err)?;
-    let p = publish_manifest(&directory, id.signing_key(), &dir).await.map_err(files_err)?;
+    let own = own_directory(&directory, &ctx.paths, id.public_key());
+    let p = publish_manifest(&own, id.signing_key(), &dir).await.map_err(files_err)?;
+    keep_own_tail(&ctx.paths, &own)?;
     if ctx.json {
         json_doc(&json!({ "status": "unshared", "id": rec.id, "manifest": {"hash": p.hash, "seq": p.seq} }));
     } else {
@@ -523,6 +556,7 @@ pub async fn unshare(ctx: &mut Ctx, args: UnshareArgs) -> Result<()> {
 /// Where the provider runs: the data folder's files, the server whose sigchains
 /// say which endpoints belong to whom, and this device.
 pub struct ProviderSetup {
+    pub paths: Paths,
     pub files: PathBuf,
     pub server: String,
     pub device: DeviceId,
@@ -549,10 +583,10 @@ fn reachable_addrs(provider: &Provider) -> Vec<std::net::SocketAddr> {
 
 /// Runs the provider until the future is dropped or fails; prints what happens.
 pub async fn run_provider(setup: ProviderSetup, id: Arc<Identity>) -> Result<()> {
-    let ProviderSetup { files, server, device, handle, json } = setup;
+    let ProviderSetup { paths, files, server, device, handle, json } = setup;
     let cfg = node_config()?;
     let directory = HttpDirectory::new(&server).map_err(files_err)?;
-    publish_endpoints(&directory, &id, &device, json).await?;
+    publish_endpoints(&directory, &paths, &id, &device, json).await?;
     let (provider, mut events) =
         Provider::start(id.signing_key(), &device, &files, &cfg, directory).await.map_err(files_err)?;
     let n = Shares::load(&files).map(|s| s.shares.len()).unwrap_or(0);
@@ -637,7 +671,14 @@ pub fn provider_task(ctx: &Ctx) -> impl FnOnce(Arc<Identity>) -> BoxFuture<'stat
     let account = Account::load(&ctx.paths).ok().flatten();
     let handle = account.as_ref().map(|a| a.handle.display(&a.domain)).unwrap_or_default();
     let setup = ctx.server(account.as_ref()).and_then(|server| {
-        Ok(ProviderSetup { files: files_dir(ctx), server, device: device_id(ctx)?, handle, json: ctx.json })
+        Ok(ProviderSetup {
+            paths: ctx.paths.clone(),
+            files: files_dir(ctx),
+            server,
+            device: device_id(ctx)?,
+            handle,
+            json: ctx.json,
+        })
     });
     move |id| {
         Box::pin(async move {
@@ -658,6 +699,7 @@ pub async fn serve(ctx: &mut Ctx, _args: ServeArgs) -> Result<()> {
         eprintln!("kez-chat serve: keeping your shared files available (Ctrl-C to stop)");
     }
     let setup = ProviderSetup {
+        paths: ctx.paths.clone(),
         files: files_dir(ctx),
         server: ctx.server(Some(&account))?,
         device: device_id(ctx)?,

@@ -122,7 +122,13 @@ async fn register_lookup_webfinger_sigchain_manifest() {
     assert_eq!(res.status, StatusCode::CREATED, "{res:?}");
     assert_eq!(res.json()["seqno"], 1);
     let link1_id = res.json()["link_id"].as_str().unwrap().to_string();
+    // The same link again (a client retrying after a lost answer, PROTOCOL.md §9.7) is answered
+    // like the first; a different link at the same seqno conflicts.
     let res = send(&app, post(&events_url(&key), link1.clone())).await;
+    assert_eq!(res.status, StatusCode::CREATED, "{res:?}");
+    assert_eq!(res.json()["link_id"], link1_id.as_str());
+    let rival = sigchain::build_link(&sk, 1, None, now_ms() + 1, &Op::AddEndpoint(Endpoint::iroh_wave1(&key))).unwrap();
+    let res = send(&app, post(&events_url(&key), rival)).await;
     assert_eq!(res.error_code(), "seqno_conflict");
     // Someone else's link posted to alice's chain is refused by the gateway.
     let res = send(&app, post(&events_url(&PublicKey::of(&other)), link1)).await;

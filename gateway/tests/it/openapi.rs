@@ -128,7 +128,7 @@ fn reply_schemas_match_the_rust_types() {
     agrees("AppendReply", &AppendReply { seqno: 1, link_id: "a".repeat(64) });
     agrees("ManifestPutReply", &ManifestPutReply { hash: "b".repeat(64), owner: pk, seq: 1 });
     let endpoint = Op::AddEndpoint(Endpoint::iroh_wave1(&PublicKey::of(&key(2))));
-    agrees("ChainReply", &ChainReply { key: pk, links: vec![link_value(&alice, &endpoint)] });
+    agrees("ChainReply", &ChainReply { key: pk, links: vec![link_value(&alice, &endpoint)], more: true });
     agrees(
         "UserView",
         &UserView {

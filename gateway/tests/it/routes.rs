@@ -118,6 +118,15 @@ async fn key_and_sigchain_reads_pass_replies_through() {
     let res = send(&app, get(&format!("/v1/sigchains/ed25519/{KEY_HEX}"))).await;
     assert_eq!((res.status, res.body.clone()), (StatusCode::OK, chain.into()));
     assert_eq!(gets.json(0), json!({"key": key()}));
+    // Pages: `since` goes to the service; anything else in the query is a 400 and asks nothing.
+    let res = send(&app, get(&format!("/v1/sigchains/ed25519/{KEY_HEX}?since=3"))).await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert_eq!(gets.json(1), json!({"key": key(), "since": 3}));
+    for q in ["since=x", "since=-1", "since=", "since=1&since=2", "from=1", "since=9007199254740992"] {
+        let res = send(&app, get(&format!("/v1/sigchains/ed25519/{KEY_HEX}?{q}"))).await;
+        assert_eq!((res.status, res.error_code()), (StatusCode::BAD_REQUEST, "invalid_request".into()), "{q}");
+    }
+    assert_eq!(gets.bodies().len(), 2);
     let res = send(&app, get(&format!("/v1/sigchains/ed25519/{KEY_HEX}/state"))).await;
     assert_eq!((res.status, res.body.clone()), (StatusCode::OK, state.into()));
     assert_eq!(res.header("content-type"), Some("application/json"));

@@ -212,6 +212,10 @@ pub(crate) fn gen_files() -> Value {
             },
         ),
         ("name_255_bytes", FileMeta { name: "n".repeat(255), size: 0, hash: hex_encode(blake3::hash(b"").as_bytes()) }),
+        (
+            "name_near_device_names",
+            FileMeta { name: "console.com10 .txt".into(), size: 0, hash: hex_encode(blake3::hash(b"").as_bytes()) },
+        ),
     ];
     let meta: Vec<Value> = metas
         .iter()
@@ -262,6 +266,55 @@ pub(crate) fn gen_files() -> Value {
             k,
             bh,
             seal_pt(&canonicalize(&json!({"name": ".", "size": 1, "hash": h})).unwrap()),
+            "invalid_manifest",
+        ),
+        (
+            "name_with_colon",
+            k,
+            bh,
+            seal_pt(&canonicalize(&json!({"name": "a:b", "size": 1, "hash": h})).unwrap()),
+            "invalid_manifest",
+        ),
+        (
+            "name_trailing_dot",
+            k,
+            bh,
+            seal_pt(&canonicalize(&json!({"name": "a.", "size": 1, "hash": h})).unwrap()),
+            "invalid_manifest",
+        ),
+        (
+            "name_trailing_space",
+            k,
+            bh,
+            seal_pt(&canonicalize(&json!({"name": "a ", "size": 1, "hash": h})).unwrap()),
+            "invalid_manifest",
+        ),
+        (
+            "name_device_con",
+            k,
+            bh,
+            seal_pt(&canonicalize(&json!({"name": "CON", "size": 1, "hash": h})).unwrap()),
+            "invalid_manifest",
+        ),
+        (
+            "name_device_nul_ext",
+            k,
+            bh,
+            seal_pt(&canonicalize(&json!({"name": "nul.txt", "size": 1, "hash": h})).unwrap()),
+            "invalid_manifest",
+        ),
+        (
+            "name_device_com1",
+            k,
+            bh,
+            seal_pt(&canonicalize(&json!({"name": "Com1.tar.gz", "size": 1, "hash": h})).unwrap()),
+            "invalid_manifest",
+        ),
+        (
+            "name_device_lpt9_space",
+            k,
+            bh,
+            seal_pt(&canonicalize(&json!({"name": "lpt9 .txt", "size": 1, "hash": h})).unwrap()),
             "invalid_manifest",
         ),
         (
@@ -341,6 +394,7 @@ pub(crate) fn gen_files() -> Value {
         ("blob_uppercase_hex", with("blob", base["blob"].as_str().unwrap().to_uppercase().into()), "invalid_encoding"),
         ("commit_31_bytes", with("commit", hex_encode(&[1; 31]).into()), "invalid_encoding"),
         ("meta_not_base64url", with("meta", "a+b/".into()), "invalid_encoding"),
+        ("meta_2050_chars", with("meta", b64_encode(&[7; 1537]).into()), "invalid_manifest"),
         ("ct_size_is_a_string", with("ct_size", "1048".into()), "invalid_request"),
         ("wrap_extra_field", with("wraps", json!([wrap_extra])), "invalid_request"),
         ("wrap_ct_47_bytes", with("wraps", json!([wrap47])), "invalid_encoding"),
@@ -363,10 +417,78 @@ pub(crate) fn gen_files() -> Value {
         "meta": meta,
         "meta_invalid": meta_invalid,
         "entries_invalid": entries_invalid,
+        "padding": PADDING_SIZES.iter().map(|&n| json!({"name": format!("size_{n}"), "size": n, "padded": files::padded_len(n)})).collect::<Vec<_>>(),
+        "unpad": unpad_cases(),
     })
 }
 
+/// Plaintext sizes whose padded length (PROTOCOL.md §7.1) is pinned.
+const PADDING_SIZES: [u64; 16] =
+    [0, 1, 255, 256, 257, 272, 273, 1000, 1024, 1025, 4097, 65_535, 65_536, 65_537, 1_000_000, 1_000_000_000_000];
+
+/// Padding as §7.1 states it, written out independently of `files::padded_len`.
+fn padme_spec(len: u64) -> u64 {
+    if len <= 256 {
+        return 256;
+    }
+    // E = ⌊log2 len⌋, S = ⌊log2 E⌋ + 1, counted out.
+    let mut e = 0u32;
+    while e < 63 && 1u64 << (e + 1) <= len {
+        e += 1;
+    }
+    let mut s = 0u32;
+    while 1u32 << s <= e {
+        s += 1;
+    }
+    let unit = 1u64 << (e - s);
+    len.div_ceil(unit) * unit
+}
+
+/// Decrypted lengths and tails a receiver accepts or refuses for a file of `size` bytes.
+fn unpad_cases() -> Vec<Value> {
+    let case = |name: &str, size: u64, tail: Vec<u8>, ok: bool| {
+        // The decrypted plaintext: `size` bytes of 0x61 then `tail`.
+        let mut u = files::Unpadder::new(size);
+        let mut plain = vec![0x61u8; size as usize];
+        plain.extend_from_slice(&tail);
+        let got = u.take(&plain).map(|f| f.len() as u64).and_then(|n| u.finish().map(|()| n));
+        assert_eq!(got.is_ok(), ok, "{name}: {got:?}");
+        if ok {
+            assert_eq!(got.unwrap(), size, "{name}");
+        } else {
+            assert_eq!(got.unwrap_err().code, ErrorCode::DecryptFailed, "{name}");
+        }
+        let mut c = json!({"name": name, "size": size, "tail_hex": hex_encode(&tail)});
+        c[if ok { "ok" } else { "error" }] = if ok { json!(true) } else { json!("decrypt_failed") };
+        c
+    };
+    vec![
+        case("padded_to_class", 300, vec![0; 4], true),
+        case("unpadded_older_blob", 300, vec![], true),
+        case("empty_file_padded", 0, vec![0; 256], true),
+        case("nonzero_padding", 300, vec![0, 0, 1, 0], false),
+        case("padding_short_of_class", 300, vec![0; 2], false),
+        case("padding_beyond_class", 300, vec![0; 5], false),
+        case("empty_file_pad_255", 0, vec![0; 255], false),
+    ]
+}
+
 pub(crate) fn check_files(v: &Value) {
+    for c in arr(v, "padding") {
+        assert_eq!(files::padded_len(u(c, "size")), u(c, "padded"), "case {}", name(c));
+        assert_eq!(padme_spec(u(c, "size")), u(c, "padded"), "case {} against the text", name(c));
+    }
+    for c in arr(v, "unpad") {
+        let size = u(c, "size");
+        let mut plain = vec![0x61u8; size as usize];
+        plain.extend_from_slice(&hex::decode(s(c, "tail_hex")).unwrap());
+        let mut un = files::Unpadder::new(size);
+        let got = un.take(&plain).map(|_| ()).and_then(|()| un.finish());
+        match c.get("error") {
+            Some(_) => expect_code(c, got),
+            None => got.unwrap(),
+        }
+    }
     let mut blobs = std::collections::HashMap::new();
     let lens: Vec<u64> = arr(v, "stream").iter().map(|c| u(&c["plaintext"], "len")).collect();
     assert_eq!(lens, STREAM_LENGTHS.iter().map(|&l| l as u64).collect::<Vec<_>>());

@@ -342,6 +342,26 @@ pub(crate) fn gen_sigchain() -> Value {
         "invalid_link",
     );
     add(
+        "nats_url_513_chars",
+        &ak,
+        vec![link(
+            &alice,
+            1,
+            None,
+            "add_endpoint",
+            json!({"kind": "nats", "subject": format!("kez.inbox.{}", ak.hex()), "url": "u".repeat(513)}),
+        )],
+        0,
+        "invalid_link",
+    );
+    add(
+        "claim_proof_empty",
+        &ak,
+        vec![link(&alice, 1, None, "add_claim", json!({"service": "kez", "account": "a", "proof": ""}))],
+        0,
+        "invalid_link",
+    );
+    add(
         "claim_service_uppercase",
         &ak,
         vec![link(&alice, 1, None, "add_claim", json!({"service": "GitHub", "account": "alice"}))],

@@ -37,6 +37,8 @@ use crate::stats::RejectReason;
 use kv_schemas::subjects::{DeviceId, device_from_connection_name};
 use std::sync::Arc;
 
+/// The `aud` nats-server puts on every authorization request (docs/nats-server.md).
+const REQUEST_AUDIENCE: &str = "nats-authorization-request";
 /// Clock skew tolerated on the request's `exp` (the server sets it to now + auth timeout).
 const EXP_SKEW_SECS: i64 = 30;
 
@@ -83,6 +85,8 @@ pub(crate) struct Outcome {
 
 #[derive(Debug, Deserialize)]
 struct RequestClaims {
+    #[serde(default)]
+    aud: String,
     #[serde(default)]
     sub: String,
     #[serde(default)]
@@ -377,9 +381,17 @@ fn parse_request(payload: &[u8], now_s: i64) -> Result<Request, Reject> {
         Ok((_, _)) if claims.nats.user_nkey.starts_with('U') => {}
         _ => return Err(reject(RejectReason::InvalidRequest, "nats.user_nkey is not a user nkey")),
     }
-    if let Some(exp) = claims.exp
-        && exp + EXP_SKEW_SECS < now_s
-    {
+    // A request JWT is meant for the callout alone: another signed token of the
+    // server (a different audience) is not a login request.
+    if claims.aud != REQUEST_AUDIENCE {
+        return Err(reject(RejectReason::InvalidRequest, format!("request aud is {:?}", claims.aud)));
+    }
+    // nats-server always bounds a request by the auth timeout; one without `exp`
+    // would stay valid for ever if it were ever captured.
+    let Some(exp) = claims.exp else {
+        return Err(reject(RejectReason::InvalidRequest, "request has no exp"));
+    };
+    if exp + EXP_SKEW_SECS < now_s {
         return Err(reject(RejectReason::InvalidRequest, "request expired (the server has given up on it)"));
     }
     Ok(Request { server_id: verified.issuer, user_nkey: claims.nats.user_nkey.clone(), claims })
@@ -740,6 +752,18 @@ mod tests {
         }
         let mut c = good.clone();
         c["exp"] = json!(unix_secs(w.now) - 3600);
+        payloads.push(signed_request(&w, &c));
+        // No exp, or an audience other than the callout's.
+        let mut c = good.clone();
+        c.remove("exp");
+        payloads.push(signed_request(&w, &c));
+        for aud in [json!("nats-authorization-response"), json!("APP"), json!(["nats-authorization-request"])] {
+            let mut c = good.clone();
+            c["aud"] = aud;
+            payloads.push(signed_request(&w, &c));
+        }
+        let mut c = good.clone();
+        c.remove("aud");
         payloads.push(signed_request(&w, &c));
         let mut c = good.clone();
         c.remove("nats");

@@ -202,6 +202,98 @@ async fn a_resent_link_is_answered_like_the_first_and_stored_once() {
     assert_eq!(m.kv_keys(BUCKET_SIGCHAINS).await.len(), 1);
 }
 
+/// The manifest index keeps, per owner, the manifest the chain points at and at most
+/// MAX_PENDING newer uploads; older ones are purged, and a seq the chain already passed
+/// is refused (PROTOCOL.md §9.1).
+#[tokio::test]
+async fn the_manifest_index_keeps_only_what_the_chain_can_point_at() {
+    let m = mesh(1).await;
+    let erin = key(5);
+    let pk = PublicKey::of(&erin);
+    m.register(&erin, "erin").await.unwrap();
+    let mut hashes = vec![String::new()];
+    for seq in 1..=7u64 {
+        let bytes = kv_schemas::manifest::build(&erin, seq, now_ms(), &[]).unwrap();
+        let put: ManifestPutReply = serde_json::from_slice(&m.call(svc::MANIFEST_PUT, bytes).await.unwrap()).unwrap();
+        hashes.push(put.hash);
+    }
+    let get = |seq: usize| json!({"hash": hashes[seq]});
+    // Nothing pointed at yet: seq 4..7 stay, 1..3 are gone.
+    for seq in 1..=3 {
+        let e = m.call_json(svc::MANIFEST_GET, get(seq)).await.unwrap_err();
+        assert_eq!(e.code, ErrorCode::ManifestNotFound, "seq {seq}");
+    }
+    for seq in 4..=7 {
+        m.call(svc::MANIFEST_GET, serde_json::to_vec(&get(seq)).unwrap()).await.unwrap();
+    }
+    // The chain points at seq 5; a later upload purges 4 and keeps 5, 6, 7, 8.
+    let op = Op::SetSharedFiles(SharedFiles { manifest: hashes[5].clone(), manifest_seq: 5, size: 1 });
+    m.call(svc::SIGCHAIN_APPEND, build_link(&erin, 1, None, now_ms(), &op).unwrap()).await.unwrap();
+    let bytes = kv_schemas::manifest::build(&erin, 8, now_ms(), &[]).unwrap();
+    let put: ManifestPutReply = serde_json::from_slice(&m.call(svc::MANIFEST_PUT, bytes).await.unwrap()).unwrap();
+    hashes.push(put.hash);
+    let get = |seq: usize| json!({"hash": hashes[seq]});
+    assert_eq!(m.call_json(svc::MANIFEST_GET, get(4)).await.unwrap_err().code, ErrorCode::ManifestNotFound);
+    for seq in 5..=8 {
+        m.call(svc::MANIFEST_GET, serde_json::to_vec(&get(seq)).unwrap()).await.unwrap();
+    }
+    m.call(svc::MANIFEST_BY_OWNER, serde_json::to_vec(&json!({"key": pk.to_string()})).unwrap()).await.unwrap();
+    // A seq at or below the pointer's can never be pointed at: refused, nothing stored.
+    let stale = kv_schemas::manifest::build(&erin, 3, now_ms() + 1, &[]).unwrap();
+    assert_eq!(m.call(svc::MANIFEST_PUT, stale).await.unwrap_err().code, ErrorCode::InvalidManifest);
+}
+
+/// A chain longer than one NATS message (1 MiB here) is still readable: `get` answers in
+/// pages of at most `CHAIN_PAGE_BYTES` of links, and `since` walks them (PROTOCOL.md §9.1).
+#[tokio::test]
+async fn a_chain_larger_than_a_nats_message_is_read_in_pages() {
+    let m = mesh(1).await;
+    let dave = key(4);
+    let pk = PublicKey::of(&dave);
+    m.register(&dave, "dave").await.unwrap();
+    // ~7.9 KiB links (an op a later version might add, skipped when deriving state).
+    let mut prev: Option<String> = None;
+    let n = 160u64;
+    for i in 1..=n {
+        let op = Op::Unsupported { op: "x_future".into(), body: json!({"pad": "p".repeat(7_700)}) };
+        let bytes = build_link(&dave, i, prev.as_deref(), now_ms(), &op).unwrap();
+        assert!(bytes.len() > 7_700 && bytes.len() <= kv_schemas::sigchain::MAX_LINK_BYTES);
+        prev = Some(
+            m.call(svc::SIGCHAIN_APPEND, bytes)
+                .await
+                .map(|b| serde_json::from_slice::<AppendReply>(&b).unwrap().link_id)
+                .unwrap(),
+        );
+    }
+    let mut links = Vec::new();
+    let mut pages = 0;
+    loop {
+        let reply = m
+            .call(svc::SIGCHAIN_GET, serde_json::to_vec(&json!({"key": pk.to_string(), "since": links.len()})).unwrap())
+            .await
+            .unwrap();
+        assert!(reply.len() < 1024 * 1024, "a page is one NATS message: {} bytes", reply.len());
+        let page: ChainReply = serde_json::from_slice(&reply).unwrap();
+        assert!(!page.links.is_empty());
+        pages += 1;
+        links.extend(page.links);
+        if !page.more {
+            break;
+        }
+    }
+    assert!(pages >= 5, "{pages} pages for {} links", links.len());
+    let (state, _) = kv_schemas::sigchain::verify_chain(&pk, &links).unwrap();
+    assert_eq!((state.seqno, state.tail), (n, prev));
+    // Past the tail: an empty last page. A bad `since` is a shape error.
+    let past: ChainReply = serde_json::from_value(
+        m.call_json(svc::SIGCHAIN_GET, json!({"key": pk.to_string(), "since": n + 5})).await.unwrap(),
+    )
+    .unwrap();
+    assert!(past.links.is_empty() && !past.more);
+    let e = m.call_json(svc::SIGCHAIN_GET, json!({"key": pk.to_string(), "since": -1})).await.unwrap_err();
+    assert_eq!(e.code, ErrorCode::InvalidRequest);
+}
+
 #[tokio::test]
 async fn bad_requests_get_their_codes_and_change_nothing() {
     let m = mesh(1).await;

@@ -16,7 +16,7 @@ use bytes::Bytes;
 use kez_service_kit::kv::{BucketSpec, ensure_bucket, unavailable};
 use kez_service_kit::settings::Settings;
 use kez_service_kit::svc::{self, json_reply, parse_json};
-use kv_schemas::api::{AppendReply, ChainReply, GetChain, GetChainState, LookupKey};
+use kv_schemas::api::{AppendReply, CHAIN_PAGE_BYTES, ChainReply, GetChain, GetChainState, LookupKey};
 use kv_schemas::error::err;
 use kv_schemas::sigchain::{ChainState, Link, MAX_LINK_BYTES, parse_link};
 use kv_schemas::subjects::{BUCKET_SIGCHAINS, service, sigchain_kv_key, svc as subj};
@@ -32,19 +32,69 @@ const CHAINS: BucketSpec = BucketSpec {
 
 /// Verified chain prefixes this worker has read. Links are immutable once
 /// stored, so a cached prefix stays valid; reads only fetch what is newer.
+/// Bounded in chains and in link bytes (a chain may reach 10 000 × 8 KiB).
 const CACHE_CHAINS: usize = 10_000;
+const CACHE_BYTES: usize = 64 * 1024 * 1024;
 
 struct Chains {
     client: async_nats::Client,
     settings: Settings,
     store: kv::Store,
-    cache: Mutex<HashMap<PublicKey, Arc<Verified>>>,
+    cache: Mutex<ChainCache>,
+}
+
+/// The verified-chain cache: at most `max_chains` chains and `max_bytes` of link
+/// bytes; when an insert would pass either bound it starts over (cheap, and a
+/// miss only costs a re-read). A chain larger than a quarter of the byte bound is
+/// not cached at all, so one huge chain cannot evict everything on each read.
+struct ChainCache {
+    map: HashMap<PublicKey, Arc<Verified>>,
+    bytes: usize,
+    max_chains: usize,
+    max_bytes: usize,
+}
+
+impl ChainCache {
+    fn new(max_chains: usize, max_bytes: usize) -> Self {
+        Self { map: HashMap::new(), bytes: 0, max_chains, max_bytes }
+    }
+
+    fn get(&self, key: &PublicKey) -> Option<Arc<Verified>> {
+        self.map.get(key).cloned()
+    }
+
+    fn insert(&mut self, v: Verified) {
+        let size = v.bytes();
+        self.remove(&v.state.key);
+        if size > self.max_bytes / 4 {
+            return;
+        }
+        if self.map.len() >= self.max_chains || self.bytes + size > self.max_bytes {
+            self.map.clear();
+            self.bytes = 0;
+        }
+        self.bytes += size;
+        self.map.insert(v.state.key, Arc::new(v));
+    }
+
+    fn remove(&mut self, key: &PublicKey) {
+        if let Some(old) = self.map.remove(key) {
+            self.bytes -= old.bytes();
+        }
+    }
 }
 
 #[derive(Clone)]
 struct Verified {
     state: ChainState,
     links: Vec<Link>,
+}
+
+impl Verified {
+    /// Link bytes held (what the cache bound counts).
+    fn bytes(&self) -> usize {
+        self.links.iter().map(|l| l.bytes.len()).sum()
+    }
 }
 
 /// Creates the bucket if needed and starts serving the sigchain endpoints.
@@ -54,7 +104,7 @@ pub async fn start(client: &async_nats::Client, settings: &Settings) -> Result<S
         client: client.clone(),
         settings: settings.clone(),
         store: ensure_bucket(&js, &CHAINS, settings.replication).await?,
-        cache: Mutex::new(HashMap::new()),
+        cache: Mutex::new(ChainCache::new(CACHE_CHAINS, CACHE_BYTES)),
     });
     let service =
         svc::start(client, service::SIGCHAIN, "Sigchains: append a signed link, get a chain, get its state").await?;
@@ -70,7 +120,7 @@ pub async fn start(client: &async_nats::Client, settings: &Settings) -> Result<S
         async move {
             let q: GetChain = parse_json(&p)?;
             let v = c.load_nonempty(&q.key).await?;
-            json_reply(&ChainReply { key: q.key, links: v.links.iter().map(Link::to_value).collect() })
+            json_reply(&page(&v.links, q.key, q.since))
         }
     })
     .await?;
@@ -92,6 +142,20 @@ fn already_stored(current: &Verified, link: &Link) -> Option<AppendReply> {
     let index = usize::try_from(link.seqno).ok()?.checked_sub(1)?;
     let stored = current.links.get(index)?;
     (stored.link_id == link.link_id).then(|| AppendReply { seqno: link.seqno, link_id: link.link_id.clone() })
+}
+
+/// The links after `since`, as many as fit in [`CHAIN_PAGE_BYTES`] (at least one).
+fn page(links: &[Link], key: PublicKey, since: u64) -> ChainReply {
+    let rest = links.get(usize::try_from(since).unwrap_or(usize::MAX).min(links.len())..).unwrap_or_default();
+    let mut bytes = 0;
+    let take = rest
+        .iter()
+        .take_while(|l| {
+            bytes += l.bytes.len();
+            bytes <= CHAIN_PAGE_BYTES || bytes == l.bytes.len()
+        })
+        .count();
+    ChainReply { key, links: rest[..take].iter().map(Link::to_value).collect(), more: take < rest.len() }
 }
 
 impl Chains {
@@ -164,7 +228,7 @@ impl Chains {
 
     /// The verified chain of `key`: the cached prefix plus anything newer in KV.
     async fn load(&self, key: &PublicKey) -> Result<Arc<Verified>, KezError> {
-        let cached = self.cache.lock().ok().and_then(|c| c.get(key).cloned());
+        let cached = self.cache.lock().ok().and_then(|c| c.get(key));
         let mut v = cached.map(|c| (*c).clone()).unwrap_or(Verified { state: ChainState::empty(*key), links: vec![] });
         let before = v.state.seqno;
         loop {
@@ -195,10 +259,7 @@ impl Chains {
             return;
         }
         if let Ok(mut cache) = self.cache.lock() {
-            if cache.len() >= CACHE_CHAINS {
-                cache.clear();
-            }
-            cache.insert(v.state.key, Arc::new(v));
+            cache.insert(v);
         }
     }
 
@@ -206,5 +267,70 @@ impl Chains {
         if let Ok(mut cache) = self.cache.lock() {
             cache.remove(key);
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use ed25519_dalek::SigningKey;
+    use kv_schemas::sigchain::{Op, build_link};
+    use serde_json::json;
+
+    use super::*;
+
+    /// A verified chain of `n` links of about `pad` bytes each.
+    fn chain(seed: u8, n: u64, pad: usize) -> Verified {
+        let sk = SigningKey::from_bytes(&[seed; 32]);
+        let mut v = Verified { state: ChainState::empty(PublicKey::of(&sk)), links: vec![] };
+        for i in 1..=n {
+            let op = Op::Unsupported { op: "x_future".into(), body: json!({ "pad": "p".repeat(pad) }) };
+            let link = parse_link(&build_link(&sk, i, v.state.tail.as_deref(), 1, &op).unwrap()).unwrap();
+            v.state.apply(&link).unwrap();
+            v.links.push(link);
+        }
+        v
+    }
+
+    #[test]
+    fn the_cache_is_bounded_in_bytes_not_only_in_chains() {
+        let one = chain(1, 4, 1000).bytes();
+        let mut c = ChainCache::new(1000, 10 * one);
+        for seed in 1..=30 {
+            c.insert(chain(seed, 4, 1000));
+            assert!(c.bytes <= 10 * one, "{} bytes after {seed} chains", c.bytes);
+            assert_eq!(c.bytes, c.map.values().map(|v| v.bytes()).sum::<usize>());
+        }
+        // Re-inserting a longer version of a cached chain replaces its bytes.
+        let mut c = ChainCache::new(1000, 10 * one);
+        c.insert(chain(7, 2, 1000));
+        c.insert(chain(7, 4, 1000));
+        assert_eq!((c.map.len(), c.bytes), (1, one));
+        // A chain over a quarter of the bound is served but not kept.
+        c.insert(chain(8, 12, 1000));
+        assert!(c.get(&chain(8, 1, 1).state.key).is_none());
+        assert_eq!(c.map.len(), 1);
+    }
+
+    #[test]
+    fn pages_hold_at_most_the_page_budget_and_cover_the_chain() {
+        let v = chain(9, 100, 7000);
+        let key = v.state.key;
+        let mut since = 0;
+        let mut seen = 0;
+        loop {
+            let p = page(&v.links, key, since);
+            let bytes: usize = p.links.iter().map(|l| kv_schemas::jcs::canonicalize(l).unwrap().len()).sum();
+            assert!(bytes <= CHAIN_PAGE_BYTES, "{bytes}");
+            assert!(!p.links.is_empty());
+            seen += p.links.len();
+            since += p.links.len() as u64;
+            if !p.more {
+                break;
+            }
+        }
+        assert_eq!(seen, 100);
+        assert!(page(&v.links, key, 100).links.is_empty() && !page(&v.links, key, 100).more);
+        assert!(page(&v.links, key, u64::MAX).links.is_empty());
     }
 }

@@ -62,7 +62,7 @@ async fn appends_extend_the_chain_and_reads_return_it() {
     let two = build_link(&alice, 2, Some(&one.link_id), now_ms(), &endpoint_op(2)).unwrap();
     assert_eq!(e.append(two).await.unwrap().seqno, 2);
 
-    let chain = svc::call(&e.ops, &GetChain { key: PublicKey::of(&alice) }, T).await.unwrap();
+    let chain = svc::call(&e.ops, &GetChain { key: PublicKey::of(&alice), since: 0 }, T).await.unwrap();
     assert_eq!(chain.links.len(), 2);
     let (state, _) = kv_schemas::sigchain::verify_chain(&PublicKey::of(&alice), &chain.links).unwrap();
     let served = svc::call(&e.ops, &GetChainState { key: PublicKey::of(&alice) }, T).await.unwrap();
@@ -101,7 +101,7 @@ async fn a_key_without_a_chain_is_not_found() {
     let e = env().await;
     let carol = key(4);
     e.register(&carol, "carol").await;
-    let code = svc::call(&e.ops, &GetChain { key: PublicKey::of(&carol) }, T).await.unwrap_err().code;
+    let code = svc::call(&e.ops, &GetChain { key: PublicKey::of(&carol), since: 0 }, T).await.unwrap_err().code;
     assert_eq!(code, ErrorCode::ChainNotFound);
     let code = svc::call(&e.ops, &GetChainState { key: PublicKey::of(&carol) }, T).await.unwrap_err().code;
     assert_eq!(code, ErrorCode::ChainNotFound);

@@ -11,8 +11,5 @@ export function cliFetchCommand(handleMention: string, entryId: string): string 
   return `kez-chat fetch ${handleMention} ${entryId.startsWith('-') ? '-- ' : ''}${entryId}`;
 }
 
-/** Inbox retention W (§6 step 6) when /v1/config does not report inbox_max_age_ms. */
-export const DEFAULT_RETENTION_MS = 30 * 24 * 60 * 60 * 1000;
-
 /** How many rejected-envelope notices to keep. */
 export const MAX_NOTICES = 50;

@@ -8,7 +8,7 @@
  * (lib/localbox).
  */
 import { api } from './api';
-import { DEFAULT_RETENTION_MS, MAX_NOTICES } from './constants';
+import { MAX_NOTICES } from './constants';
 import { ApiError, type GatewayConfig } from '../lib/api';
 import { KezError } from '../lib/errors';
 import { b64uDecode, b64uEncode } from '../lib/encoding';
@@ -18,12 +18,13 @@ import { checkDeviceId, defaultDeviceName, newDeviceId, type Device } from '../l
 import { parseHandleInput } from '../lib/handle';
 import { identityFromSeed, mnemonicToSeed, parseKeyHex, type Identity } from '../lib/keys';
 import { LocalBox } from '../lib/localbox';
+import { pruneSeen, replayWindowMs } from '../lib/replay';
 import { buildRegistration } from '../lib/register';
 import {
   buildLink,
   natsEndpointBody,
   pinOf,
-  walkChain,
+  verifyExtending,
   type ChainPin,
   type ChainState,
   type Link,
@@ -102,9 +103,11 @@ class AppState {
   }
   private box: LocalBox | null = null;
   private seen = new Map<string, number>();
+  /** The largest replay window W used so far (kept in the local box): a server can raise W, never lower it. */
+  private pinnedWindowMs: number | undefined;
 
   get retentionMs(): number {
-    return this.config?.inbox_max_age_ms ?? DEFAULT_RETENTION_MS;
+    return replayWindowMs(this.pinnedWindowMs, this.config?.inbox_max_age_ms);
   }
 
   get totalUnread(): number {
@@ -242,9 +245,8 @@ class AppState {
     const me = this.requireMe();
     for (let attempt = 0; ; attempt++) {
       const { links } = await api.sigchain(me.hex);
-      const walk = walkChain(me.key, links);
-      if (walk.error) throw walk.error;
-      let state = walk.state;
+      // The own chain must extend what this browser verified before (rollback/fork is a hard failure).
+      let state = verifyExtending(me.key, links, this.ownPin);
       const have = (pred: (b: Record<string, unknown>) => boolean) => state.endpoints.some((e) => pred(e.body));
       const wanted = [];
       if (!have((b) => b.kind === 'nats' && b.url === cfg.nats_url)) wanted.push(natsEndpointBody(me.hex, cfg.nats_url));
@@ -255,6 +257,7 @@ class AppState {
           state = { ...state, seqno: link.seqno, tail: link.linkId, endpoints: [...state.endpoints, { linkId: link.linkId, body }] };
         }
         this.ownPin = pinOf(state);
+        void this.box?.put('ownpin', this.ownPin);
         return state;
       } catch (e) {
         // Another device appended at the same time: re-read the chain once and try again.
@@ -373,6 +376,7 @@ class AppState {
     this.convs = {};
     this.notices = [];
     this.seen.clear();
+    this.pinnedWindowMs = undefined;
     this.ownPin = null;
     this.phase = 'welcome';
   }
@@ -418,6 +422,7 @@ class AppState {
     this.convs = convs;
     this.notices = (await box.get<Notice[]>('notices')) ?? [];
     this.seen = new Map(Object.entries((await box.get<Record<string, number>>('seen')) ?? {}));
+    this.pinnedWindowMs = (await box.get<number>('window')) ?? undefined;
     this.ownPin = (await box.get<ChainPin>('ownpin')) ?? null;
     this.blocked = (await box.get<Record<string, BlockedSender>>('blocked')) ?? {};
   }
@@ -441,8 +446,12 @@ class AppState {
   }
 
   private async saveSeen(): Promise<void> {
-    const cutoff = Date.now() - this.retentionMs - 10 * 60_000;
-    for (const [k, t] of this.seen) if (t < cutoff) this.seen.delete(k);
+    const w = this.retentionMs;
+    if (w !== this.pinnedWindowMs) {
+      this.pinnedWindowMs = w;
+      await this.box?.put('window', w);
+    }
+    pruneSeen(this.seen, Date.now(), w);
     await this.box?.put('seen', Object.fromEntries(this.seen));
   }
 
@@ -514,8 +523,10 @@ class AppState {
   /** A contact's shared files that are wrapped for me (manifest checked against the chain). */
   async sharedFiles(hex: string): Promise<{ entries: OpenedEntry[]; total: number } | null> {
     const me = this.requireMe();
-    const { walk } = await this.walkKey(hex);
+    const { walk, pinError } = await this.walkKey(hex);
     if (walk.error) throw walk.error;
+    // A rolled-back or forked chain could point at an older manifest: refuse, as for messages.
+    if (pinError) throw pinError;
     if (!walk.state.sharedFiles) return null;
     const bytes = await api.manifestByOwner(hex);
     if (!bytes) return null;

@@ -85,6 +85,18 @@ describe('api client', () => {
     expect((await api.sigchain(me.hex)).links).toEqual([]);
     expect((await api.appendLink(me.hex, utf8('{}'))).seqno).toBe(1);
   });
+  test('a long sigchain is read page by page (since = links so far) until a page has no "more"', async () => {
+    const base = `GET /v1/sigchains/ed25519/${me.hex}`;
+    const page = (from: number, n: number, more: boolean) =>
+      JSON.stringify({ key: me.key, links: Array.from({ length: n }, (_, i) => ({ seqno: from + i })), ...(more ? { more: true } : {}) });
+    const calls: Array<{ url: string; init?: RequestInit }> = [];
+    const api = new Api('', fake({ [base]: [200, page(1, 2, true)], [`${base}?since=2`]: [200, page(3, 2, true)], [`${base}?since=4`]: [200, page(5, 1, false)] }, calls));
+    expect((await api.sigchain(me.hex)).links).toEqual([1, 2, 3, 4, 5].map((seqno) => ({ seqno })));
+    expect(calls.map((c) => c.url)).toEqual([base, `${base}?since=2`, `${base}?since=4`].map((u) => u.slice(4)));
+    // A server that never ends (an empty page with "more") is refused.
+    const stuck = new Api('', fake({ [base]: [200, page(1, 1, true)], [`${base}?since=1`]: [200, page(2, 0, true)] }));
+    await expectCodeAsync(() => stuck.sigchain(me.hex), 'internal');
+  });
   test('by-owner manifest returns exact bytes or null', async () => {
     const api = new Api(
       '',

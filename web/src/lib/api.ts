@@ -8,6 +8,7 @@ import { fromUtf8 } from './encoding';
 import { Fields, isObject, parseJson, type JsonValue } from './jcs';
 import { parseKeyString, parseKeyHex } from './keys';
 import { parseCanonicalHandle } from './handle';
+import { MAX_CHAIN_LINKS } from './sigchain';
 
 export class ApiError extends KezError {
   constructor(
@@ -182,22 +183,37 @@ export class Api {
     return status === 201;
   }
 
-  /** GET /v1/sigchains/ed25519/:hex; an unknown chain is an empty list. */
+  /**
+   * GET /v1/sigchains/ed25519/:hex[?since=n], page by page until a page has no
+   * `more` (§9.6); an unknown chain is an empty list. Every page must make
+   * progress and the whole stays within 10 000 links.
+   */
   async sigchain(hex: string): Promise<SigchainResponse> {
     parseKeyHex(hex);
-    let value: JsonValue;
-    try {
-      value = (await this.json(`/v1/sigchains/ed25519/${hex}`)).value;
-    } catch (e) {
-      if (e instanceof ApiError && e.code === 'chain_not_found') return { key: `ed25519:${hex}`, links: [] };
-      throw e;
+    const key = `ed25519:${hex}`;
+    const links: JsonValue[] = [];
+    for (;;) {
+      const since = links.length;
+      let value: JsonValue;
+      try {
+        value = (await this.json(`/v1/sigchains/ed25519/${hex}${since ? `?since=${since}` : ''}`)).value;
+      } catch (e) {
+        if (since === 0 && e instanceof ApiError && e.code === 'chain_not_found') return { key, links: [] };
+        throw e;
+      }
+      const page = shape(() => {
+        if (!isObject(value)) throw new KezError('invalid_request', 'expected an object');
+        const f = Fields.exact(value, 'sigchain', ['key', 'links'], Object.keys(value));
+        if (f.str('key') !== key) throw new KezError('invalid_request', 'the server answered for another key');
+        const more = value.more === true;
+        const got = f.array('links');
+        if (more && got.length === 0) throw new KezError('invalid_request', 'an empty page that is not the last');
+        return { links: got, more };
+      }, 'sigchain');
+      links.push(...page.links);
+      if (links.length > MAX_CHAIN_LINKS) throw new ApiError(200, 'internal', 'the server sent more links than a chain may hold');
+      if (!page.more) return { key, links };
     }
-    return shape(() => {
-      const f = Fields.exact(value, 'sigchain', ['key', 'links']);
-      const key = f.str('key');
-      if (key !== `ed25519:${hex}`) throw new KezError('invalid_request', 'the server answered for another key');
-      return { key, links: f.array('links') };
-    }, 'sigchain');
   }
 
   /** POST /v1/sigchains/ed25519/:hex/events with one link's bytes. */

@@ -64,6 +64,7 @@ export type ClientCode =
   | 'wrong_passphrase' // vault did not open
   | 'no_vault' // nothing stored in this browser
   | 'insecure_context' // WebCrypto missing (plain http on a non-loopback host)
+  | 'insecure_broker' // a NATS URL without TLS for a host that is not loopback (§11)
   | 'bad_commit' // file key commitment mismatch (§7.3)
   | 'network'; // fetch failed before any HTTP answer
 

@@ -82,6 +82,36 @@ export function decryptBlob(blob: Uint8Array, kf: Uint8Array): Uint8Array {
   return concatBytes(...out);
 }
 
+/** §7.1: every plaintext is padded with zeros to at least this many bytes. */
+export const MIN_PADDED = 256;
+
+/**
+ * §7.1: the length a plaintext of `len` bytes is padded to before encryption:
+ * 256 up to 256 bytes, above that Padmé (`len` rounded up to a multiple of
+ * 2^(E − S), E = ⌊log2 len⌋, S = ⌊log2 E⌋ + 1). BigInt keeps sizes above 2^32 exact.
+ */
+export function paddedLength(len: number): number {
+  if (len <= MIN_PADDED) return MIN_PADDED;
+  const l = BigInt(len);
+  const e = l.toString(2).length - 1;
+  const s = e.toString(2).length;
+  const mask = (1n << BigInt(e - s)) - 1n;
+  return Number((l + mask) & ~mask);
+}
+
+/**
+ * §7.1 receiver: the file is the first `size` decrypted bytes; the rest must be
+ * zeros and the whole exactly `paddedLength(size)` long (or exactly `size`: blobs
+ * made before padding).
+ */
+export function unpadFile(plain: Uint8Array, size: number): Uint8Array {
+  if (plain.length !== size && plain.length !== paddedLength(size)) {
+    fail('decrypt_failed', 'the decrypted length does not match the file size');
+  }
+  if (plain.subarray(size).some((b) => b !== 0)) fail('decrypt_failed', 'the padding is not zeros');
+  return plain.subarray(0, size);
+}
+
 export function blake3Hex(b: Uint8Array): string {
   return hexEncode(blake3(b));
 }
@@ -147,10 +177,17 @@ function metaAad(blobHash: Uint8Array): Uint8Array {
   return concatBytes(utf8('kez-v1/file/meta'), Uint8Array.of(0), blobHash);
 }
 
-function checkName(name: string): void {
+/**
+ * §7.3: a name safe in a folder on every platform: 1–255 bytes; no "/", "\\", ":"
+ * or NUL; no trailing "." or space (so not "." or ".."); not a Windows device
+ * name (CON, PRN, AUX, NUL, COM0–9, LPT0–9, any ASCII case, before the first ".").
+ */
+export function checkName(name: string): void {
   const n = utf8(name).length;
-  if (n < 1 || n > 255 || /[/\\\0]/.test(name) || name === '.' || name === '..') {
-    fail('invalid_manifest', 'file name must be 1–255 bytes without "/", "\\" or NUL, and not "." or ".."');
+  const stem = name.split('.')[0]!.replace(/ +$/, '').toLowerCase();
+  const device = /^(con|prn|aux|nul|com[0-9]|lpt[0-9])$/.test(stem);
+  if (n < 1 || n > 255 || /[/\\:\0]/.test(name) || /[. ]$/.test(name) || device) {
+    fail('invalid_manifest', 'file name must be 1–255 bytes without "/", "\\", ":" or NUL, not end in "." or space, and not be a device name');
   }
 }
 
@@ -193,6 +230,9 @@ const ENTRY_KEYS = ['id', 'blob', 'ct_size', 'commit', 'meta', 'wraps'] as const
  * hex/base64url (or a wrong length) invalid_encoding, and only the manifest
  * bounds (1–64 wraps) invalid_manifest.
  */
+/** §7.3: `meta` is at most 2 048 characters (base64url, so ASCII: characters = bytes). */
+export const MAX_META_CHARS = 2048;
+
 export function parseEntry(v: JsonValue): Entry {
   const f = Fields.exact(v, 'entry', ENTRY_KEYS);
   const id = f.str('id');
@@ -203,6 +243,7 @@ export function parseEntry(v: JsonValue): Entry {
   hexDecode(commit, 'commit', 32);
   const meta = f.str('meta');
   b64uDecode(meta, 'meta');
+  if (meta.length > MAX_META_CHARS) fail('invalid_manifest', `entry meta is larger than ${MAX_META_CHARS} characters`);
   const wraps = f.array('wraps');
   if (wraps.length < 1 || wraps.length > 64) fail('invalid_manifest', 'an entry has 1–64 wraps');
   const ws = wraps.map((w) => {

@@ -26,26 +26,35 @@ export class LocalBox {
     this.key = hkdf(sha256, seed, new Uint8Array(0), utf8('kez-web/local-store-v1'), 32);
   }
 
+  /** Overwrites the key (lock, logout); the box refuses to work afterwards. */
+  wipe(): void {
+    this.key.fill(0);
+    this.wiped = true;
+  }
+
+  private wiped = false;
+
+  private live(): Uint8Array {
+    if (this.wiped) throw new Error('the local store is locked');
+    return this.key;
+  }
+
   private aad(name: string): Uint8Array {
     return concatBytes(utf8('kez-web/box'), Uint8Array.of(0), utf8(name));
   }
 
   seal(name: string, value: unknown): Boxed {
     const n = randomBytes(24);
-    return { n, c: xchacha20poly1305(this.key, n, this.aad(name)).encrypt(utf8(JSON.stringify(value))) };
+    return { n, c: xchacha20poly1305(this.live(), n, this.aad(name)).encrypt(utf8(JSON.stringify(value))) };
   }
 
   open<T>(name: string, b: Boxed): T {
+    const key = this.live();
     try {
-      return JSON.parse(fromUtf8(xchacha20poly1305(this.key, b.n, this.aad(name)).decrypt(b.c))) as T;
+      return JSON.parse(fromUtf8(xchacha20poly1305(key, b.n, this.aad(name)).decrypt(b.c))) as T;
     } catch {
       fail('decrypt_failed', `local record ${name} does not decrypt`);
     }
-  }
-
-  /** Overwrites the key (at lock and logout); the box cannot be used after. */
-  wipe(): void {
-    this.key.fill(0);
   }
 
   async put(name: string, value: unknown): Promise<void> {

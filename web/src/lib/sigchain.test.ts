@@ -14,6 +14,7 @@ import {
   parseLinkBytes,
   pinOf,
   verifyChain,
+  verifyExtending,
   walkChain,
   type Link,
 } from './sigchain';
@@ -208,6 +209,14 @@ describe('rollback and fork detection', () => {
   test('different link at the pinned seqno is a fork', () => {
     const forked = chain([['add_endpoint', nats], ['add_claim', obj({ service: 'web', account: 'b' })]]);
     expectCode(() => checkExtends(pin, forked), 'chain_fork');
+  });
+  test('verifyExtending (own endpoints, shared files) fails hard on a rollback or fork', () => {
+    const bytes = (ls: Link[]) => ls.map((l) => l.bytes);
+    expect(verifyExtending(me.key, bytes(links), pin).seqno).toBe(3);
+    expect(verifyExtending(me.key, bytes(links), null).seqno).toBe(3);
+    expectCode(() => verifyExtending(me.key, bytes(links.slice(0, 1)), pin), 'chain_rollback');
+    const forked = chain([['add_endpoint', nats], ['add_claim', obj({ service: 'web', account: 'b' })]]);
+    expectCode(() => verifyExtending(me.key, bytes(forked), pin), 'chain_fork');
   });
 });
 

@@ -160,7 +160,8 @@ function checkOpBody(op: string, b: JsonObject, ignore: boolean, hex: string): v
       if (kind === 'nats') {
         const f = Fields.exact(b, 'nats endpoint', ['kind', 'subject', 'url']);
         if (f.str('subject') !== `kez.inbox.${hex}`) bad('subject must be kez.inbox.<chain hex>');
-        if (f.str('url').length === 0) bad('url must not be empty');
+        const n = charCount(f.str('url'));
+        if (n < 1 || n > 512) bad('url must be 1–512 characters');
       } else if (kind === 'iroh') {
         const f = Fields.exact(b, 'iroh endpoint', ['kind', 'node_id'], ['device', 'role']);
         // Any key that passes §2.1, not only the chain key (per-device endpoints, §7.5).
@@ -195,7 +196,7 @@ function checkOpBody(op: string, b: JsonObject, ignore: boolean, hex: string): v
       const n = charCount(f.str('account'));
       if (n < 1 || n > 256) bad('account must be 1–256 characters');
       const proof = f.optStr('proof');
-      if (proof !== undefined && charCount(proof) > 512) bad('proof must be at most 512 characters');
+      if (proof !== undefined && (proof.length === 0 || charCount(proof) > 512)) bad('proof must be 1–512 characters');
       return;
     }
     default:
@@ -312,6 +313,18 @@ export function checkExtends(pin: ChainPin | null, links: readonly Link[]): void
   if (links[pin.seqno - 1]!.linkId !== pin.linkId) {
     fail('chain_fork', `link ${pin.seqno} differs from the one verified before`);
   }
+}
+
+/**
+ * Verifies a whole chain and that it extends `pin` (§5): the one call for every
+ * path that builds on a chain (own endpoints, shared files), so a rollback or
+ * fork fails hard everywhere. Throws the first failure.
+ */
+export function verifyExtending(key: string, links: readonly (JsonValue | Uint8Array)[], pin: ChainPin | null): ChainState {
+  const r = walkChain(key, links);
+  if (r.error) throw r.error;
+  checkExtends(pin, r.links.map((l) => l.link!));
+  return r.state;
 }
 
 /**

@@ -13,6 +13,7 @@
  * main bundle.
  */
 import { createInbox, nanos, wsconnect, type Msg, type NatsConnection, type Subscription } from '@nats-io/nats-core';
+import { checkBrokerUrl } from './brokerurl';
 import { KezError, serviceError } from './errors';
 import { identityFromSeed } from './keys';
 import { kezAuthenticator } from './nonce';
@@ -139,6 +140,7 @@ export async function connectTransport(o: TransportOptions): Promise<Transport> 
   const ackPrefix = consumerAckPrefix(o.stream, consumerName);
   const nextSubject = consumerNextSubject(o.stream, consumerName);
   const inboxPrefix = replyPrefix(hex);
+  checkBrokerUrl(o.wsUrl);
   o.onStatus?.('connecting');
   let nc: NatsConnection;
   try {
@@ -147,6 +149,8 @@ export async function connectTransport(o: TransportOptions): Promise<Transport> 
       authenticator: kezAuthenticator(o.seed),
       inboxPrefix,
       name: deviceConnectionName(o.deviceId),
+      // Servers the broker gossips were never checked by checkBrokerUrl.
+      ignoreClusterUpdates: true,
       maxReconnectAttempts: -1,
       reconnectTimeWait: 2000,
     });

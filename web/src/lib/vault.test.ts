@@ -34,6 +34,16 @@ describe('vault', () => {
     await store.set('vault', { ...rec, key: identityFromSeed(seedOf(72)).key });
     await expectCodeAsync(() => unlockVault(store, 'passphrase1'), 'wrong_passphrase');
   });
+  test('a planted record with an absurd iteration count is refused before deriving', async () => {
+    const store = memoryStore();
+    const rec = await saveVault(store, me.seed, 'passphrase1', '', FAST);
+    for (const iter of [2 ** 32, 2_000_001, 0, 1.5]) {
+      await store.set('vault', { ...rec, iter });
+      await expectCodeAsync(() => unlockVault(store, 'passphrase1'), 'no_vault');
+    }
+    await store.set('vault', rec);
+    expect((await unlockVault(store, 'passphrase1')).seed).toEqual(me.seed);
+  });
   test('change passphrase and set handle', async () => {
     const store = memoryStore();
     await saveVault(store, me.seed, 'old passphrase', '', FAST);
@@ -47,6 +57,17 @@ describe('vault', () => {
 });
 
 describe('local box (history at rest)', () => {
+  test('wipe overwrites the key in memory and the box stops working', async () => {
+    const store = memoryStore();
+    const box = new LocalBox(me.seed, store);
+    await box.put('k', 1);
+    const key = (box as unknown as { key: Uint8Array }).key;
+    box.wipe();
+    expect(key.every((b) => b === 0)).toBe(true);
+    await expect(box.get('k')).rejects.toThrow(/locked/);
+    await expect(box.put('k', 2)).rejects.toThrow(/locked/);
+    expect(await new LocalBox(me.seed, store).get('k')).toBe(1);
+  });
   test('round trip; other seed or other name cannot open', async () => {
     const store = memoryStore();
     const box = new LocalBox(me.seed, store);

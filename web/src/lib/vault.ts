@@ -13,6 +13,8 @@ import type { KV } from './storage';
 export const VAULT_KEY = 'vault';
 export const PBKDF2_ITERATIONS = 600_000;
 export const MIN_PASSPHRASE = 8;
+/** A stored record asking for more iterations is refused, so a planted vault cannot hang unlock (~3× the default). */
+export const MAX_PBKDF2_ITERATIONS = 2_000_000;
 
 export interface VaultRecord {
   v: 1;
@@ -60,6 +62,9 @@ export async function sealVault(seed: Uint8Array, passphrase: string, handle: st
 
 export async function openVaultRecord(rec: VaultRecord, passphrase: string): Promise<Uint8Array> {
   if (rec.v !== 1 || rec.kdf !== 'pbkdf2-sha256') fail('no_vault', 'the stored vault has an unknown format');
+  if (!Number.isSafeInteger(rec.iter) || rec.iter < 1 || rec.iter > MAX_PBKDF2_ITERATIONS) {
+    fail('no_vault', 'the stored vault asks for an unreasonable iteration count');
+  }
   const k = await deriveKey(passphrase, rec.salt, rec.iter);
   let seed: Uint8Array;
   try {

@@ -14,7 +14,7 @@ use std::future::Future;
 
 use ed25519_dalek::SigningKey;
 use kv_schemas::sigchain::{
-    ChainState, Endpoint, IrohRole, Op, PinnedTail, build_link, check_extends, endpoint_seed, verify_chain,
+    ChainState, Endpoint, IrohRole, Op, PinnedTail, build_link, check_extends, endpoint_seed, parse_link, verify_chain,
 };
 use kv_schemas::subjects::DeviceId;
 use kv_schemas::{ErrorCode, KezError, PublicKey, now_ms};
@@ -40,6 +40,70 @@ impl<T: Chains + Send> Chains for std::sync::Arc<T> {
 
     fn append_link(&self, key: &PublicKey, link: Vec<u8>) -> impl Future<Output = Result<()>> + Send {
         T::append_link(self, key, link)
+    }
+}
+
+/// A [`Chains`] (or [`super::Directory`]) that refuses, on every read, a chain of
+/// one key that does not extend the position pinned for it (rollback, fork:
+/// `invalid_link`). Wrapping the directory rather than each caller means every
+/// path that reads the own chain (publishing endpoints or a manifest, browsing
+/// the own shares) fails hard the same way. The pin moves forward with each
+/// chain read that extends it; [`PinnedChains::tail`] returns it for storing.
+pub struct PinnedChains<'a, D> {
+    pub(super) inner: &'a D,
+    key: PublicKey,
+    pin: std::sync::Mutex<Option<PinnedTail>>,
+}
+
+impl<'a, D: Chains> PinnedChains<'a, D> {
+    /// Pins `key`'s chain at `pin` (`None`: first use, anything valid is accepted and pinned).
+    pub fn new(inner: &'a D, key: PublicKey, pin: Option<PinnedTail>) -> Self {
+        Self { inner, key, pin: std::sync::Mutex::new(pin) }
+    }
+
+    /// The pinned key.
+    pub fn key(&self) -> &PublicKey {
+        &self.key
+    }
+
+    /// The position verified last (to store as the new pin).
+    pub fn tail(&self) -> Option<PinnedTail> {
+        self.pin.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+}
+
+impl<D: Chains> Chains for PinnedChains<'_, D> {
+    async fn chain(&self, key: &PublicKey) -> Result<Vec<Value>> {
+        let links = self.inner.chain(key).await?;
+        if *key != self.key {
+            return Ok(links);
+        }
+        let (state, parsed) = verify_chain(key, &links)?;
+        let mut pin = self.pin.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(p) = pin.as_ref() {
+            check_extends(&parsed, p)?;
+        }
+        if let Some(tail) = state.tail {
+            *pin = Some(PinnedTail { seqno: state.seqno, link_id: tail });
+        }
+        Ok(links)
+    }
+
+    async fn append_link(&self, key: &PublicKey, link: Vec<u8>) -> Result<()> {
+        let own = if *key == self.key { parse_link(&link).ok() } else { None };
+        self.inner.append_link(key, link).await?;
+        // An accepted own link right after the pin moves the pin onto it.
+        if let Some(l) = own {
+            let mut pin = self.pin.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let extends = match pin.as_ref() {
+                Some(p) => p.seqno + 1 == l.seqno && l.prev.as_deref() == Some(p.link_id.as_str()),
+                None => l.seqno == 1,
+            };
+            if extends {
+                *pin = Some(PinnedTail { seqno: l.seqno, link_id: l.link_id });
+            }
+        }
+        Ok(())
     }
 }
 

@@ -26,7 +26,7 @@ use iroh_blobs::Hash;
 use iroh_blobs::api::remote::GetProgressItem;
 use iroh_blobs::protocol::ERR_PERMISSION;
 use kv_schemas::PublicKey;
-use kv_schemas::files::{CHUNK, Decryptor, Entry, FileMeta, TAG};
+use kv_schemas::files::{CHUNK, Decryptor, Entry, FileMeta, TAG, Unpadder};
 use kv_schemas::sigchain::{IrohRole, PinnedTail};
 use kv_schemas::subjects::DeviceId;
 
@@ -310,6 +310,17 @@ async fn download_with(
                 };
                 match item {
                     Some(GetProgressItem::Progress(n)) => {
+                        // The signed entry names the size: a provider sending more is cut
+                        // off now, not after it filled the disk (the hash check comes last).
+                        // Per attempt, since a resumed transfer may fetch a partial chunk group again.
+                        if n > total {
+                            drop(stream);
+                            conn.close(0u32.into(), b"too large");
+                            return Err(FilesError::Tampered(format!(
+                                "{}'s device sent more than the {total} bytes the entry names",
+                                req.peer_label
+                            )));
+                        }
                         let done = (base + n).min(total);
                         if done - last_emit.min(done) >= 256 * 1024 || done == total {
                             last_emit = done;
@@ -402,14 +413,14 @@ async fn decrypt_to(
     final_path: &Path,
 ) -> Result<()> {
     use iroh_blobs::api::blobs::{ExportMode, ExportOptions};
-    let ct_path = dir.join(format!(".{}.kez-ct-{}", meta.name, hex::encode(kv_schemas::random_bytes::<4>())));
+    let ct_path = dir.join(super::temp_name(&meta.name, "kez-ct"));
     store
         .blobs()
         .export_with_opts(ExportOptions { hash, mode: ExportMode::TryReference, target: ct_path.clone() })
         .finish()
         .await
         .map_err(|e| FilesError::other("reading the downloaded blob", e))?;
-    let tmp = dir.join(format!(".{}.kez-part-{}", meta.name, hex::encode(kv_schemas::random_bytes::<4>())));
+    let tmp = dir.join(super::temp_name(&meta.name, "kez-part"));
     let (entry, meta2, tmp2, ct2, fin) =
         (entry.clone(), meta.clone(), tmp.clone(), ct_path.clone(), final_path.to_path_buf());
     let res = tokio::task::spawn_blocking(move || decrypt_file(&ct2, &tmp2, &fin, &entry, file_key, &meta2))
@@ -436,6 +447,7 @@ fn decrypt_file(
     let mut input = std::fs::File::open(ct_path)?;
     let mut out = std::io::BufWriter::with_capacity(16 * CHUNK, std::fs::File::create(tmp)?);
     let mut dec = Decryptor::new(file_key, entry.commit_bytes());
+    let mut unpad = Unpadder::new(meta.size);
     let mut ct_hash = blake3::Hasher::new();
     let mut pt_hash = blake3::Hasher::new();
     let mut buf = vec![0u8; 16 * (CHUNK + TAG)];
@@ -459,15 +471,18 @@ fn decrypt_file(
         for piece in buf[..n].chunks(CHUNK + TAG) {
             dec.update(piece, &mut plain).map_err(|e| tampered(format!("the file does not decrypt: {e}")))?;
         }
-        pt_len += plain.len() as u64;
-        pt_hash.update(&plain);
-        out.write_all(&plain)?;
+        let file = unpad.take(&plain).map_err(|e| tampered(e.message))?;
+        pt_len += file.len() as u64;
+        pt_hash.update(file);
+        out.write_all(file)?;
         plain.clear();
     }
     dec.finish(&mut plain).map_err(|e| tampered(format!("the file does not decrypt: {e}")))?;
-    pt_len += plain.len() as u64;
-    pt_hash.update(&plain);
-    out.write_all(&plain)?;
+    let file = unpad.take(&plain).map_err(|e| tampered(e.message))?;
+    pt_len += file.len() as u64;
+    pt_hash.update(file);
+    out.write_all(file)?;
+    unpad.finish().map_err(|e| tampered(e.message))?;
     let f = out.into_inner().map_err(|e| e.into_error())?;
     f.sync_all()?;
     drop(f);

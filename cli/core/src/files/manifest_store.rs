@@ -15,7 +15,7 @@ use std::future::Future;
 
 use ed25519_dalek::SigningKey;
 use kv_schemas::files::{Entry, FileMeta};
-use kv_schemas::manifest::{Manifest, build, manifest_hash, verify_against};
+use kv_schemas::manifest::{MAX_MANIFEST_BYTES, Manifest, build, manifest_hash, verify_against};
 use kv_schemas::sigchain::{Op, PinnedTail, SharedFiles, build_link, check_extends, verify_chain};
 
 pub use super::endpoints::Chains;
@@ -31,6 +31,17 @@ pub trait Directory: Chains {
     fn put_manifest(&self, bytes: Vec<u8>) -> impl Future<Output = Result<String>> + Send;
     /// Manifest bytes by hash.
     fn manifest(&self, hash: &str) -> impl Future<Output = Result<Vec<u8>>> + Send;
+}
+
+/// The pinned own chain can publish and browse manifests too.
+impl<D: Directory> Directory for super::endpoints::PinnedChains<'_, D> {
+    fn put_manifest(&self, bytes: Vec<u8>) -> impl Future<Output = Result<String>> + Send {
+        self.inner.put_manifest(bytes)
+    }
+
+    fn manifest(&self, hash: &str) -> impl Future<Output = Result<Vec<u8>>> + Send {
+        self.inner.manifest(hash)
+    }
 }
 
 /// A published manifest.
@@ -159,6 +170,12 @@ pub fn open_entries(manifest: &Manifest, me: &SigningKey) -> (Vec<VisibleEntry>,
     (visible, hidden)
 }
 
+/// The most one sigchain page may hold: a page carries at most 256 KiB of links
+/// (PROTOCOL.md §9.1), so 1 MiB leaves room for JSON overhead.
+const MAX_CHAIN_REPLY: usize = 1024 * 1024;
+/// Replies that are a few keys (append, manifest upload, errors).
+const MAX_SMALL_REPLY: usize = 64 * 1024;
+
 /// [`Directory`] over the `/v1` HTTP API.
 #[derive(Debug, Clone)]
 pub struct HttpDirectory {
@@ -180,10 +197,23 @@ impl HttpDirectory {
         Ok(Self { base: base.trim_end_matches('/').to_string(), http })
     }
 
-    async fn call(&self, req: reqwest::RequestBuilder, what: &str) -> Result<(u16, Vec<u8>)> {
-        let resp = req.send().await.map_err(|e| FilesError::other(&format!("{what}: {} unreachable", self.base), e))?;
+    /// Sends `req` and reads at most `limit` body bytes: a server (or anything in
+    /// between) cannot make the client buffer an unbounded reply.
+    async fn call(&self, req: reqwest::RequestBuilder, what: &str, limit: usize) -> Result<(u16, Vec<u8>)> {
+        let mut resp =
+            req.send().await.map_err(|e| FilesError::other(&format!("{what}: {} unreachable", self.base), e))?;
         let status = resp.status().as_u16();
-        let body = resp.bytes().await.map_err(|e| FilesError::other(what, e))?.to_vec();
+        let too_large = || FilesError::Other(format!("{what}: the reply is larger than {limit} bytes"));
+        if resp.content_length().is_some_and(|n| n > limit as u64) {
+            return Err(too_large());
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|e| FilesError::other(what, e))? {
+            if body.len() + chunk.len() > limit {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
         Ok((status, body))
     }
 
@@ -209,25 +239,24 @@ impl HttpDirectory {
 
 impl Chains for HttpDirectory {
     async fn chain(&self, key: &PublicKey) -> Result<Vec<Value>> {
-        let url = format!("{}/v1/sigchains/ed25519/{}", self.base, key.hex());
-        let (status, body) = self.call(self.http.get(url), "reading the sigchain").await?;
-        if status == 200 {
-            let v: Value = serde_json::from_slice(&body).map_err(|e| FilesError::other("sigchain reply", e))?;
-            if v.get("key").and_then(Value::as_str) != Some(key.to_string().as_str()) {
-                return Err(FilesError::Other("the sigchain service answered for another key".into()));
+        crate::api::read_chain(key, FilesError::Other, move |since| async move {
+            let url = format!("{}{}", self.base, crate::api::chain_page_path(key, since));
+            let (status, body) = self.call(self.http.get(url), "reading the sigchain", MAX_CHAIN_REPLY).await?;
+            if status == 200 {
+                return serde_json::from_slice(&body).map(Some).map_err(|e| FilesError::other("sigchain reply", e));
             }
-            return Ok(v.get("links").and_then(Value::as_array).cloned().unwrap_or_default());
-        }
-        match Self::error(status, &body, "reading the sigchain") {
-            FilesError::Protocol(e) if e.code == ErrorCode::ChainNotFound => Ok(vec![]),
-            e => Err(e),
-        }
+            match Self::error(status, &body, "reading the sigchain") {
+                FilesError::Protocol(e) if e.code == ErrorCode::ChainNotFound => Ok(None),
+                e => Err(e),
+            }
+        })
+        .await
     }
 
     async fn append_link(&self, key: &PublicKey, link: Vec<u8>) -> Result<()> {
         let url = format!("{}/v1/sigchains/ed25519/{}/events", self.base, key.hex());
         let req = self.http.post(url).header("content-type", "application/json").body(link);
-        let (status, body) = self.call(req, "appending to the sigchain").await?;
+        let (status, body) = self.call(req, "appending to the sigchain", MAX_SMALL_REPLY).await?;
         if (200..300).contains(&status) { Ok(()) } else { Err(Self::error(status, &body, "appending to the sigchain")) }
     }
 }
@@ -236,7 +265,7 @@ impl Directory for HttpDirectory {
     async fn put_manifest(&self, bytes: Vec<u8>) -> Result<String> {
         let url = format!("{}/v1/manifests", self.base);
         let req = self.http.put(url).header("content-type", "application/json").body(bytes);
-        let (status, body) = self.call(req, "uploading the manifest").await?;
+        let (status, body) = self.call(req, "uploading the manifest", MAX_SMALL_REPLY).await?;
         if !(200..300).contains(&status) {
             return Err(Self::error(status, &body, "uploading the manifest"));
         }
@@ -249,7 +278,73 @@ impl Directory for HttpDirectory {
 
     async fn manifest(&self, hash: &str) -> Result<Vec<u8>> {
         let url = format!("{}/v1/manifests/{hash}", self.base);
-        let (status, body) = self.call(self.http.get(url), "fetching the manifest").await?;
+        let (status, body) = self.call(self.http.get(url), "fetching the manifest", MAX_MANIFEST_BYTES).await?;
         if status == 200 { Ok(body) } else { Err(Self::error(status, &body, "fetching the manifest")) }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    /// A hostile server answering every request with `body_len` bytes, announced
+    /// (`Content-Length`) or streamed (chunked, no length).
+    async fn hostile_server(body_len: usize, announce: bool) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    let _ = sock.read(&mut buf).await;
+                    let head = if announce {
+                        format!("HTTP/1.1 200 OK\r\ncontent-length: {body_len}\r\nconnection: close\r\n\r\n")
+                    } else {
+                        "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n".into()
+                    };
+                    if sock.write_all(head.as_bytes()).await.is_err() {
+                        return;
+                    }
+                    let chunk = vec![b'x'; 64 * 1024];
+                    let mut sent = 0;
+                    while sent < body_len {
+                        let n = chunk.len().min(body_len - sent);
+                        let r = if announce {
+                            sock.write_all(&chunk[..n]).await
+                        } else {
+                            let framed = [format!("{n:x}\r\n").as_bytes(), &chunk[..n], b"\r\n"].concat();
+                            sock.write_all(&framed).await
+                        };
+                        if r.is_err() {
+                            return; // the client stopped reading: that is the point
+                        }
+                        sent += n;
+                    }
+                    if !announce {
+                        let _ = sock.write_all(b"0\r\n\r\n").await;
+                    }
+                });
+            }
+        });
+        format!("http://{addr}")
+    }
+
+    #[tokio::test]
+    async fn replies_are_read_with_a_limit() {
+        let hash = "0".repeat(64);
+        for announce in [true, false] {
+            let big = HttpDirectory::new(&hostile_server(MAX_MANIFEST_BYTES + 1, announce).await).unwrap();
+            let e = big.manifest(&hash).await.unwrap_err();
+            assert!(e.to_string().contains("larger than"), "announce={announce}: {e}");
+            let ok = HttpDirectory::new(&hostile_server(1000, announce).await).unwrap();
+            assert_eq!(ok.manifest(&hash).await.unwrap().len(), 1000);
+        }
+        let key = PublicKey::of(&SigningKey::from_bytes(&[3; 32]));
+        let huge = HttpDirectory::new(&hostile_server(MAX_CHAIN_REPLY + 1, false).await).unwrap();
+        let e = huge.chain(&key).await.unwrap_err();
+        assert!(e.to_string().contains("larger than"), "{e}");
     }
 }

@@ -38,7 +38,7 @@ pub mod shares;
 use kv_schemas::KezError;
 
 pub use config::NodeConfig;
-pub use endpoints::{Chains, DeviceEndpoints, Ensured, ensure_device_endpoints, remove_device_endpoints};
+pub use endpoints::{Chains, DeviceEndpoints, Ensured, PinnedChains, ensure_device_endpoints, remove_device_endpoints};
 pub use fetch::{FetchEvent, FetchRequest, Fetched, Fetcher, Source, fetch};
 pub use manifest_store::{Browsed, Directory, HttpDirectory, Published, VisibleEntry, browse, publish_manifest};
 pub use node::{Provider, ServeEvent};
@@ -127,4 +127,37 @@ pub fn endpoint_id(key: &kv_schemas::PublicKey) -> Result<iroh::EndpointId> {
 /// An endpoint id as a key.
 pub fn key_of(id: &iroh::EndpointId) -> Result<kv_schemas::PublicKey> {
     Ok(kv_schemas::PublicKey::from_bytes(*id.as_bytes())?)
+}
+
+/// Most file systems allow 255 bytes per name.
+const MAX_NAME_BYTES: usize = 255;
+
+/// A hidden temporary name next to `name`: `.<name>.<tag>-<random hex>`, with
+/// `name` cut (at a character boundary) so that the whole stays within 255 bytes
+/// even for a 255-byte file name.
+pub(crate) fn temp_name(name: &str, tag: &str) -> String {
+    let suffix = format!(".{tag}-{}", hex::encode(kv_schemas::random_bytes::<4>()));
+    let mut room = MAX_NAME_BYTES.saturating_sub(1 + suffix.len()).min(name.len());
+    while !name.is_char_boundary(room) {
+        room -= 1;
+    }
+    format!(".{}{suffix}", &name[..room])
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::temp_name;
+
+    #[test]
+    fn temp_names_fit_in_255_bytes() {
+        for name in ["a".repeat(255), "é".repeat(127), format!("{}😀", "n".repeat(251)), "short.txt".into()] {
+            for tag in ["kez-ct", "kez-part", "tmp"] {
+                let t = temp_name(&name, tag);
+                assert!(t.len() <= 255, "{} bytes for a {}-byte name", t.len(), name.len());
+                assert!(t.starts_with('.') && t.contains(&format!(".{tag}-")), "{t}");
+            }
+        }
+        assert!(temp_name("short.txt", "tmp").starts_with(".short.txt.tmp-"));
+    }
 }

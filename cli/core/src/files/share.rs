@@ -9,7 +9,7 @@ use std::path::Path;
 
 use ed25519_dalek::SigningKey;
 use kv_schemas::PublicKey;
-use kv_schemas::files::{CHUNK, Encryptor, Entry, FileMeta, blob_size, check_file_name, make_entry};
+use kv_schemas::files::{CHUNK, Encryptor, Entry, FileMeta, blob_size, check_file_name, make_entry, padded_len};
 use zeroize::Zeroizing;
 
 use super::shares::{ShareRecord, Shares};
@@ -77,12 +77,24 @@ pub fn share_file(owner: &SigningKey, files_dir: &Path, path: &Path, recipients:
             out.write_all(&ct)?;
             ct.clear();
         }
+        // Zeros up to the size class (PROTOCOL.md §7.1): the public ct_size shows
+        // the class, the exact size is only in the encrypted metadata.
+        let mut pad = padded_len(size) - size;
+        buf.fill(0);
+        while pad > 0 {
+            let n = pad.min(CHUNK as u64) as usize;
+            enc.update(&buf[..n], &mut ct)?;
+            ct_hash.update(&ct);
+            out.write_all(&ct)?;
+            ct.clear();
+            pad -= n as u64;
+        }
         enc.finish(&mut ct)?;
         ct_hash.update(&ct);
         out.write_all(&ct)?;
         let f = out.into_inner().map_err(|e| e.into_error())?;
         f.sync_all()?;
-        if f.metadata()?.len() != blob_size(size) {
+        if f.metadata()?.len() != blob_size(padded_len(size)) {
             return Err(FilesError::Other("ciphertext size mismatch (file changed while reading?)".into()));
         }
         Ok((size, *ct_hash.finalize().as_bytes(), plain_hash.finalize().to_hex().to_string()))
@@ -97,7 +109,7 @@ pub fn share_file(owner: &SigningKey, files_dir: &Path, path: &Path, recipients:
     std::fs::rename(&part, &final_path)?;
 
     let meta = FileMeta { name: name.clone(), size, hash: plain_hex };
-    let entry = make_entry(&owner_pk, &file_key, &n16, &blob_hash, blob_size(size), &meta, &wraps_for, id)?;
+    let entry = make_entry(&owner_pk, &file_key, &n16, &blob_hash, blob_size(padded_len(size)), &meta, &wraps_for, id)?;
     let record = ShareRecord {
         id: entry.id.clone(),
         blob: entry.blob.clone(),

@@ -36,8 +36,10 @@ import {
   encryptBlob,
   encryptMeta,
   metaKey,
+  paddedLength,
   parseEntry,
   payloadKey,
+  unpadFile,
   unwrapFileKey,
   wrapFileKey,
 } from '../files';
@@ -424,6 +426,17 @@ function filesJson(v: JsonValue): void {
   }
   for (const c of arr(v, 'entries_invalid')) {
     r.check(`entries_invalid/${c.name}`, () => expectCode(() => parseEntry(c.entry!), str(c, 'error')));
+  }
+  for (const c of arr(v, 'padding')) {
+    r.check(`padding/${c.name}`, () => eq(paddedLength(num(c, 'size')), num(c, 'padded'), 'padded'));
+  }
+  for (const c of arr(v, 'unpad')) {
+    r.check(`unpad/${c.name}`, () => {
+      const size = num(c, 'size');
+      const plain = concatBytes(new Uint8Array(size).fill(0x61), hexDecode(str(c, 'tail_hex')));
+      if (typeof c.error === 'string') expectCode(() => unpadFile(plain, size), c.error);
+      else eq(unpadFile(plain, size).length, size, 'file length');
+    });
   }
   r.done();
 }
