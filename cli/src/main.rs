@@ -166,6 +166,12 @@ enum Command {
     ///
     /// Example: kez-chat history @chris --limit 20
     History(cmd::chat::HistoryArgs),
+    /// Search the stored history on this device: messages containing all the words, in any
+    /// order, ignoring case and accents; newest first. Nothing is sent to the server.
+    ///
+    /// Example: kez-chat search dinner friday
+    /// Example: kez-chat --json search invoice --limit 5
+    Search(cmd::chat::SearchArgs),
     /// Groups: create one, add, remove and promote members, rename, leave, list, show.
     ///
     /// A group lives only on its members' devices: the server stores nothing about it and
@@ -287,6 +293,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Unshare(a) => cmd::files::unshare(&mut ctx, a).await,
         Command::Serve(a) => cmd::files::serve(&mut ctx, a).await,
         Command::History(a) => cmd::chat::history(&mut ctx, a).await,
+        Command::Search(a) => cmd::chat::search(&ctx, a),
         Command::Devices(a) => cmd::devices::devices(&mut ctx, a).await,
         Command::Group(a) => cmd::groups::group(&mut ctx, a).await,
         Command::Block(a) => cmd::devices::block(&mut ctx, a).await,

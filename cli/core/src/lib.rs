@@ -20,6 +20,7 @@ pub mod contacts;
 pub mod device;
 pub mod error;
 pub mod groups;
+pub mod search;
 pub mod store;
 
 pub use error::ClientError;

@@ -363,6 +363,15 @@ impl Store {
             .collect()
     }
 
+    /// Every stored message, direct and group, in no particular order (for local search).
+    pub fn all_messages(&self) -> Result<Vec<StoredMessage>> {
+        self.messages
+            .iter()
+            .values()
+            .map(|v| serde_json::from_slice(&v?).map_err(|e| ClientError::Store(format!("message: {e}"))))
+            .collect()
+    }
+
     /// Every peer that has a conversation, with its message count.
     pub fn conversations(&self) -> Result<Vec<(PublicKey, usize)>> {
         let mut out: Vec<(PublicKey, usize)> = Vec::new();

@@ -27,6 +27,7 @@ use kez_client::chat::{self, Outgoing, Received, Sender};
 use kez_client::contacts::{Change, Contact};
 use kez_client::device::LocalDevice;
 use kez_client::groups::{self, GroupStore, GroupUpdate};
+use kez_client::search;
 use kez_client::store::{Store, StoredMessage};
 use kez_client::{ClientError, Identity};
 use kv_schemas::ErrorCode;
@@ -66,6 +67,16 @@ pub struct HistoryArgs {
     /// The contact (or `ed25519:<hex>` for an unknown sender), or a group: `#name` or `group:<id>`.
     handle: String,
     /// Show at most this many of the latest messages.
+    #[arg(long, default_value_t = 50)]
+    limit: usize,
+}
+
+#[derive(Args)]
+pub struct SearchArgs {
+    /// The words to find (all of them, in any order; case and accents are ignored).
+    #[arg(required = true, num_args = 1..)]
+    words: Vec<String>,
+    /// Show at most this many matches, newest first.
     #[arg(long, default_value_t = 50)]
     limit: usize,
 }
@@ -623,6 +634,57 @@ pub async fn history(ctx: &mut Ctx, args: HistoryArgs) -> Result<()> {
         let who = if m.outgoing { "me".to_string() } else { label.clone() };
         let text = m.text().map(str::to_string).unwrap_or_else(|| format!("[{} message]", m.kind));
         say!("[{}] {who}: {text}", fmt_time(m.ts));
+    }
+    Ok(())
+}
+
+/// `search <words>`: the local history's messages containing every word, newest first.
+pub fn search(ctx: &Ctx, args: SearchArgs) -> Result<()> {
+    let account = Account::require(&ctx.paths)?;
+    let query = args.words.join(" ");
+    if query.chars().count() > search::MAX_QUERY_CHARS {
+        return Err(ClientError::Usage(format!("a search is at most {} characters", search::MAX_QUERY_CHARS)).into());
+    }
+    let words = search::query_words(&query);
+    if words.is_empty() {
+        return Err(ClientError::Usage("give at least one word to search for".into()).into());
+    }
+    let store = Store::open(&ctx.paths.db_dir())?;
+    let hits = search::search(&store, &words, args.limit)?;
+    let groups = GroupStore::new(&ctx.paths);
+    // Where a match was said: the group, else the other side of the conversation.
+    // (`full`: the whole handle, for --json).
+    let place = |m: &StoredMessage, full: bool| match &m.group {
+        Some(g) => groups.load(g).ok().flatten().map(|l| format!("#{}", l.current().name)).unwrap_or_else(|| "#?".into()),
+        None => match store.contact_by_key(m.peer()).ok().flatten() {
+            Some(c) if full => c.handle.to_string(),
+            Some(c) => c.handle.display(&account.domain),
+            None => short_key(m.peer()),
+        },
+    };
+    let who = |m: &StoredMessage| match store.contact_by_key(&m.from).ok().flatten() {
+        _ if m.outgoing || m.from == account.key => "me".to_string(),
+        Some(c) => c.handle.display(&account.domain),
+        None => short_key(&m.from),
+    };
+    if ctx.json {
+        let items: Vec<_> = hits
+            .iter()
+            .map(|m| {
+                json!({
+                    "id": m.id, "from": m.from, "to": m.to, "outgoing": m.outgoing, "group": m.group,
+                    "in": place(m, true), "ts": m.ts, "time": fmt_time(m.ts), "text": m.text(),
+                })
+            })
+            .collect();
+        json_doc(&json!({ "query": query, "messages": items }));
+        return Ok(());
+    }
+    if hits.is_empty() {
+        say!("no stored message contains {query:?}");
+    }
+    for m in &hits {
+        say!("[{}] {} · {}: {}", fmt_time(m.ts), place(m, false), who(m), m.text().unwrap_or_default());
     }
     Ok(())
 }

@@ -85,6 +85,20 @@ fn two_users_chat_offline_delivery_in_order_exactly_once() {
     let h = alice.ok(&["history", "@bob"]).stdout;
     assert!(h.contains("me: hello bob") && h.contains("bob: hi alice"), "{h}");
 
+    // Local search: all words, any order, case ignored, newest first, sent and received alike.
+    let found = bob.ok(&["--json", "search", "LINES", "two"]).json();
+    assert_eq!(found["messages"].as_array().unwrap().len(), 1, "{found}");
+    assert_eq!(found["messages"][0]["text"], "third\nwith two lines");
+    assert_eq!(found["messages"][0]["in"], "alice@kez.test");
+    let found = bob.ok(&["--json", "search", "alice"]).json();
+    let texts: Vec<_> = found["messages"].as_array().unwrap().iter().map(|m| m["text"].clone()).collect();
+    assert_eq!(texts, [serde_json::json!("hi alice")]);
+    assert!(bob.ok(&["search", "hello"]).stdout.contains("alice · alice: hello bob"));
+    assert!(bob.ok(&["search", "nowhere"]).stdout.contains("no stored message contains"));
+    let r = bob.run_with(&["search", " "], "", &[]);
+    assert_ne!(r.code, 0, "an empty query is refused: {}", r.stdout);
+    assert!(r.stderr.contains("at least one word"), "{}", r.stderr);
+
     // A crash after a message was stored and shown, before its ack: it is not
     // lost and not shown again when the broker redelivers it.
     alice.ok(&["send", "bob", "before the crash"]);
