@@ -49,7 +49,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn matches_the_brief_vector() {
+    fn rfc8032_test_keys_give_the_independently_computed_number() {
         let a = PublicKey::from_hex("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a").unwrap();
         let b = PublicKey::from_hex("3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c").unwrap();
         assert_eq!(safety_number(&a, &b), "48816 62298 58517 51718 87039 65081 69549 34571 82025 17408 77738 40941");

@@ -38,8 +38,8 @@ pub(crate) fn gen_safety() -> Value {
         .map(|(n, k)| json!({"name": n, "key": k.to_string(), "f_hex": hex_encode(&f_of(k)), "fingerprint": safety::fingerprint(k)}))
         .collect();
     let pairs = [
-        ("brief_vector_rfc8032_test1_test2", 0, 1),
-        ("brief_vector_reversed", 1, 0),
+        ("rfc8032_test1_test2_keys", 0, 1),
+        ("rfc8032_keys_reversed", 1, 0),
         ("alice_bob", 2, 3),
         ("bob_alice", 3, 2),
         ("alice_carol", 2, 4),

@@ -127,7 +127,7 @@ describe('Ed25519 keys', () => {
 });
 
 describe('X25519 from Ed25519', () => {
-  test('RFC 8032 public keys map as computed independently (crypto brief appendix A)', () => {
+  test('RFC 8032 test 1 and 2 public keys map as computed independently', () => {
     expect(hexEncode(x25519PublicFromEd(hexDecode('d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a')))).toBe(
       'd85e07ec22b0ad881537c2f44d662d1a143cf830c57aca4305d85c7a90f6b62e',
     );
