@@ -385,4 +385,21 @@ mod tests {
         s.unblock(&spammer.public_key()).unwrap();
         assert!(matches!(receive(&s, &me, &env, 1, WINDOW).unwrap(), Received::Shown { .. }));
     }
+
+    /// The relay stores identical bytes once within its duplicate window (PROTOCOL.md §9.3),
+    /// so a replay reaches a reader only later, at another stream sequence: rejected then.
+    #[test]
+    fn the_same_envelope_at_another_sequence_is_a_replay() {
+        let me = Identity::from_seed([1; 32]);
+        let stranger = Identity::from_seed([5; 32]);
+        let (_d, s) = store();
+        let env = seal(&stranger, &me.public_key(), Body::Text("once".into())).unwrap().envelope;
+        assert!(matches!(receive(&s, &me, &env, 7, WINDOW).unwrap(), Received::Shown { .. }));
+        assert_eq!(receive(&s, &me, &env, 7, WINDOW).unwrap(), Received::Redelivered);
+        assert!(matches!(
+            receive(&s, &me, &env, 9, WINDOW).unwrap(),
+            Received::Rejected { code: ErrorCode::Replayed, .. }
+        ));
+        assert_eq!(s.history(&stranger.public_key(), 10).unwrap().len(), 1);
+    }
 }

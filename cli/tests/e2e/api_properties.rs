@@ -138,6 +138,9 @@ fn signed_requests(base: &str) {
     ] {
         expect(http(base, "GET", &path, &[], b""), 200, &path);
     }
+    // A `since` that is no seqno (the generator only makes valid ones from the schema).
+    let bad_since = format!("/v1/sigchains/ed25519/{}?since=x", pk.hex());
+    expect(http(base, "GET", &bad_since, &[], b""), 400, &bad_since);
 }
 
 /// `(route, method, status) → count` from the Prometheus text.
