@@ -191,10 +191,16 @@ fn the_error_schema_lists_every_error_code() {
             .map(|c| c.as_str().unwrap())
             .collect();
     let codes: std::collections::BTreeSet<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
-    // Codes only the inbox service and clients use (NATS user requests, opening messages):
-    // no /v1 route can answer them. A new code must be documented or listed here.
+    // Codes only the inbox service and clients use (NATS user requests, opening messages, group
+    // logs): no /v1 route can answer them. A new code must be documented or listed here.
     let not_http: std::collections::BTreeSet<&str> = [
         "decrypt_failed",
+        "group_fork",
+        "group_full",
+        "invalid_group_change",
+        "not_group_admin",
+        "not_group_member",
+        "unknown_group_state",
         "device_limit",
         "device_not_found",
         "device_removed",
