@@ -655,7 +655,9 @@ pub fn search(ctx: &Ctx, args: SearchArgs) -> Result<()> {
     // Where a match was said: the group, else the other side of the conversation.
     // (`full`: the whole handle, for --json).
     let place = |m: &StoredMessage, full: bool| match &m.group {
-        Some(g) => groups.load(g).ok().flatten().map(|l| format!("#{}", l.current().name)).unwrap_or_else(|| "#?".into()),
+        Some(g) => {
+            groups.load(g).ok().flatten().map(|l| format!("#{}", l.current().name)).unwrap_or_else(|| "#?".into())
+        }
         None => match store.contact_by_key(m.peer()).ok().flatten() {
             Some(c) if full => c.handle.to_string(),
             Some(c) => c.handle.display(&account.domain),

@@ -76,7 +76,7 @@ async fn try_ensure_bucket(
             bucket: spec.name.to_string(),
             description: spec.description.to_string(),
             history: spec.history,
-            max_value_size: spec.max_value_size,
+            max_value_size: stream_max_message_size(spec),
             max_age: spec.max_age,
             storage: jetstream::stream::StorageType::File,
             num_replicas: repl.replicas,
@@ -88,8 +88,34 @@ async fn try_ensure_bucket(
         }
     }
     ensure_replication(js, &format!("KV_{}", spec.name), repl).await?;
+    ensure_header_room(js, &format!("KV_{}", spec.name), stream_max_message_size(spec)).await?;
     // Bound after the settings are final: the store picks direct or leader reads from them.
     Ok(js.get_key_value(spec.name).await?)
+}
+
+/// Room for the headers of a KV write on top of the value: JetStream counts headers in
+/// `max_msg_size`, and a create carries `Nats-Expected-Last-Subject-Sequence`, so a value of
+/// exactly `max_value_size` bytes would otherwise be refused.
+const KV_HEADER_ROOM: i32 = 1024;
+
+/// The KV stream's `max_msg_size` for `spec`: its largest value plus header room. The services
+/// bound values themselves (e.g. a sigchain link to 8 KiB); this is the store's backstop.
+fn stream_max_message_size(spec: &BucketSpec) -> i32 {
+    if spec.max_value_size <= 0 { spec.max_value_size } else { spec.max_value_size.saturating_add(KV_HEADER_ROOM) }
+}
+
+/// Raises the stream's `max_msg_size` to `wanted` when a bucket created by an older version
+/// has less (never lowers it).
+async fn ensure_header_room(js: &jetstream::Context, name: &str, wanted: i32) -> Result<(), async_nats::Error> {
+    let mut stream = js.get_stream(name).await?;
+    let mut config = stream.info().await?.config.clone();
+    if wanted <= 0 || config.max_message_size <= 0 || config.max_message_size >= wanted {
+        return Ok(());
+    }
+    tracing::info!(stream = name, from = config.max_message_size, to = wanted, "raising the bucket's largest message");
+    config.max_message_size = wanted;
+    js.update_stream(config).await.map_err(|e| format!("raising max_msg_size of {name} failed: {e}"))?;
+    Ok(())
 }
 
 /// Brings the existing stream `name` to `repl`: raises its replicas if lower, and turns
