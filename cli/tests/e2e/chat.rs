@@ -91,8 +91,8 @@ fn two_users_chat_offline_delivery_in_order_exactly_once() {
     assert_eq!(found["messages"][0]["text"], "third\nwith two lines");
     assert_eq!(found["messages"][0]["in"], "alice@kez.test");
     let found = bob.ok(&["--json", "search", "alice"]).json();
-    let texts: Vec<_> = found["messages"].as_array().unwrap().iter().map(|m| m["text"].clone()).collect();
-    assert_eq!(texts, [serde_json::json!("hi alice")]);
+    let found: Vec<_> = found["messages"].as_array().unwrap().iter().map(|m| m["text"].clone()).collect();
+    assert_eq!(found, [serde_json::json!("hi alice")]);
     assert!(bob.ok(&["search", "hello"]).stdout.contains("alice · alice: hello bob"));
     assert!(bob.ok(&["search", "nowhere"]).stdout.contains("no stored message contains"));
     let r = bob.run_with(&["search", " "], "", &[]);
